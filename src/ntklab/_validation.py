@@ -1,0 +1,121 @@
+"""Input checks that turn bad input into a clear ``ValueError`` naming the argument.
+
+Every public entry point of ntklab validates its arrays here, so that a user sees
+``ValueError: X must be a 2-D array (n_samples, n_features); got shape (5,)`` rather
+than a traceback from inside numpy or torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def check_matrix(X: Any, name: str = "X", *, n_features: int | None = None) -> np.ndarray:
+    """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
+
+    Parameters
+    ----------
+    X : array_like or torch.Tensor
+        The input.
+    name : str
+        The argument's name, used in error messages.
+    n_features : int, optional
+        If given, the required number of columns (e.g. that of the other argument).
+    """
+    if X is None:
+        raise ValueError(f"{name} is required; got None")
+    if hasattr(X, "detach") and hasattr(X, "cpu"):  # torch.Tensor without importing torch
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array; could not convert it ({exc})") from None
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array (n_samples, n_features); got shape {arr.shape}. "
+            "Use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sample and one feature; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]}); "
+            "remove or impute them first"
+        )
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features but {n_features} were expected "
+            "(X and Z must have the same number of columns)"
+        )
+    return arr
+
+
+def check_pair(X: Any, Z: Any = None, *, names: tuple[str, str] = ("X", "Z")):
+    """Validate ``X`` and optional ``Z`` (same feature count). Returns ``(X, Z, symmetric)``."""
+    X = check_matrix(X, names[0])
+    if Z is None:
+        return X, X, True
+    Z = check_matrix(Z, names[1], n_features=X.shape[1])
+    return X, Z, False
+
+
+def check_vector(y: Any, name: str = "y", *, length: int | None = None) -> np.ndarray:
+    """Return ``y`` as a finite float64 vector; (n, 1) column vectors are flattened."""
+    if y is None:
+        raise ValueError(f"{name} is required; got None")
+    if hasattr(y, "detach") and hasattr(y, "cpu"):
+        y = y.detach().cpu().numpy()
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array; could not convert it ({exc})") from None
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array (n_samples,); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but {length} were expected (one per row of X)")
+    return arr
+
+
+def check_unit_norm(X: np.ndarray, name: str = "X", *, atol: float = 1e-6) -> np.ndarray:
+    """Raise unless every row of ``X`` has Euclidean norm 1 (within ``atol``)."""
+    norms = np.linalg.norm(X, axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > atol)
+    if bad.size:
+        raise ValueError(
+            f"{name} must have unit-norm rows (points on the sphere); row {bad[0]} has norm "
+            f"{norms[bad[0]]:.6g}. Use ntklab.data.project_to_sphere(X) first"
+        )
+    return X
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum`` or raise a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return int(value)
+
+
+def check_float(value: Any, name: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+    """Return ``value`` as a finite float >= ``minimum`` (> if ``strict``), else raise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number; got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    if out < minimum or (strict and out == minimum):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be {op} {minimum}; got {value!r}")
+    return out

@@ -1,0 +1,253 @@
+r"""One definition of a network family: its NNGP, its NTK and its finite networks.
+
+SPEC §1: input :math:`x \in \mathbb R^d`, :math:`L \ge 1` hidden layers of width :math:`n`,
+ReLU :math:`\phi`, scalar output,
+
+.. math::
+
+    h^1(x) = a_1 W^1 x + \beta b^1, \quad W^1_{ij} \sim \mathcal N(0, v_1),\; b^1_i \sim \mathcal N(0, 1)
+
+    h^{l+1}(x) = \frac{\sigma_w}{\sqrt n} W^{l+1} \phi(h^l(x)) + \beta b^{l+1},
+    \quad W^{l+1}, b^{l+1} \sim \mathcal N(0, 1), \quad l = 1..L,
+
+    f(x) = h^{L+1}(x).
+
+========== ======================= =================== =================== ============ ==========
+name       source                  :math:`a_1`         :math:`v_1`         σ_w (l ≥ 2)  β
+========== ======================= =================== =================== ============ ==========
+``jacot``  Jacot et al. 2018       σ_w/√d              1                   σ_w (1)      β (0.1)
+``arora``  Arora et al. 2019       1                   1                   √2           0
+``paper``  the seed, §3.1 (NTKB)   1                   σ_w²/d              σ_w (1)      β (0.1)
+========== ======================= =================== =================== ============ ==========
+
+Defaults σ_w = 1, β = 0.1 for ``jacot`` and ``paper`` are *assumed* (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._validation import check_float, check_int, check_pair
+from .kernels import KernelState
+from .layers import Dense, ReLU
+from .networks import FullyConnectedNetwork, resolve_device
+
+__all__ = ["Architecture", "Parameterization", "PARAMETERIZATIONS"]
+
+
+@dataclass(frozen=True)
+class Parameterization:
+    r"""How a parameterization scales the first layer, and its default constants.
+
+    Attributes
+    ----------
+    name, source : str
+    sigma_w, sigma_b : float
+        Defaults for σ_w (layers l ≥ 2) and β.
+    first_layer_scale : str
+        ``"sigma_w/sqrt(d)"`` (a₁ = σ_w/√d, v₁ = 1: Jacot),
+        ``"unit"`` (a₁ = 1, v₁ = 1: Arora), or
+        ``"init"`` (a₁ = 1, v₁ = σ_w²/d: the seed's NTKB).
+    assumed : tuple of str
+        Which defaults SPEC marks *assumed*.
+    """
+
+    name: str
+    source: str
+    sigma_w: float
+    sigma_b: float
+    first_layer_scale: str
+    assumed: tuple[str, ...] = ()
+
+    def first_layer(self, d: int, sigma_w: float) -> tuple[float, float]:
+        """Return ``(a1, v1)`` for input dimension ``d``."""
+        if self.first_layer_scale == "sigma_w/sqrt(d)":
+            return sigma_w / math.sqrt(d), 1.0
+        if self.first_layer_scale == "unit":
+            return 1.0, 1.0
+        if self.first_layer_scale == "init":
+            return 1.0, sigma_w**2 / d
+        raise AssertionError(self.first_layer_scale)  # pragma: no cover
+
+
+PARAMETERIZATIONS: dict[str, Parameterization] = {
+    p.name: p
+    for p in (
+        Parameterization("jacot", "Jacot et al. 2018", 1.0, 0.1, "sigma_w/sqrt(d)", ("sigma_w", "sigma_b")),
+        Parameterization("arora", "Arora et al. 2019", math.sqrt(2.0), 0.0, "unit"),
+        Parameterization("paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b")),
+    )
+}
+
+_BLOCK_ENTRIES = 1 << 22  # row blocks of about 4M entries (32 MB per float64 matrix)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    r"""A fully connected ReLU network family: depth, parameterization and constants.
+
+    From this one object come the analytic kernels (:meth:`nngp`, :meth:`ntk`,
+    :meth:`kernels`) and the finite networks (:meth:`network`); both are built from the
+    same :meth:`layers`, so they cannot disagree.
+
+    Parameters
+    ----------
+    depth : int
+        Number of hidden layers :math:`L \ge 1`.
+    parameterization : {"jacot", "arora", "paper"}
+        See the module docstring and SPEC §1.
+    sigma_w : float, optional
+        Weight scale σ_w of layers l ≥ 2 (and, for ``jacot``/``paper``, of the first layer).
+        ``None``: the parameterization's default (1, or √2 for ``arora``).
+    sigma_b : float, optional
+        Bias scale β. ``None``: the parameterization's default (0.1, or 0 for ``arora``).
+
+    Notes
+    -----
+    Kernel recursion (SPEC §2; Jacot et al. 2018, Lee et al. 2019, Arora et al. 2019):
+
+    .. math::
+
+        \Sigma^1 = a_1^2 v_1\, x\cdot x' + \beta^2, \qquad \Theta^1 = a_1^2\, x\cdot x' + \beta^2,
+
+        \Sigma^{l+1} = \sigma_w^2\, \mathbb E[\phi(u)\phi(v)] + \beta^2, \quad
+        \dot\Sigma^{l+1} = \sigma_w^2\, \mathbb E[\phi'(u)\phi'(v)], \quad
+        \Theta^{l+1} = \Theta^l \dot\Sigma^{l+1} + \Sigma^{l+1},
+
+    with :math:`(u, v) \sim \mathcal N(0, \Sigma^l)`. The NNGP is :math:`\Sigma^{L+1}` and the
+    NTK :math:`\Theta^{L+1}`.
+
+    Examples
+    --------
+    >>> import numpy as np, ntklab
+    >>> arch = ntklab.Architecture(depth=2, parameterization="paper")
+    >>> X = np.eye(3)
+    >>> arch.ntk(X).shape
+    (3, 3)
+    """
+
+    depth: int
+    parameterization: str = "jacot"
+    sigma_w: float | None = None
+    sigma_b: float | None = None
+    _param: Parameterization = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        check_int(self.depth, "depth", minimum=1)
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"parameterization must be one of {sorted(PARAMETERIZATIONS)}; got {self.parameterization!r}"
+            )
+        param = PARAMETERIZATIONS[self.parameterization]
+        object.__setattr__(self, "_param", param)
+        sw = param.sigma_w if self.sigma_w is None else check_float(self.sigma_w, "sigma_w", strict=True)
+        sb = param.sigma_b if self.sigma_b is None else check_float(self.sigma_b, "sigma_b")
+        object.__setattr__(self, "sigma_w", float(sw))
+        object.__setattr__(self, "sigma_b", float(sb))
+
+    # -- the one definition -------------------------------------------------------------
+    def layers(self, in_features: int) -> tuple:
+        """The layer sequence for input dimension ``d``: Dense, (ReLU, Dense) × depth."""
+        d = check_int(in_features, "in_features")
+        a1, v1 = self._param.first_layer(d, self.sigma_w)
+        out = [Dense(gain=a1**2 * d, weight_var=v1, bias=self.sigma_b)]
+        for _ in range(self.depth):
+            out += [ReLU(), Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b)]
+        return tuple(out)
+
+    @property
+    def assumed(self) -> dict[str, float]:
+        """The constants SPEC marks *assumed* that this architecture uses at their default."""
+        out = {}
+        for name in self._param.assumed:
+            out[name] = getattr(self, name)
+        return out
+
+    @property
+    def name(self) -> str:
+        """Short label in the seed's naming, e.g. ``NTKB2`` for ``paper`` depth 2."""
+        letter = {"jacot": "J", "arora": "A", "paper": "B"}[self.parameterization]
+        return f"NTK{letter}{self.depth}"
+
+    # -- kernels ----------------------------------------------------------------------------
+    def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(nngp, ntk)``, float64 arrays of shape (len(X), len(Z)), in one pass.
+
+        Rows of ``X`` are processed in blocks so that memory stays a few times the output
+        size (n = 20 000 fits in 24 GB).
+
+        Parameters
+        ----------
+        X : array_like (n, d)
+        Z : array_like (m, d), optional
+            Defaults to ``X`` (then both outputs are exactly symmetric).
+        block_rows : int, optional
+            Rows per block; default keeps each block near 4M entries.
+        """
+        X, Z, symmetric = check_pair(X, Z)
+        layers = self.layers(X.shape[1])
+        n, m = X.shape[0], Z.shape[0]
+        rows = block_rows or max(1, _BLOCK_ENTRIES // max(m, 1))
+        nngp = np.empty((n, m))
+        ntk = np.empty((n, m))
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            state = KernelState.from_inputs(X[start:stop], Z)
+            for layer in layers:
+                state = layer.kernel(state)
+            nngp[start:stop] = state.cov
+            ntk[start:stop] = state.ntk
+        if symmetric:
+            _symmetrize(nngp)
+            _symmetrize(ntk)
+        return nngp, ntk
+
+    def nngp(self, X, Z=None) -> np.ndarray:
+        """NNGP kernel :math:`\\Sigma^{L+1}(X, Z)` (float64, shape (len(X), len(Z)))."""
+        return self.kernels(X, Z)[0]
+
+    def ntk(self, X, Z=None) -> np.ndarray:
+        """Neural tangent kernel :math:`\\Theta^{L+1}(X, Z)` (float64, shape (len(X), len(Z)))."""
+        return self.kernels(X, Z)[1]
+
+    # -- finite networks --------------------------------------------------------------------
+    def network(
+        self,
+        width: int,
+        *,
+        seed: int,
+        in_features: int,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device | None = None,
+    ) -> FullyConnectedNetwork:
+        """The finite network of SPEC §1 at hidden width ``width``.
+
+        Parameters are drawn on the CPU from ``torch.Generator().manual_seed(seed)`` (so the
+        same seed gives the same network on any device), then moved to ``device``
+        (``None``: CUDA when available, else CPU). Output shape is (n,).
+        """
+        width = check_int(width, "width")
+        seed = check_int(seed, "seed", minimum=0)
+        dev = resolve_device(device)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        layers = self.layers(in_features)
+        fans = [in_features] + [width] * self.depth + [1]
+        modules, i = [], 0
+        for layer in layers:
+            if isinstance(layer, Dense):
+                modules.append(layer.module(fans[i], fans[i + 1], generator=gen, dtype=dtype))
+                i += 1
+            else:
+                modules.append(layer.module(width, width))
+        net = FullyConnectedNetwork(modules, architecture=self, width=width, in_features=in_features, seed=seed)
+        return net.to(dev)
+
+
+def _symmetrize(K: np.ndarray) -> None:
+    """Make ``K`` exactly symmetric in place (round-off differs between row blocks)."""
+    K += K.T
+    K *= 0.5
