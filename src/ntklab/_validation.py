@@ -39,7 +39,9 @@ def check_matrix(X: Any, name: str = "X", *, n_features: int | None = None) -> n
             "Use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample."
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one sample and one feature; got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must have at least one sample and one feature; got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
@@ -80,7 +82,9 @@ def check_vector(y: Any, name: str = "y", *, length: int | None = None) -> np.nd
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
     if length is not None and arr.shape[0] != length:
-        raise ValueError(f"{name} has {arr.shape[0]} entries but {length} were expected (one per row of X)")
+        raise ValueError(
+            f"{name} has {arr.shape[0]} entries but {length} were expected (one per row of X)"
+        )
     return arr
 
 

@@ -77,9 +77,13 @@ class Parameterization:
 PARAMETERIZATIONS: dict[str, Parameterization] = {
     p.name: p
     for p in (
-        Parameterization("jacot", "Jacot et al. 2018", 1.0, 0.1, "sigma_w/sqrt(d)", ("sigma_w", "sigma_b")),
+        Parameterization(
+            "jacot", "Jacot et al. 2018", 1.0, 0.1, "sigma_w/sqrt(d)", ("sigma_w", "sigma_b")
+        ),
         Parameterization("arora", "Arora et al. 2019", math.sqrt(2.0), 0.0, "unit"),
-        Parameterization("paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b")),
+        Parameterization(
+            "paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b")
+        ),
     )
 }
 
@@ -144,7 +148,11 @@ class Architecture:
             )
         param = PARAMETERIZATIONS[self.parameterization]
         object.__setattr__(self, "_param", param)
-        sw = param.sigma_w if self.sigma_w is None else check_float(self.sigma_w, "sigma_w", strict=True)
+        sw = (
+            param.sigma_w
+            if self.sigma_w is None
+            else check_float(self.sigma_w, "sigma_w", strict=True)
+        )
         sb = param.sigma_b if self.sigma_b is None else check_float(self.sigma_b, "sigma_b")
         object.__setattr__(self, "sigma_w", float(sw))
         object.__setattr__(self, "sigma_b", float(sb))
@@ -161,7 +169,8 @@ class Architecture:
 
     @property
     def assumed(self) -> dict[str, float]:
-        """The constants SPEC marks *assumed* that this architecture uses at their default."""
+        """The constants SPEC marks *assumed* (the seed's values were lost), with the values
+        this architecture uses for them (the defaults unless overridden); print in reports."""
         out = {}
         for name in self._param.assumed:
             out[name] = getattr(self, name)
@@ -243,7 +252,9 @@ class Architecture:
                 i += 1
             else:
                 modules.append(layer.module(width, width))
-        net = FullyConnectedNetwork(modules, architecture=self, width=width, in_features=in_features, seed=seed)
+        net = FullyConnectedNetwork(
+            modules, architecture=self, width=width, in_features=in_features, seed=seed
+        )
         return net.to(dev)
 
 

@@ -98,7 +98,8 @@ class Dense:
         self, fan_in: int, fan_out: int, *, generator: torch.Generator, dtype: torch.dtype
     ) -> DenseModule:
         weight = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
-        weight *= math.sqrt(self.weight_var)
+        if self.weight_var != 1.0:
+            weight *= math.sqrt(self.weight_var)
         bias = None
         if self.bias != 0.0:
             bias = torch.randn(fan_out, generator=generator, dtype=torch.float64)
@@ -133,4 +134,3 @@ class ReLU:
 
     def module(self, fan_in: int, fan_out: int, *, generator=None, dtype=None) -> nn.Module:
         return nn.ReLU()
-

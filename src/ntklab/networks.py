@@ -26,9 +26,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r} ({exc})") from None
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r} ({exc})"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='cpu'")
+        raise ValueError(
+            f"device={device!r} was asked for but CUDA is not available; use device='cpu'"
+        )
     return dev
 
 
@@ -51,7 +55,9 @@ class FullyConnectedNetwork(nn.Module):
         The seed its parameters were drawn from.
     """
 
-    def __init__(self, layers: list[nn.Module], *, architecture, width: int, in_features: int, seed: int):
+    def __init__(
+        self, layers: list[nn.Module], *, architecture, width: int, in_features: int, seed: int
+    ):
         super().__init__()
         self.layers = nn.Sequential(*layers)
         self.architecture = architecture
@@ -69,6 +75,8 @@ class FullyConnectedNetwork(nn.Module):
         outs = []
         with torch.no_grad():
             for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(X[start : start + batch_size], dtype=param.dtype, device=param.device)
+                xb = torch.as_tensor(
+                    X[start : start + batch_size], dtype=param.dtype, device=param.device
+                )
                 outs.append(self(xb).double().cpu())
         return torch.cat(outs).numpy()

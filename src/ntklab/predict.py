@@ -19,10 +19,17 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_float, check_matrix, check_vector
 
-__all__ = ["KernelRegressor", "cho_solve_jitter"]
+__all__ = [
+    "KernelRegressor",
+    "cho_solve_jitter",
+    "gradient_descent_mse",
+    "gradient_descent_mse_ensemble",
+]
 
 
-def cho_solve_jitter(K: np.ndarray, B: np.ndarray, *, max_tries: int = 12) -> tuple[np.ndarray, float]:
+def cho_solve_jitter(
+    K: np.ndarray, B: np.ndarray, *, max_tries: int = 12
+) -> tuple[np.ndarray, float]:
     """Solve ``K A = B`` for symmetric PSD ``K`` by Cholesky, adding jitter only if needed.
 
     The jitter starts at ``1e-12 · mean(diag K)`` and grows by 10 until the factorization
@@ -73,8 +80,8 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
     ----------
     X_fit_ : ndarray (m, d)
         A copy of the training inputs.
-    dual_coef_ : ndarray (m,)
-        :math:`(K + \lambda I)^{-1} y`.
+    dual_coef_ : ndarray (m,) or (m, k)
+        :math:`(K + \lambda I)^{-1} y` (one column per column of ``y``).
     jitter_ : float
         Diagonal jitter that was needed for the Cholesky factorization (0.0 if none).
     n_features_in_ : int
@@ -95,16 +102,27 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
                 "kernel must be a callable k(X, Z), e.g. ntklab.Architecture(1).ntk; "
                 f"got {self.kernel!r}"
             )
-        return np.asarray(self.kernel(X, Z) if Z is not None else self.kernel(X), dtype=np.float64)
+        K = np.asarray(self.kernel(X, Z) if Z is not None else self.kernel(X), dtype=np.float64)
+        shape = (X.shape[0], X.shape[0] if Z is None else Z.shape[0])
+        if K.shape != shape:
+            raise ValueError(f"kernel(X, Z) must return shape {shape}; got {K.shape}")
+        if not np.all(np.isfinite(K)):
+            raise ValueError("kernel returned NaN or infinite values; check the kernel and X")
+        return K
 
     def fit(self, X, y):
-        """Fit on training inputs ``X`` (m, d) and targets ``y`` (m,)."""
+        """Fit on training inputs ``X`` (m, d) and targets ``y`` (m,) or (m, k).
+
+        The inputs are copied (never modified); ``y`` may have several columns (one
+        regression per column, sharing one Cholesky factorization).
+        """
         ridge = check_float(self.ridge, "ridge")
-        X = check_matrix(X, "X").copy()
-        y = check_vector(y, "y", length=X.shape[0])
+        X, y = _validate_data(self, X, y, y_numeric=True, multi_output=True, dtype=np.float64)
+        X = np.array(X, dtype=np.float64, copy=True)
+        y = np.array(y, dtype=np.float64, copy=True)
         K = self._kernel(X)
         if ridge:
-            K = K + ridge * np.eye(K.shape[0])
+            K = K + ridge * np.eye(K.shape[0])  # a new array: the kernel's output may be cached
         self.dual_coef_, self.jitter_ = cho_solve_jitter(K, y)
         if self.jitter_:
             warnings.warn(
@@ -113,11 +131,265 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
                 stacklevel=2,
             )
         self.X_fit_ = X
-        self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X) -> np.ndarray:
         """Predict at ``X`` (n, d): ``k(X, X_fit_) @ dual_coef_``."""
         check_is_fitted(self, "dual_coef_")
-        X = check_matrix(X, "X", n_features=self.n_features_in_)
-        return self._kernel(X, self.X_fit_) @ self.dual_coef_
+        X = _validate_data(self, X, reset=False, dtype=np.float64)
+        return self._kernel(np.asarray(X, dtype=np.float64), self.X_fit_) @ self.dual_coef_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
+
+
+def _validate_data(estimator, *args, **kwargs):
+    """scikit-learn's input validation (standard messages; sets ``n_features_in_``)."""
+    try:
+        from sklearn.utils.validation import validate_data
+    except ImportError:  # scikit-learn < 1.6
+        return estimator._validate_data(*args, **kwargs)
+    return validate_data(estimator, *args, **kwargs)
+
+
+# ---- finite-time NTK prediction (issue 3) --------------------------------------------------
+
+
+def _check_steps(steps) -> tuple[np.ndarray, bool]:
+    """Return ``steps`` as a float64 1-D array of values >= 0 (``inf`` allowed) and a scalar flag."""
+    try:
+        arr = np.asarray(steps, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"steps must be a number >= 0, numpy.inf or an array of them; got {steps!r}"
+        ) from None
+    if arr.ndim > 1:
+        raise ValueError(f"steps must be a scalar or a 1-D array; got shape {arr.shape}")
+    if np.any(np.isnan(arr)) or np.any(arr < 0):
+        raise ValueError(f"steps must be >= 0 (numpy.inf for the end of training); got {steps!r}")
+    return np.atleast_1d(arr), arr.ndim == 0
+
+
+def _check_square(K, name: str, m: int | None = None) -> np.ndarray:
+    K = check_matrix(K, name)
+    if K.shape[0] != K.shape[1]:
+        raise ValueError(f"{name} must be a square (m, m) kernel matrix; got shape {K.shape}")
+    if m is not None and K.shape[0] != m:
+        raise ValueError(f"{name} has shape {K.shape} but y_train has {m} entries")
+    return K
+
+
+def _gd_modes(ntk_train: np.ndarray, lr: float, steps: np.ndarray, eig=None):
+    r"""Eigen-decomposition of Θ and the spectral factors of gradient descent.
+
+    With :math:`a = 2\eta/m` and :math:`\Theta = V \operatorname{diag}(\lambda) V^\top`,
+    returns ``V``, ``decay[s, i]`` :math:`= (1 - a\lambda_i)^{T_s}` and
+    ``gain[s, i]`` :math:`= (1 - (1 - a\lambda_i)^{T_s}) / \lambda_i` (its limit
+    :math:`a T_s` as :math:`\lambda_i \to 0`). Eigenvalues below
+    ``m · eps · λ_max`` are treated as the null space of Θ, which gradient descent never
+    moves along: decay 1 and gain :math:`a T` (0 at :math:`T = \infty`, a pseudo-inverse).
+    ``eig``: a precomputed ``np.linalg.eigh(ntk_train)``.
+    """
+    m = ntk_train.shape[0]
+    a = 2.0 * lr / m
+    lam, V = np.linalg.eigh(ntk_train) if eig is None else eig
+    lam_max = max(float(lam[-1]), 0.0)
+    if a * lam_max >= 2.0:
+        warnings.warn(
+            f"lr={lr:.4g} is above the stability limit m / lambda_max = {m / lam_max:.4g}: "
+            "gradient descent diverges and so does this prediction",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    null = lam <= m * np.finfo(np.float64).eps * max(lam_max, np.finfo(np.float64).tiny)
+    x = a * np.where(null, 0.0, lam)  # (m,)
+    T = steps[:, None]  # (S, 1)
+    finite = np.isfinite(T)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # (1 - x)^T via exp(T log1p(-x)) where x < 1 (accurate for small x); plain power beyond.
+        stable = x < 1.0
+        log_base = np.log1p(-np.where(stable, x, 0.0))
+        decay = np.where(stable, np.exp(np.where(finite, T, 1.0) * log_base), np.power(1.0 - x, T))
+        one_minus = np.where(stable, -np.expm1(np.where(finite, T, 1.0) * log_base), 1.0 - decay)
+        # T = inf: converged modes (0 < x < 2) have decay 0; the null space keeps decay 1.
+        conv = (x > 0.0) & (x < 2.0)
+        decay = np.where(finite, decay, np.where(conv, 0.0, np.where(null, 1.0, np.inf)))
+        one_minus = np.where(finite, one_minus, np.where(conv, 1.0, np.where(null, 0.0, -np.inf)))
+        safe_lam = np.where(null, 1.0, lam)
+        gain = np.where(null, np.where(finite, a * T, 0.0), one_minus / safe_lam)
+    return V, decay, gain
+
+
+def gradient_descent_mse(
+    ntk_train,
+    ntk_test_train,
+    y_train,
+    *,
+    lr: float,
+    steps,
+    f0_train=None,
+    f0_test=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Outputs of the linearized network after ``steps`` steps of gradient descent (SPEC §3).
+
+    Full-batch gradient descent with learning rate :math:`\eta` on
+    :math:`\ell = \frac1m \sum_i (f(x_i) - y_i)^2` moves the linearized network
+    (Lee et al. 2019) as
+
+    .. math::
+
+        f_T(X) - y = (I - \tfrac{2\eta}{m}\Theta)^T (f_0(X) - y),
+
+        f_T(x_*) = f_0(x_*) + \Theta(x_*, X)\,\Theta^{-1}
+                   \bigl[I - (I - \tfrac{2\eta}{m}\Theta)^T\bigr] (y - f_0(X)),
+
+    computed from one eigendecomposition :math:`\Theta = V \operatorname{diag}(\lambda) V^\top`.
+    At :math:`T = \infty` (and :math:`\eta < m/\lambda_{\max}`) this is kernel regression with
+    ridge 0; directions with numerically zero eigenvalue are never moved (pseudo-inverse).
+
+    Parameters
+    ----------
+    ntk_train : array_like (m, m)
+        :math:`\Theta(X, X)`, float64, symmetric PSD.
+    ntk_test_train : array_like (n, m)
+        :math:`\Theta(X_*, X)`.
+    y_train : array_like (m,)
+    lr : float
+        Learning rate :math:`\eta > 0` of the loss above (not :math:`2\eta/m`).
+    steps : float, numpy.inf or array_like (S,)
+        Number of gradient-descent steps :math:`T \ge 0`; an array gives a whole curve in one
+        call.
+    f0_train, f0_test : array_like (m,) and (n,), optional
+        Outputs of the network at initialization; ``None`` means 0 (a centered network, or
+        the mean over initializations).
+
+    Returns
+    -------
+    f_train : ndarray (m,) or (S, m)
+    f_test : ndarray (n,) or (S, n)
+        Shapes (S, ·) when ``steps`` is an array.
+
+    References
+    ----------
+    Lee, J. et al. (2019). Wide neural networks of any depth evolve as linear models under
+    gradient descent. NeurIPS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> K = np.array([[2.0, 0.5], [0.5, 1.0]]); y = np.array([1.0, -1.0])
+    >>> f_train, f_test = gradient_descent_mse(K, K, y, lr=0.1, steps=np.inf)
+    >>> np.allclose(f_train, y)
+    True
+    """
+    y = check_vector(y_train, "y_train")
+    m = y.shape[0]
+    K = _check_square(ntk_train, "ntk_train", m)
+    Ks = check_matrix(ntk_test_train, "ntk_test_train", n_features=m)
+    lr = check_float(lr, "lr", strict=True)
+    steps_arr, scalar = _check_steps(steps)
+    f0_tr = np.zeros(m) if f0_train is None else check_vector(f0_train, "f0_train", length=m)
+    n = Ks.shape[0]
+    f0_te = np.zeros(n) if f0_test is None else check_vector(f0_test, "f0_test", length=n)
+
+    f_train, f_test = _gd_outputs(K, Ks, y, lr, steps_arr, f0_tr, f0_te)
+    if scalar:
+        return f_train[0], f_test[0]
+    return f_train, f_test
+
+
+def _gd_outputs(K, Ks, y, lr, steps, f0_train, f0_test, eig=None):
+    """:func:`gradient_descent_mse` on validated arrays; outputs (S, m), (S, n)."""
+    V, decay, gain = _gd_modes(K, lr, steps, eig)
+    r0 = V.T @ (f0_train - y)  # residual at initialization, in the eigenbasis
+    KsV = Ks @ V
+    with np.errstate(over="ignore", invalid="ignore"):
+        f_train = y + (decay * r0) @ V.T
+        f_test = f0_test - (gain * r0) @ KsV.T
+    return f_train, f_test
+
+
+def gradient_descent_mse_ensemble(
+    ntk_train,
+    ntk_test_train,
+    y_train,
+    *,
+    lr: float,
+    steps,
+    nngp_train,
+    nngp_test_train,
+    nngp_test_diag=None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    r"""Mean and variance over initializations of the linearized network at step ``T``.
+
+    With :math:`f_0 \sim \mathcal{GP}(0, \mathcal K)` (:math:`\mathcal K` the NNGP kernel) and
+    :math:`A_T = \Theta(x_*, X)\,\Theta^{-1}[I - (I - \tfrac{2\eta}{m}\Theta)^T]`, the
+    output :math:`f_T(x_*) = A_T y + f_0(x_*) - A_T f_0(X)` is Gaussian with (Lee et al. 2019,
+    eqs. 15–16; neural-tangents' ``gradient_descent_mse_ensemble``)
+
+    .. math::
+
+        \mu_T(x_*) = A_T y, \qquad
+        \sigma^2_T(x_*) = \mathcal K(x_*, x_*) + A_T \mathcal K(X, X) A_T^\top
+                          - 2\, A_T \mathcal K(X, x_*).
+
+    Parameters
+    ----------
+    ntk_train, ntk_test_train, y_train, lr, steps
+        As in :func:`gradient_descent_mse`.
+    nngp_train : array_like (m, m)
+        :math:`\mathcal K(X, X)`.
+    nngp_test_train : array_like (n, m)
+        :math:`\mathcal K(X_*, X)`.
+    nngp_test_diag : array_like (n,), optional
+        Prior variances :math:`\mathcal K(x_*, x_*)`; without it the variance is not
+        computed (``None`` is returned).
+
+    Returns
+    -------
+    mean_test : ndarray (n,) or (S, n)
+    var_test : ndarray (n,) or (S, n), or None
+    """
+    y = check_vector(y_train, "y_train")
+    m = y.shape[0]
+    K = _check_square(ntk_train, "ntk_train", m)
+    Ks = check_matrix(ntk_test_train, "ntk_test_train", n_features=m)
+    n = Ks.shape[0]
+    G = _check_square(nngp_train, "nngp_train", m)
+    Gs = check_matrix(nngp_test_train, "nngp_test_train", n_features=m)
+    if Gs.shape[0] != n:
+        raise ValueError(
+            f"nngp_test_train has {Gs.shape[0]} rows but ntk_test_train has {n} (one per test point)"
+        )
+    g_diag = (
+        None if nngp_test_diag is None else check_vector(nngp_test_diag, "nngp_test_diag", length=n)
+    )
+    lr = check_float(lr, "lr", strict=True)
+    steps_arr, scalar = _check_steps(steps)
+
+    V, _, gain = _gd_modes(K, lr, steps_arr)
+    KsV = Ks @ V  # (n, m)
+    yV = V.T @ y
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = (gain * yV) @ KsV.T  # (S, n)
+        var = None
+        if g_diag is not None:
+            GV = V.T @ G @ V  # NNGP in the NTK eigenbasis
+            GsV = Gs @ V  # (n, m)
+            var = np.empty_like(mean)
+            for s in range(steps_arr.shape[0]):
+                A = KsV * gain[s]  # A_T in the eigenbasis: (n, m)
+                var[s] = (
+                    g_diag
+                    + np.einsum("ij,jk,ik->i", A, GV, A)
+                    - 2.0 * np.einsum("ij,ij->i", A, GsV)
+                )
+    if scalar:
+        return mean[0], None if var is None else var[0]
+    return mean, var

@@ -63,6 +63,10 @@ METRICS = {
     "finite_width_error": "||Theta_0 - Theta||_F / ||Theta||_F (empirical vs analytic NTK)",
     "ntk_same_t_rmse": "test RMSE of the NTK prediction at the network's training time",
     "ntk_inf_rmse": "test RMSE of the NTK prediction at T = infinity",
+    "ntk_mean_same_t_rmse": "test RMSE of the NTK mean prediction (no f0) at the network's training time",
+    "ntk_mean_inf_rmse": "test RMSE of the NTK mean prediction at T = infinity (= kernel regression)",
+    "nn_elin_rms": "RMS(f_NN - f_elin), f_elin = linearization with the empirical initial NTK",
+    "nn_elin_rel": "nn_elin_rms / RMS(f_elin)",
     "curve_train_loss": "training loss at epoch `step`",
     "curve_test_rmse": "network test RMSE at epoch `step`",
     "curve_ntk_test_rmse": "NTK (same f0) test RMSE at epoch `step`",
@@ -151,7 +155,9 @@ class RunStore:
         run_dir = Path(run_dir)
         db = run_dir / DB_NAME
         if not run_dir.is_dir():
-            raise StoreError(f"{run_dir} is not a directory; pass the run directory that `ntklab run` wrote")
+            raise StoreError(
+                f"{run_dir} is not a directory; pass the run directory that `ntklab run` wrote"
+            )
         if not db.is_file():
             raise StoreError(f"{run_dir} is not an ntklab run: it has no {DB_NAME}")
         conn = _connect(db)
@@ -190,7 +196,9 @@ class RunStore:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create run directory {run_dir}: {exc.strerror}; choose another --out") from None
+            raise StoreError(
+                f"cannot create run directory {run_dir}: {exc.strerror}; choose another --out"
+            ) from None
         db = run_dir / DB_NAME
         existed = db.is_file()
         try:
@@ -258,8 +266,12 @@ class RunStore:
     def write_trial(self, record: TrialRecord) -> None:
         """Commit one trial (its results, errors and status) in a single transaction."""
         with self._conn:
-            self._conn.execute("DELETE FROM results WHERE point=? AND trial=?", (record.point, record.trial))
-            self._conn.execute("DELETE FROM errors WHERE point=? AND trial=?", (record.point, record.trial))
+            self._conn.execute(
+                "DELETE FROM results WHERE point=? AND trial=?", (record.point, record.trial)
+            )
+            self._conn.execute(
+                "DELETE FROM errors WHERE point=? AND trial=?", (record.point, record.trial)
+            )
             self._conn.executemany(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
                 [(record.point, record.trial, m, k, s, v) for (m, k, s, v) in record.rows],
@@ -282,6 +294,14 @@ class RunStore:
                 ),
             )
 
+    def set_meta(self, key: str, value: Any) -> None:
+        """Replace one ``meta`` entry (e.g. ``n_trials`` when ``--trials`` extends a run)."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (key, json.dumps(value, sort_keys=True, default=str)),
+            )
+
     # -- reading ---------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         rows = self._query("SELECT key, value FROM meta")
@@ -289,7 +309,9 @@ class RunStore:
 
     def done(self) -> set[tuple[int, int]]:
         """(point, trial) pairs whose status is ``done``."""
-        return {(p, t) for p, t in self._query("SELECT point, trial FROM trials WHERE status='done'")}
+        return {
+            (p, t) for p, t in self._query("SELECT point, trial FROM trials WHERE status='done'")
+        }
 
     def points(self) -> pd.DataFrame:
         df = pd.read_sql_query("SELECT point, params FROM points ORDER BY point", self._conn)
@@ -317,18 +339,25 @@ class RunStore:
         try:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is corrupted or not an ntklab store ({exc}); start a new run with another --out") from None
+            raise StoreError(
+                f"{self.path} is corrupted or not an ntklab store ({exc}); start a new run with another --out"
+            ) from None
 
     def _check_integrity(self) -> None:
         try:
-            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0]
+                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.path} is corrupted or not an SQLite database ({exc}); move it away and start a new run"
             ) from None
         missing = {"meta", "points", "methods", "trials", "results", "errors"} - tables
         if missing:
-            raise StoreError(f"{self.path} is not an ntklab store (missing tables: {', '.join(sorted(missing))})")
+            raise StoreError(
+                f"{self.path} is not an ntklab store (missing tables: {', '.join(sorted(missing))})"
+            )
 
 
 def _connect(db: Path) -> sqlite3.Connection:

@@ -1,0 +1,578 @@
+"""Running a study: trials on a local process pool or a Dask cluster, one writer, resume.
+
+The main process is the only writer of ``RUN_DIR/results.sqlite``: trials run elsewhere
+(worker processes, Dask workers) and send back a :class:`~ntklab.store.TrialRecord`, which
+the main process commits in one transaction as soon as it arrives. Re-running the same
+command skips the trials already ``done`` (``failed`` ones are retried), so a ``kill -9``
+loses only the trials in flight.
+
+Backends
+--------
+local (default)
+    ``concurrent.futures.ProcessPoolExecutor`` (spawn) with ``workers`` processes
+    (default ``os.cpu_count()``, at most the number of pending trials). Each worker gives
+    torch ``cores // workers`` threads, so that workers × threads ≤ cores, and numpy's BLAS
+    one thread (:func:`limit_threads`). With one worker the trials run in the main process.
+Dask
+    ``scheduler="tcp://HOST:PORT"`` submits the trials to an existing cluster (e.g. one made
+    by dask-jobqueue on SLURM); ``dask_local=N`` starts a ``LocalCluster`` of N single-thread
+    worker processes. Worker nodes need ntklab installed.
+
+Network methods run on CUDA when the process running the trial has it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import platform
+import queue
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import StudyPlan
+from .store import DB_NAME, RunStore, StoreError, TrialRecord
+from .study import run_trial
+
+__all__ = ["ExecutionError", "RunSummary", "Progress", "run_study", "run_status", "versions"]
+
+
+class ExecutionError(RuntimeError):
+    """A run that cannot start or continue (bad options, unreachable scheduler, dead worker)."""
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run_study` did."""
+
+    out: Path
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    wall_time: float
+    failures: list[str] = field(default_factory=list)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on."""
+    out = {"python": platform.python_version()}
+    for pkg in (
+        "ntklab",
+        "numpy",
+        "scipy",
+        "torch",
+        "scikit-learn",
+        "pandas",
+        "pydantic",
+        "dask",
+        "distributed",
+    ):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "not installed"
+    return out
+
+
+def _methods_table(plan: StudyPlan) -> list[dict[str, Any]]:
+    rows = []
+    for m in plan.config.methods:
+        rows.append(
+            {
+                "method": m.name,
+                "kind": m.kind,
+                "label": m.label,
+                "family": m.family,
+                "depth": m.depth,
+                "parameterization": m.parameterization,
+                "spec": m.spec(),
+            }
+        )
+    return rows
+
+
+def open_store(plan: StudyPlan, out: str | Path) -> RunStore:
+    """Create the run directory's store, or reopen it for a resume of the same config."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
+    store = RunStore.create(
+        out,
+        config=plan.resolved,
+        config_hash=plan.config_hash,
+        meta={
+            "assumed": plan.assumed,
+            "versions": versions(),
+            "name": plan.name,
+            "n_trials": plan.trials,
+            "source": plan.source,
+        },
+        points=[p.params for p in plan.points],
+        methods=_methods_table(plan),
+    )
+    if plan.trials > int(store.meta().get("n_trials") or 0):  # --trials extends the run
+        store.set_meta("n_trials", plan.trials)
+        store.set_meta("config", plan.resolved)
+    return store
+
+
+# ---- progress -----------------------------------------------------------------------------
+def _fmt_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """Progress of a run: a one-line display on a terminal, plain log lines otherwise.
+
+    Parameters
+    ----------
+    total : int
+        Trials in the study (all points).
+    already : int
+        Trials done before this invocation (resume).
+    stream : file, default sys.stdout
+    tty : bool, optional
+        Force the terminal display on or off (default: ``stream.isatty()``).
+    """
+
+    def __init__(
+        self, total: int, already: int = 0, *, stream: TextIO | None = None, tty: bool | None = None
+    ):
+        self.total = total
+        self.done = already
+        self.already = already
+        self.failed = 0
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.start = time.monotonic()
+        self.running: dict[tuple[int, int], str] = {}
+        self._finished: set[tuple[int, int]] = set()
+
+    def _eta(self) -> str:
+        finished = self.done + self.failed - self.already
+        remaining = self.total - self.done
+        if finished <= 0:
+            return "?"
+        return _fmt_seconds((time.monotonic() - self.start) / finished * remaining)
+
+    def _line(self) -> str:
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        running = ", ".join(
+            f"t{t}{'' if p == 0 else f'@p{p}'} {m}" for (p, t), m in sorted(self.running.items())
+        )
+        failed = f" failed {self.failed}" if self.failed else ""
+        return (
+            f"[{self.done}/{self.total}] {pct:3.0f}%{failed} elapsed {_fmt_seconds(time.monotonic() - self.start)}"
+            f" ETA {self._eta()}" + (f" | {running}" if running else "")
+        )
+
+    def _draw(self) -> None:
+        if self.tty:
+            width = 150
+            self.stream.write("\r\x1b[K" + self._line()[:width])
+            self.stream.flush()
+
+    def method(self, point: int, trial: int, method: str) -> None:
+        """A trial has started running ``method``."""
+        if (point, trial) in self._finished:  # a late message from a worker
+            return
+        self.running[(point, trial)] = method
+        self._draw()
+
+    def finished(self, record: TrialRecord) -> None:
+        """A trial's record was stored."""
+        self.running.pop((record.point, record.trial), None)
+        self._finished.add((record.point, record.trial))
+        if record.status == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        if self.tty:
+            if record.status != "done":
+                self.stream.write(
+                    f"\r\x1b[Ktrial {record.trial} (point {record.point}) failed: {record.error}\n"
+                )
+            self._draw()
+            return
+        where = f" (point {record.point})" if len(self.running) or record.point else ""
+        status = "done" if record.status == "done" else f"FAILED: {record.error}"
+        errors = (
+            f"; {len(record.errors)} method error(s): "
+            + "; ".join(f"{m}: {msg}" for m, msg in record.errors)
+            if record.errors
+            else ""
+        )
+        print(
+            f"{time.strftime('%H:%M:%S')} trial {record.trial}{where} {status} in "
+            f"{record.wall_time:.1f}s{errors} [{self.done}/{self.total}, ETA {self._eta()}]",
+            file=self.stream,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K" + self._line() + "\n")
+            self.stream.flush()
+
+
+# ---- workers ------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}  # per worker process: its progress queue and thread limits
+
+
+def limit_threads(threads: int | None) -> Any:
+    """Set this process's thread pools for running trials.
+
+    numpy/scipy BLAS gets one thread: the trials' linear algebra is on matrices of a few
+    thousand rows, where BLAS threads gain little and, busy-waiting next to torch's OpenMP
+    threads on a loaded machine, can make an ``eigh`` 50 times slower. torch (network
+    training) gets ``threads`` threads (``None``: unchanged). Returns the threadpoolctl
+    limiter (a context manager that restores the BLAS setting).
+    """
+    from threadpoolctl import threadpool_limits
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _init_worker(threads: int, progress_queue) -> None:
+    _WORKER["limits"] = limit_threads(threads)
+    _WORKER["queue"] = progress_queue
+
+
+def _pool_trial(config: dict, point: int, trial: int, device) -> TrialRecord:
+    q = _WORKER.get("queue")
+
+    def on_method(name: str) -> None:
+        if q is not None:
+            try:
+                q.put_nowait((point, trial, name))
+            except Exception:  # progress is best effort
+                pass
+
+    return run_trial(config, point=point, trial=trial, device=device, on_method=on_method)
+
+
+def _dask_trial(config: dict, point: int, trial: int, device, threads: int | None) -> TrialRecord:
+    """The task run on a Dask worker (module-level, so workers import it from ntklab)."""
+    with limit_threads(threads):
+        return run_trial(config, point=point, trial=trial, device=device)
+
+
+Task = tuple[dict, int, int]  # (point config, point, trial)
+
+
+def _run_serial(
+    tasks: list[Task], device, threads: int, progress: Progress
+) -> Iterator[TrialRecord]:
+    import torch
+
+    before = torch.get_num_threads()
+    for config, point, trial in tasks:
+        with limit_threads(threads):
+            record = run_trial(
+                config,
+                point=point,
+                trial=trial,
+                device=device,
+                on_method=lambda name, p=point, t=trial: progress.method(p, t, name),
+            )
+        torch.set_num_threads(before)
+        yield record
+
+
+def _run_pool(
+    tasks: list[Task], workers: int, device, threads: int, progress: Progress
+) -> Iterator[TrialRecord]:
+    ctx = multiprocessing.get_context("spawn")
+    progress_queue = ctx.Queue()
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads, progress_queue),
+    )
+    futures = {}
+    try:
+        for config, point, trial in tasks:
+            futures[pool.submit(_pool_trial, config, point, trial, device)] = (point, trial)
+        pending = set(futures)
+        while pending:
+            finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for fut in finished:
+                point, trial = futures[fut]
+                try:
+                    yield fut.result()
+                except cf.process.BrokenProcessPool:
+                    raise ExecutionError(
+                        "a worker process died (out of memory or killed?); the finished trials are "
+                        "stored: rerun the same command to resume, perhaps with fewer --workers"
+                    ) from None
+                except Exception as exc:  # pragma: no cover - run_trial catches everything
+                    yield _failed(point, trial, exc)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        progress_queue.close()
+
+
+def _drain(progress_queue, progress: Progress) -> None:
+    while True:
+        try:
+            point, trial, name = progress_queue.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            return
+        progress.method(point, trial, name)
+
+
+def _failed(point: int, trial: int, exc: BaseException) -> TrialRecord:
+    return TrialRecord(
+        point=point,
+        trial=trial,
+        seed="",
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}"[:500],
+    )
+
+
+def connect_dask(
+    scheduler: str | None = None, dask_local: int | None = None, *, timeout: float = 5.0
+):
+    """A ``distributed.Client`` for ``scheduler`` or a new LocalCluster of ``dask_local`` workers.
+
+    Returns ``(client, threads_per_task)``; raises :class:`ExecutionError` with one line when
+    the scheduler cannot be reached.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=f"{timeout}s")
+        except Exception as exc:
+            raise ExecutionError(
+                f"cannot reach the Dask scheduler at {scheduler} within {timeout:g}s "
+                f"({type(exc).__name__}); is it running? (start one with `dask scheduler`)"
+            ) from None
+        return client, None
+    n = int(dask_local)
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    return client, max(1, (os.cpu_count() or 1) // n)
+
+
+def _run_dask(
+    client, tasks: list[Task], device, threads: int | None, progress: Progress
+) -> Iterator[TrialRecord]:
+    from distributed import as_completed
+
+    futures = {}
+    for config, point, trial in tasks:
+        fut = client.submit(_dask_trial, config, point, trial, device, threads, pure=False)
+        futures[fut] = (point, trial)
+    try:
+        for fut in as_completed(list(futures)):
+            point, trial = futures[fut]
+            try:
+                yield fut.result()
+            except Exception as exc:  # e.g. KilledWorker: the trial is retried on resume
+                yield _failed(point, trial, exc)
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+# ---- the run ------------------------------------------------------------------------------
+def run_study(
+    plan: StudyPlan,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+    client=None,
+    device=None,
+    progress: Progress | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> RunSummary:
+    """Run (or resume) every pending trial of ``plan`` and store it in ``out``.
+
+    Parameters
+    ----------
+    plan : StudyPlan
+        From :func:`ntklab.config.load_config`.
+    out : path
+        The run directory (created; an existing one of the same config is resumed, one of
+        another config is refused with :class:`~ntklab.store.StoreError`).
+    workers : int, optional
+        Local worker processes (default ``os.cpu_count()``); 1 runs in this process.
+    threads : int, optional
+        torch threads per local worker (default ``max(1, os.cpu_count() // workers)``).
+    scheduler : str, optional
+        Address of a Dask scheduler, ``tcp://HOST:PORT``.
+    dask_local : int, optional
+        Start a Dask ``LocalCluster`` with this many worker processes.
+    client : distributed.Client, optional
+        Use this Dask client (for tests and notebooks).
+    device : optional
+        Device for network methods (``None``: CUDA when available).
+    progress : Progress, optional
+    echo : callable, optional
+        Where the start-of-run lines go (``None``: nowhere).
+
+    Returns
+    -------
+    RunSummary
+    """
+    say = echo or (lambda _line: None)
+    backends = sum(x is not None for x in (scheduler, dask_local, client))
+    if backends > 1:
+        raise ExecutionError("use only one of --scheduler and --dask-local")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ExecutionError(f"--workers must be a positive integer; got {workers!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ExecutionError(f"--threads must be a positive integer; got {threads!r}")
+    if dask_local is not None and (
+        isinstance(dask_local, bool) or not isinstance(dask_local, int) or dask_local < 1
+    ):
+        raise ExecutionError(f"--dask-local must be a positive integer; got {dask_local!r}")
+    if scheduler is not None and "://" not in scheduler:
+        raise ExecutionError(f"--scheduler must look like tcp://HOST:PORT; got {scheduler!r}")
+
+    store = open_store(plan, out)
+    started = time.monotonic()
+    own_client = None
+    try:
+        done = store.done()
+        tasks: list[Task] = []
+        for point in plan.points:
+            point_config = point.config.model_dump(exclude_none=True)
+            for trial in range(plan.trials):
+                if (point.index, trial) not in done:
+                    tasks.append((point_config, point.index, trial))
+        total = len(plan.points) * plan.trials
+        skipped = total - len(tasks)
+        summary = RunSummary(Path(out), total, skipped, 0, 0, 0.0)
+        progress = progress or Progress(total, skipped)
+        say(
+            f"run {plan.name} ({plan.source}) -> {Path(out) / DB_NAME}: {len(plan.config.methods)} methods, "
+            f"{len(plan.points)} point(s) x {plan.trials} trials"
+            + (f"; {skipped} already done, {len(tasks)} to run" if skipped else "")
+        )
+        say("assumed values (SPEC): " + _assumed_line(plan.assumed))
+        if not tasks:
+            say("nothing to do: every trial is already done")
+            return summary
+
+        if client is not None or scheduler is not None or dask_local is not None:
+            if client is None:
+                own_client, dask_threads = connect_dask(scheduler, dask_local)
+                client = own_client
+                threads = threads or dask_threads
+            where = scheduler or (
+                f"local cluster of {dask_local} workers" if dask_local else "client"
+            )
+            say(f"executing on Dask ({where})")
+            records = _run_dask(client, tasks, device, threads, progress)
+        else:
+            n_workers = min(workers or os.cpu_count() or 1, len(tasks))
+            threads = threads or max(1, (os.cpu_count() or 1) // n_workers)
+            say(f"executing locally: {n_workers} worker(s) x {threads} thread(s)")
+            if n_workers == 1:
+                records = _run_serial(tasks, device, threads, progress)
+            else:
+                records = _run_pool(tasks, n_workers, device, threads, progress)
+        for record in records:
+            store.write_trial(record)
+            progress.finished(record)
+            if record.status == "done":
+                summary.done += 1
+            else:
+                summary.failed += 1
+                summary.failures.append(
+                    f"trial {record.trial} (point {record.point}): {record.error}"
+                )
+        progress.close()
+        summary.wall_time = time.monotonic() - started
+        return summary
+    finally:
+        store.close()
+        if own_client is not None:
+            cluster = getattr(own_client, "cluster", None)
+            own_client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _assumed_line(assumed: dict[str, Any]) -> str:
+    """Group ``{methods.NN1.sigma_w: 1.0, ...}`` into ``sigma_w=1.0 (NN1, NN2)`` pieces."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key, value in assumed.items():
+        parts = key.split(".")
+        if parts[0] == "methods":
+            owner, name = parts[1], ".".join(parts[2:])
+        elif parts[0] == "sweep":
+            owner, name = "sweep", ".".join(parts[1:])
+        else:
+            owner, name = ".".join(parts[:-1]), parts[-1]
+        groups.setdefault((name, repr(value)), []).append(owner)
+    return "; ".join(
+        f"{name}={value} ({', '.join(owners)})" for (name, value), owners in groups.items()
+    )
+
+
+def run_status(run_dir: str | Path) -> dict[str, Any]:
+    """Summary of a run directory: trials done/failed/total, per-method counts, wall time."""
+    with RunStore.open(run_dir) as store:
+        meta = store.meta()
+        trials = store.trials()
+        points = store.points()
+        methods = store.methods()
+        results = store.results(final_only=True)
+        errors = store.errors()
+    n_trials = int(meta.get("n_trials", 0))
+    total = n_trials * len(points)
+    done = trials[trials.status == "done"]
+    rmse = results[results.metric == "rmse"]
+    per_method = []
+    for name in methods.method:
+        per_method.append(
+            {
+                "method": name,
+                "rmse_rows": int((rmse.method == name).sum()),
+                "errors": int((errors.method == name).sum()) if len(errors) else 0,
+            }
+        )
+    return {
+        "name": meta.get("name"),
+        "config_hash": meta.get("config_hash"),
+        "points": len(points),
+        "trials_per_point": n_trials,
+        "total": total,
+        "done": int(len(done)),
+        "failed": int((trials.status == "failed").sum()),
+        "wall_time_sum": float(done.wall_time.sum()) if len(done) else 0.0,
+        "wall_time_mean": float(done.wall_time.mean()) if len(done) else 0.0,
+        "methods": per_method,
+        "assumed": meta.get("assumed", {}),
+    }

@@ -1,0 +1,735 @@
+r"""Training finite networks by gradient descent on the squared loss (SPEC §3).
+
+The loss of a network :math:`f` on :math:`m` training points is
+
+.. math:: \ell(\theta) = \frac1m \sum_{i=1}^m (f(x_i; \theta) - y_i)^2,
+
+minimized by plain (stochastic) gradient descent, :math:`\theta \leftarrow \theta - \eta
+\nabla_\theta \ell`. With full batches, one step of the linearized network is exactly
+:math:`f \leftarrow f - \tfrac{2\eta}{m}\Theta (f - y)`, so a network trained for :math:`T`
+steps is compared with :func:`ntklab.predict.gradient_descent_mse` at the same :math:`T`
+(Lee et al. 2019).
+
+* :func:`train` trains one network (``torch.optim.SGD``);
+* :func:`train_ensemble` trains networks of several seeds at once, with their weights stacked
+  and every layer a single batched matrix product (``torch.baddbmm``), so a GPU stays busy;
+  each member is trained exactly as :func:`train` would train it (up to float round-off);
+* :func:`auto_lr` picks a stable learning rate :math:`\eta = c\, m / \lambda_{\max}(\Theta)`
+  from the analytic NTK.
+
+Divergence (a non-finite loss, or one above ``divergence_factor`` × the initial loss) stops
+that network and marks it ``diverged``; it never raises. The loss is checked on the device
+every ``check_every`` epochs, so training does not synchronize with the host every step.
+
+References
+----------
+Lee, J. et al. (2019). Wide neural networks of any depth evolve as linear models under
+gradient descent. NeurIPS 32.
+Jacot, A., Gabriel, F. and Hongler, C. (2018). Neural tangent kernel. NeurIPS 31.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_float, check_int, check_matrix, check_vector
+from .layers import DenseModule
+from .networks import FullyConnectedNetwork, resolve_device
+
+__all__ = [
+    "TrainResult",
+    "CenteredNetwork",
+    "auto_lr",
+    "train",
+    "train_ensemble",
+]
+
+
+# ---- results ---------------------------------------------------------------------------------
+class CenteredNetwork(nn.Module):
+    r"""The centered network :math:`f(x) - f_0(x)` with :math:`f_0` a frozen initial copy.
+
+    Only the trainable network's parameters are parameters of this module (so its empirical
+    NTK is that of ``network``); the frozen copy follows ``.to()``/``.double()`` calls.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The trained (or trainable) network :math:`f`.
+    initial : torch.nn.Module
+        :math:`f_0`, a copy of ``network`` at initialization; its parameters are frozen.
+    """
+
+    def __init__(self, network: nn.Module, initial: nn.Module):
+        super().__init__()
+        self.network = network
+        for p in initial.parameters():
+            p.requires_grad_(False)
+        self._initial = (initial,)  # a tuple: not registered, so not in .parameters()
+        for name in ("architecture", "width", "in_features", "seed"):
+            if hasattr(network, name):
+                setattr(self, name, getattr(network, name))
+
+    @property
+    def initial_network(self) -> nn.Module:
+        """The frozen network :math:`f_0`."""
+        return self._initial[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self._initial[0]._apply(fn, *args, **kwargs)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x) - self._initial[0](x)
+
+    def predict(self, X, *, batch_size: int = 65536) -> np.ndarray:
+        """Evaluate on a numpy array and return float64 numpy of shape (n,)."""
+        return _predict(self, X, batch_size=batch_size)
+
+
+def _predict(model: nn.Module, X, *, batch_size: int = 65536) -> np.ndarray:
+    X = check_matrix(X, "X", n_features=getattr(model, "in_features", None))
+    param = next(model.parameters())
+    outs = []
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            xb = torch.as_tensor(
+                X[start : start + batch_size], dtype=param.dtype, device=param.device
+            )
+            outs.append(model(xb).reshape(-1).double().cpu())
+    return torch.cat(outs).numpy()
+
+
+@dataclass
+class TrainResult:
+    r"""The outcome of training one network.
+
+    Attributes
+    ----------
+    network : torch.nn.Module
+        The final network; for ``centered=True`` a :class:`CenteredNetwork` computing
+        :math:`f(x) - f_0(x)`.
+    initial_network : torch.nn.Module
+        A frozen copy of the network at initialization (:math:`f_0`, uncentered).
+    epochs : ndarray of int
+        Epochs at which the curves were recorded (0, every ``record_every``, and the last
+        epoch; for a diverged network the last entry is the epoch it diverged).
+    train_loss : ndarray
+        :math:`\frac1m\sum_i (f(x_i) - y_i)^2` at those epochs (of the centered output when
+        ``centered``).
+    test_rmse : ndarray or None
+        Test RMSE at those epochs when test data were given (NaN at the divergence epoch).
+    test_predictions : ndarray (len(epochs), n_test) or None
+        Predictions on ``X_test`` at those epochs, float64.
+    wall_time : float
+        Seconds of training; for an ensemble, the batched run's time divided by its size.
+    diverged : bool
+    diverged_epoch : int or None
+        First epoch whose loss was non-finite or exploded.
+    lr : float
+        The learning rate actually used (after ``lr="auto"``).
+    centered : bool
+    steps_per_epoch : int
+        Gradient steps per epoch (1 for full-batch gradient descent).
+    batch_size : int or None
+        Mini-batch size (``None``: full batch).
+    """
+
+    network: nn.Module
+    initial_network: nn.Module
+    epochs: np.ndarray
+    train_loss: np.ndarray
+    test_rmse: np.ndarray | None
+    test_predictions: np.ndarray | None
+    wall_time: float
+    diverged: bool
+    diverged_epoch: int | None
+    lr: float
+    centered: bool
+    steps_per_epoch: int = 1
+    batch_size: int | None = None
+
+    @property
+    def steps(self) -> int:
+        """Gradient steps taken: last recorded epoch × ``steps_per_epoch``."""
+        return int(self.epochs[-1]) * self.steps_per_epoch
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions of the final network on ``X`` (n, d): float64 (n,), centered if trained so."""
+        return _predict(self.network, X)
+
+    def initial_predict(self, X) -> np.ndarray:
+        r"""Outputs at initialization of the model that was trained: :math:`f_0(X)`, or 0 if centered."""
+        X = check_matrix(X, "X")
+        if self.centered:
+            return np.zeros(X.shape[0])
+        return _predict(self.initial_network, X)
+
+
+# ---- learning rate ---------------------------------------------------------------------------
+def auto_lr(ntk_train, *, c: float = 0.5) -> float:
+    r"""A stable learning rate :math:`\eta = c\, m / \lambda_{\max}(\Theta)`.
+
+    Full-batch gradient descent on :math:`\frac1m\sum_i (f(x_i) - y_i)^2` is stable for the
+    linearized network while :math:`\eta < m / \lambda_{\max}(\Theta)` (SPEC §3); the
+    default :math:`c = 0.5` is half of that limit, which leaves room for the finite-width
+    kernel to exceed the analytic one, and makes the slowest-converging mode's factor per
+    step :math:`1 - 2c\,\lambda_{\min}/\lambda_{\max}`.
+
+    Parameters
+    ----------
+    ntk_train : array_like (m, m)
+        The analytic NTK on the training inputs, e.g. ``arch.ntk(X_train)``.
+    c : float, default 0.5
+        Fraction of the stability limit, ``0 < c < 1`` for a stable linearized model.
+
+    Returns
+    -------
+    float
+    """
+    K = check_matrix(ntk_train, "ntk_train")
+    if K.shape[0] != K.shape[1]:
+        raise ValueError(f"ntk_train must be a square (m, m) kernel matrix; got shape {K.shape}")
+    c = check_float(c, "c", strict=True)
+    m = K.shape[0]
+    lam_max = float(np.linalg.eigvalsh(0.5 * (K + K.T))[-1])
+    if not lam_max > 0:
+        raise ValueError(
+            f"ntk_train has no positive eigenvalue (largest {lam_max:.3g}); is it a kernel?"
+        )
+    return c * m / lam_max
+
+
+# ---- the training loop (shared by train and train_ensemble) ------------------------------------
+class _Single:
+    """One network trained by ``torch.optim.SGD``; outputs have a leading member axis of size 1."""
+
+    k = 1
+
+    def __init__(self, net: nn.Module, lr: float, f0_train: torch.Tensor | None):
+        self.net = net
+        self.f0 = f0_train
+        self.opt = torch.optim.SGD(net.parameters(), lr=lr)
+
+    def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        out = self.net(x)
+        return (out if f0 is None else out - f0).unsqueeze(0)
+
+    def step(self, X, y, idx) -> torch.Tensor:
+        if idx is None:
+            x, yb, f0 = X, y, self.f0
+        else:
+            i = idx[0]
+            x, yb, f0 = X[i], y[i], None if self.f0 is None else self.f0[i]
+        out = self.net(x)
+        if f0 is not None:
+            out = out - f0
+        loss = (out - yb).square().mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach().reshape(1)
+
+    def stop(self, member: int) -> None:  # the loop ends when every member has stopped
+        pass
+
+
+class _Stacked:
+    r"""``k`` networks of identical structure with weights stacked along a leading axis.
+
+    Each dense layer is one ``torch.baddbmm`` over the members; the update is the same as
+    ``torch.optim.SGD``'s, :math:`\theta_k \leftarrow \theta_k - \eta_k \nabla_{\theta_k}
+    \ell_k`, masked for members that have stopped.
+    """
+
+    def __init__(self, nets: list[FullyConnectedNetwork], lrs: torch.Tensor, f0_train):
+        self.k = len(nets)
+        self.layers = []  # (weight (k,out,in), bias (k,out) or None, scale, beta) or "relu"
+        for i, mod in enumerate(nets[0].layers):
+            if isinstance(mod, DenseModule):
+                w = torch.stack([n.layers[i].weight.detach() for n in nets]).to(lrs.device)
+                b = None
+                if mod.bias is not None:
+                    b = torch.stack([n.layers[i].bias.detach() for n in nets]).to(lrs.device)
+                self.layers.append((w, b, mod.scale, mod.beta))
+            elif isinstance(mod, nn.ReLU):
+                self.layers.append("relu")
+            else:  # pragma: no cover - networks come from Architecture.network
+                raise ValueError(f"cannot stack layer {mod!r}")
+        self.params = [
+            t for layer in self.layers if layer != "relu" for t in layer[:2] if t is not None
+        ]
+        for p in self.params:
+            p.requires_grad_(True)
+        self.lrs = lrs
+        self.active = torch.ones(self.k, dtype=torch.bool, device=lrs.device)
+        self.f0 = f0_train
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x
+        for layer in self.layers:
+            if layer == "relu":
+                z = torch.relu(z)
+                continue
+            w, b, scale, beta = layer
+            if b is None:
+                z = torch.bmm(z, w.transpose(1, 2)).mul_(scale)
+            else:  # beta * b + scale * z W^T in one kernel
+                z = torch.baddbmm((beta * b).unsqueeze(1), z, w.transpose(1, 2), alpha=scale)
+        return z.squeeze(-1)
+
+    def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        out = self._forward(x.expand(self.k, *x.shape))
+        return out if f0 is None else out - f0
+
+    def step(self, X, y, idx) -> torch.Tensor:
+        if idx is None:
+            x, yb, f0 = X.expand(self.k, *X.shape), y, self.f0
+        else:
+            x, yb = X[idx], y[idx]
+            f0 = None if self.f0 is None else torch.gather(self.f0, 1, idx)
+        out = self._forward(x)
+        if f0 is not None:
+            out = out - f0
+        losses = (out - yb).square().mean(dim=1)
+        grads = torch.autograd.grad(losses.sum(), self.params)
+        with torch.no_grad():
+            for p, g in zip(self.params, grads, strict=True):
+                shape = (self.k,) + (1,) * (p.dim() - 1)
+                upd = torch.where(
+                    self.active.view(shape), g, torch.zeros((), dtype=g.dtype, device=g.device)
+                )
+                p.sub_(self.lrs.view(shape) * upd)
+        return losses.detach()
+
+    def stop(self, member: int) -> None:
+        self.active[member] = False
+
+    def copy_into(self, nets: list[FullyConnectedNetwork]) -> None:
+        """Write the stacked parameters back into the individual networks."""
+        with torch.no_grad():
+            for j, net in enumerate(nets):
+                dense = [m for m in net.layers if isinstance(m, DenseModule)]
+                stacked = [layer for layer in self.layers if layer != "relu"]
+                for mod, (w, b, _, _) in zip(dense, stacked, strict=True):
+                    mod.weight.copy_(w[j])
+                    if b is not None:
+                        mod.bias.copy_(b[j])
+
+
+@dataclass
+class _Curves:
+    epochs: list[np.ndarray]
+    train_loss: list[np.ndarray]
+    test_predictions: list[np.ndarray | None]
+    diverged_epoch: list[int | None]
+    wall_time: float
+
+
+def _record_epochs(epochs: int, record_every: int) -> np.ndarray:
+    return np.union1d(np.arange(0, epochs + 1, record_every), [epochs]).astype(np.int64)
+
+
+def _run(model, X, y, X_test, f0_test, *, epochs, batch_size, gens, record_every, check_every,
+         divergence_factor, device) -> _Curves:  # fmt: skip
+    """The loop shared by :func:`train` (k = 1) and :func:`train_ensemble`.
+
+    ``buf[e]`` holds each member's loss at epoch ``e`` (full batch: the loss of the forward
+    pass of step ``e + 1``, i.e. of the parameters after ``e`` steps; mini-batch: the mean
+    batch loss of epoch ``e``); it is checked for divergence every ``check_every`` epochs.
+    """
+    k, m = model.k, X.shape[0]
+    full = batch_size is None or batch_size >= m
+    rec = _record_epochs(epochs, record_every)
+    rec_pos = {int(e): i for i, e in enumerate(rec)}
+    dtype = X.dtype
+    buf = torch.full((epochs + 1, k), float("nan"), dtype=dtype, device=device)
+    rec_loss = torch.full((len(rec), k), float("nan"), dtype=dtype, device=device)
+    rec_test = None
+    if X_test is not None:
+        rec_test = torch.full(
+            (len(rec), k, X_test.shape[0]), float("nan"), dtype=dtype, device=device
+        )
+    diverged: list[int | None] = [None] * k
+    stopped = np.zeros(k, dtype=bool)
+    threshold = None
+    checked = 0
+
+    def full_loss():
+        with torch.no_grad():
+            return (model.outputs(X, model.f0) - y).square().mean(dim=-1)
+
+    def check(upto: int) -> bool:
+        """Check buf[checked:upto] for divergence; return True when every member stopped."""
+        nonlocal checked, threshold
+        window = buf[checked:upto].cpu().numpy()
+        if threshold is None:
+            threshold = divergence_factor * np.maximum(window[0], np.finfo(np.float32).tiny)
+        bad = ~np.isfinite(window) | (window > threshold)
+        for j in np.flatnonzero(bad.any(axis=0) & ~stopped):
+            diverged[j] = checked + int(np.argmax(bad[:, j]))
+            stopped[j] = True
+            model.stop(j)
+        checked = upto
+        return bool(stopped.all())
+
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        pos = rec_pos.get(epoch)
+        if pos is not None:
+            if rec_test is not None:
+                with torch.no_grad():
+                    rec_test[pos] = model.outputs(X_test, f0_test)
+            if not full:
+                rec_loss[pos] = full_loss()
+        if full:
+            buf[epoch] = model.step(X, y, None)
+        else:
+            perms = torch.stack([torch.randperm(m, generator=g) for g in gens]).to(device)
+            total = torch.zeros(k, dtype=dtype, device=device)
+            for b0 in range(0, m, batch_size):
+                idx = perms[:, b0 : b0 + batch_size]
+                total += model.step(X, y, idx) * idx.shape[1]
+            buf[epoch] = total / m
+        if (epoch + 1) % check_every == 0 and check(epoch + 1):
+            break
+    else:
+        buf[epochs] = full_loss()
+        pos = rec_pos[epochs]
+        rec_loss[pos] = buf[epochs]
+        if rec_test is not None:
+            with torch.no_grad():
+                rec_test[pos] = model.outputs(X_test, f0_test)
+        check(epochs + 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - start
+
+    buf_np = buf.cpu().numpy().astype(np.float64)
+    rec_loss_np = rec_loss.cpu().numpy().astype(np.float64)
+    if full:
+        rec_loss_np = buf_np[rec]
+    test_np = None if rec_test is None else rec_test.cpu().numpy().astype(np.float64)
+    out = _Curves([], [], [], diverged, wall)
+    for j in range(k):
+        dep = diverged[j]
+        keep = rec if dep is None else rec[rec < dep]
+        loss = rec_loss_np[: len(keep), j]
+        preds = None if test_np is None else test_np[: len(keep), j]
+        if dep is not None:
+            keep = np.append(keep, dep)
+            loss = np.append(loss, buf_np[dep, j])
+            if preds is not None:
+                preds = np.vstack([preds, np.full((1, preds.shape[1]), np.nan)])
+        out.epochs.append(keep)
+        out.train_loss.append(loss)
+        out.test_predictions.append(preds)
+    return out
+
+
+# ---- validation ------------------------------------------------------------------------------
+def _check_lr(lr, n: int, ntk) -> list[float]:
+    """``lr``: a number > 0, ``"auto"`` or one number per member; returns a list of floats."""
+    if isinstance(lr, str):
+        if lr != "auto":
+            raise ValueError(f"lr must be a positive number or 'auto'; got {lr!r}")
+        return [auto_lr(ntk())] * n
+    if isinstance(lr, (Sequence, np.ndarray)) and not isinstance(lr, str):
+        if len(lr) != n:
+            raise ValueError(f"lr has {len(lr)} entries but there are {n} seeds (one lr per seed)")
+        return [check_float(v, "lr", strict=True) for v in lr]
+    return [check_float(lr, "lr", strict=True)] * n
+
+
+def _check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, record_every, check_every,
+                  divergence_factor):  # fmt: skip
+    X = check_matrix(X, "X", n_features=in_features)
+    y = check_vector(y, "y", length=X.shape[0])
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together (or neither)")
+    if X_test is not None:
+        X_test = check_matrix(X_test, "X_test", n_features=X.shape[1])
+        y_test = check_vector(y_test, "y_test", length=X_test.shape[0])
+    epochs = check_int(epochs, "epochs", minimum=0)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size")
+        if batch_size >= X.shape[0]:
+            batch_size = None  # one batch per epoch is full-batch gradient descent
+    if record_every is None:
+        record_every = max(1, epochs // 100)
+    record_every = check_int(record_every, "record_every")
+    check_every = check_int(check_every, "check_every")
+    divergence_factor = check_float(divergence_factor, "divergence_factor", minimum=1.0)
+    return X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor
+
+
+def _rmse(pred: np.ndarray | None, y_test: np.ndarray | None) -> np.ndarray | None:
+    if pred is None:
+        return None
+    return np.sqrt(np.mean((pred - y_test) ** 2, axis=-1))
+
+
+def _steps_per_epoch(m: int, batch_size: int | None) -> int:
+    return 1 if batch_size is None else math.ceil(m / batch_size)
+
+
+# ---- public API ------------------------------------------------------------------------------
+def train(
+    net: nn.Module,
+    X,
+    y,
+    *,
+    lr,
+    epochs: int,
+    batch_size: int | None = None,
+    seed: int = 0,
+    record_every: int | None = None,
+    X_test=None,
+    y_test=None,
+    centered: bool = False,
+    device=None,
+    check_every: int = 50,
+    divergence_factor: float = 1e6,
+) -> TrainResult:
+    r"""Train a copy of ``net`` by gradient descent on :math:`\frac1m\sum_i (f(x_i) - y_i)^2`.
+
+    ``net`` itself is not modified: a copy is moved to ``device`` and trained with
+    ``torch.optim.SGD`` (no momentum, no weight decay) in the network's dtype.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Usually ``arch.network(width, seed=..., in_features=d)``; maps (n, d) to (n,).
+    X : array_like (m, d)
+    y : array_like (m,)
+    lr : float or "auto"
+        Learning rate :math:`\eta`; ``"auto"``: :func:`auto_lr` of ``net.architecture.ntk(X)``.
+    epochs : int
+        Passes over the data (>= 0). With ``batch_size=None`` one epoch is one step.
+    batch_size : int, optional
+        Mini-batch size for SGD (a new permutation every epoch, drawn from ``seed``);
+        ``None`` (default) is full-batch gradient descent.
+    seed : int, default 0
+        Seed of the mini-batch order (the network's own seed fixed its initialization).
+    record_every : int, optional
+        Record the curves every this many epochs (default ``max(1, epochs // 100)``); epoch 0
+        and the last epoch are always recorded.
+    X_test, y_test : array_like, optional
+        Test data for ``test_rmse`` and ``test_predictions`` curves.
+    centered : bool, default False
+        Train and predict :math:`f(x) - f_0(x)` with :math:`f_0` a frozen copy of the
+        initial network, which removes the random initial function.
+    device : str or torch.device, optional
+        ``None``: CUDA when available, else CPU (:func:`ntklab.networks.resolve_device`).
+    check_every : int, default 50
+        Epochs between divergence checks (each check synchronizes with the device once).
+    divergence_factor : float, default 1e6
+        A loss above this factor times the initial loss counts as divergence.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import numpy as np, ntklab
+    >>> arch = ntklab.Architecture(1, "paper")
+    >>> X = np.eye(4)[:, :3]; X[3] = [0.6, 0.8, 0.0]; y = np.array([1.0, -1.0, 0.5, 0.0])
+    >>> net = arch.network(256, seed=0, in_features=3, device="cpu")
+    >>> res = ntklab.train(net, X, y, lr="auto", epochs=200, device="cpu")
+    >>> bool(res.train_loss[-1] < res.train_loss[0])
+    True
+    """
+    if not isinstance(net, nn.Module):
+        raise ValueError(
+            f"net must be a torch.nn.Module (e.g. arch.network(...)); got {type(net).__name__}"
+        )
+    in_features = getattr(net, "in_features", None)
+    X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
+        X, y, X_test, y_test, in_features=in_features, epochs=epochs, batch_size=batch_size,
+        record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
+    )  # fmt: skip
+    seed = check_int(seed, "seed", minimum=0)
+
+    def ntk():
+        arch = getattr(net, "architecture", None)
+        if arch is None:
+            raise ValueError(
+                "lr='auto' needs a network with an .architecture (from Architecture.network)"
+            )
+        return arch.ntk(X)
+
+    (lr,) = _check_lr(lr, 1, ntk)
+    dev = resolve_device(device)
+    model_net = copy.deepcopy(net).to(dev)
+    initial = copy.deepcopy(model_net)
+    for p in initial.parameters():
+        p.requires_grad_(False)
+    dtype = next(model_net.parameters()).dtype
+    Xt = torch.as_tensor(X, dtype=dtype, device=dev)
+    yt = torch.as_tensor(y, dtype=dtype, device=dev)
+    Xtt = None if X_test is None else torch.as_tensor(X_test, dtype=dtype, device=dev)
+    f0_train = f0_test = None
+    if centered:
+        with torch.no_grad():
+            f0_train = initial(Xt)
+            f0_test = None if Xtt is None else initial(Xtt)
+    gens = [torch.Generator().manual_seed(seed)]
+    curves = _run(
+        _Single(model_net, lr, f0_train), Xt, yt, Xtt, f0_test, epochs=epochs,
+        batch_size=batch_size, gens=gens, record_every=record_every, check_every=check_every,
+        divergence_factor=divergence_factor, device=dev,
+    )  # fmt: skip
+    network = CenteredNetwork(model_net, copy.deepcopy(initial)) if centered else model_net
+    preds = None if curves.test_predictions[0] is None else curves.test_predictions[0]
+    return TrainResult(
+        network=network,
+        initial_network=initial,
+        epochs=curves.epochs[0],
+        train_loss=curves.train_loss[0],
+        test_rmse=_rmse(preds, y_test),
+        test_predictions=preds,
+        wall_time=curves.wall_time,
+        diverged=curves.diverged_epoch[0] is not None,
+        diverged_epoch=curves.diverged_epoch[0],
+        lr=lr,
+        centered=bool(centered),
+        steps_per_epoch=_steps_per_epoch(X.shape[0], batch_size),
+        batch_size=batch_size,
+    )
+
+
+def train_ensemble(
+    arch,
+    width: int,
+    X,
+    y,
+    *,
+    seeds,
+    lr,
+    epochs: int,
+    batch_size: int | None = None,
+    record_every: int | None = None,
+    X_test=None,
+    y_test=None,
+    centered: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+    check_every: int = 50,
+    divergence_factor: float = 1e6,
+    group_size: int | None = None,
+) -> list[TrainResult]:
+    r"""Train ``arch.network(width, seed=s)`` for every ``s`` in ``seeds``, all at once.
+
+    The members' weights are stacked along a leading axis and each layer is one batched
+    matrix product, so ``k`` networks cost about as much as one wide one. Member ``s`` is
+    trained exactly as ``train(arch.network(width, seed=s, ...), X, y, seed=s, ...)`` would
+    train it (same initialization, same mini-batch order, same update; equal up to float
+    round-off). A member that diverges is stopped; the others are unaffected.
+
+    Parameters
+    ----------
+    arch : Architecture
+    width : int
+    X, y : array_like (m, d), (m,)
+    seeds : sequence of int
+        One network per seed (its initialization and its mini-batch order).
+    lr : float, "auto" or sequence of float
+        One rate for all members, :func:`auto_lr` of ``arch.ntk(X)``, or one rate per seed.
+    epochs, batch_size, record_every, X_test, y_test, centered, device, check_every, divergence_factor
+        As in :func:`train`.
+    dtype : torch.dtype, default torch.float32
+    group_size : int, optional
+        Members stacked per batched run. Default: all of them on a GPU; one at a time on a
+        CPU, where stacking only enlarges the working set beyond the caches (measured
+        0.6–0.9× the speed of separate runs, see ``benchmarks/bench_training.py``).
+
+    Returns
+    -------
+    list of TrainResult
+        In the order of ``seeds``; ``network`` is an ordinary
+        :class:`~ntklab.FullyConnectedNetwork` (wrapped in :class:`CenteredNetwork` when
+        ``centered``). ``wall_time`` is the batched run's time divided by its number of members.
+    """
+    if isinstance(seeds, (int, np.integer)) or not isinstance(seeds, (Sequence, np.ndarray)):
+        raise ValueError(f"seeds must be a sequence of integers >= 0, e.g. range(8); got {seeds!r}")
+    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must contain at least one seed")
+    width = check_int(width, "width")
+    X = check_matrix(X, "X")
+    d = X.shape[1]
+    X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
+        X, y, X_test, y_test, in_features=d, epochs=epochs, batch_size=batch_size,
+        record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
+    )  # fmt: skip
+    lrs = _check_lr(lr, len(seeds), lambda: arch.ntk(X))
+    dev = resolve_device(device)
+    if group_size is None:
+        group_size = len(seeds) if dev.type == "cuda" else 1
+    group_size = check_int(group_size, "group_size")
+    Xt = torch.as_tensor(X, dtype=dtype, device=dev)
+    yt = torch.as_tensor(y, dtype=dtype, device=dev)
+    Xtt = None if X_test is None else torch.as_tensor(X_test, dtype=dtype, device=dev)
+    opts = dict(epochs=epochs, batch_size=batch_size, record_every=record_every,
+                check_every=check_every, divergence_factor=divergence_factor, device=dev)  # fmt: skip
+    results = []
+    for g in range(0, len(seeds), group_size):
+        results += _train_group(
+            arch, width, seeds[g : g + group_size], lrs[g : g + group_size], Xt, yt, Xtt,
+            y_test, centered=centered, dtype=dtype, **opts,
+        )  # fmt: skip
+    return results
+
+
+def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtype, **opts):
+    """Train the networks of ``seeds`` stacked together (see :func:`train_ensemble`)."""
+    dev, m, d = opts["device"], Xt.shape[0], Xt.shape[1]
+    # the individual networks wait on the CPU while their stacked copy trains on the device
+    nets = [arch.network(width, seed=s, in_features=d, dtype=dtype, device="cpu") for s in seeds]
+    initials = [copy.deepcopy(n).to(dev) for n in nets]
+    for net in initials:
+        for p in net.parameters():
+            p.requires_grad_(False)
+    model = _Stacked(nets, torch.tensor(lrs, dtype=dtype, device=dev), None)
+    f0_test = None
+    if centered:
+        with torch.no_grad():
+            model.f0 = model.outputs(Xt, None)
+            f0_test = None if Xtt is None else model.outputs(Xtt, None)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    curves = _run(model, Xt, yt, Xtt, f0_test, gens=gens, **opts)
+    model.copy_into(nets)
+    del model
+    results = []
+    for j, net in enumerate(nets):
+        net = net.to(dev)
+        preds = curves.test_predictions[j]
+        network = CenteredNetwork(net, copy.deepcopy(initials[j])) if centered else net
+        results.append(
+            TrainResult(
+                network=network,
+                initial_network=initials[j],
+                epochs=curves.epochs[j],
+                train_loss=curves.train_loss[j],
+                test_rmse=_rmse(preds, y_test),
+                test_predictions=preds,
+                wall_time=curves.wall_time / len(seeds),
+                diverged=curves.diverged_epoch[j] is not None,
+                diverged_epoch=curves.diverged_epoch[j],
+                lr=lrs[j],
+                centered=bool(centered),
+                steps_per_epoch=_steps_per_epoch(m, opts["batch_size"]),
+                batch_size=opts["batch_size"],
+            )
+        )
+    return results

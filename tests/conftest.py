@@ -1,0 +1,21 @@
+"""Shared fixtures for the core tests: small, reproducible input sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+    """``n`` standard-normal rows in dimension ``d``, rescaled to unit norm."""
+    X = np.random.default_rng(seed).standard_normal((n, d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def X_unit() -> np.ndarray:
+    """Six unit-norm points in R^4, including an antipodal and a near-duplicate pair."""
+    X = unit_rows(4, 4, seed=0)
+    near = X[0] + 1e-9 * np.array([1.0, -1.0, 0.5, 0.0])
+    X = np.vstack([X, -X[1], near / np.linalg.norm(near)])
+    return X

@@ -1,0 +1,240 @@
+"""Trainer: ntklab.training.train / train_ensemble / auto_lr."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import ntklab
+from ntklab.empirical import empirical_ntk
+from ntklab.training import CenteredNetwork, auto_lr, train, train_ensemble
+
+CPU = "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """CI runs two pytest workers on two cores: one torch thread each avoids oversubscription."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def sphere(rng, n, d):
+    X = rng.standard_normal((n, d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    X, Xt = sphere(rng, 16, 4), sphere(rng, 6, 4)
+    f = lambda Z: np.sin(2.0 * Z[:, 0]) + Z[:, 1]  # noqa: E731
+    return X, f(X), Xt, f(Xt)
+
+
+ARCH = ntklab.Architecture(1, "paper")
+
+
+def test_auto_lr_formula():
+    K = np.diag([4.0, 1.0, 2.0])
+    assert auto_lr(K) == pytest.approx(0.5 * 3 / 4.0, rel=1e-14)
+    assert auto_lr(K, c=0.9) == pytest.approx(0.9 * 3 / 4.0, rel=1e-14)
+    with pytest.raises(ValueError, match="square"):
+        auto_lr(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="c must be >"):
+        auto_lr(K, c=0.0)
+
+
+def test_train_reduces_loss_and_records(data):
+    X, y, Xt, yt = data
+    net = ARCH.network(256, seed=1, in_features=4, device=CPU)
+    before = [p.detach().clone() for p in net.parameters()]
+    res = train(net, X, y, lr="auto", epochs=55, record_every=10, X_test=Xt, y_test=yt, device=CPU)
+    assert res.lr == pytest.approx(auto_lr(ARCH.ntk(X)), rel=1e-12)
+    np.testing.assert_array_equal(res.epochs, [0, 10, 20, 30, 40, 50, 55])
+    assert res.train_loss.shape == (7,) and res.test_predictions.shape == (7, 6)
+    assert res.train_loss[-1] < 0.2 * res.train_loss[0]
+    assert not res.diverged and res.diverged_epoch is None
+    # recorded values are those of the networks at those epochs
+    np.testing.assert_allclose(res.test_predictions[0], res.initial_network.predict(Xt), rtol=1e-6)
+    np.testing.assert_allclose(res.test_predictions[-1], res.predict(Xt), rtol=1e-6, atol=1e-7)
+    assert res.train_loss[-1] == pytest.approx(np.mean((res.predict(X) - y) ** 2), rel=1e-5)
+    assert res.train_loss[0] == pytest.approx(np.mean((net.predict(X) - y) ** 2), rel=1e-5)
+    np.testing.assert_allclose(res.test_rmse, np.sqrt(np.mean((res.test_predictions - yt) ** 2, 1)))
+    # the input network is not modified
+    for p, q in zip(before, net.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert res.steps == 55
+
+
+def test_one_step_is_the_linearized_step(data):
+    """Loss (1/m) sum (f - y)^2: one small step moves f by -(2 lr/m) Theta_hat (f0 - y) + O(lr^2).
+
+    A loss normalized as 1/(2m) (or a sum) would be off by a factor 2 (or m)."""
+    X, y, _, _ = data
+    m = X.shape[0]
+    net = ARCH.network(512, seed=2, in_features=4, dtype=torch.float64, device=CPU)
+    theta0 = empirical_ntk(net, X)
+    f0 = net.predict(X)
+    predicted = -2.0 * 1e-3 / m * theta0 @ (f0 - y)
+    res = train(net, X, y, lr=1e-3, epochs=1, device=CPU)
+    moved = res.predict(X) - f0
+    np.testing.assert_allclose(moved, predicted, rtol=2e-3, atol=1e-3 * np.abs(predicted).max())
+
+
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_same_seed_same_curve_bit_for_bit(data, batch_size):
+    X, y, Xt, yt = data
+    net = ARCH.network(128, seed=4, in_features=4, device=CPU)
+    kw = dict(lr=0.5, epochs=30, batch_size=batch_size, record_every=1, X_test=Xt, y_test=yt)
+    a = train(net, X, y, seed=11, device=CPU, **kw)
+    b = train(net, X, y, seed=11, device=CPU, **kw)
+    assert np.array_equal(a.train_loss, b.train_loss)
+    assert np.array_equal(a.test_predictions, b.test_predictions)
+    if batch_size is not None:
+        assert a.steps_per_epoch == 4
+        c = train(net, X, y, seed=12, device=CPU, **kw)
+        assert not np.array_equal(a.train_loss, c.train_loss)  # the seed drives the batch order
+
+
+@pytest.mark.parametrize(
+    "centered, batch_size, dtype, rtol",
+    [
+        (False, None, torch.float64, 1e-10),
+        (True, 6, torch.float64, 1e-10),
+        (False, None, torch.float32, 1e-4),
+    ],
+)
+def test_ensemble_equals_training_alone(data, centered, batch_size, dtype, rtol):
+    X, y, Xt, yt = data
+    seeds = [5, 0, 9]
+    kw = dict(lr=0.8, epochs=40, batch_size=batch_size, record_every=7, X_test=Xt, y_test=yt,
+              centered=centered, device=CPU)  # fmt: skip
+    ens = train_ensemble(ARCH, 96, X, y, seeds=seeds, dtype=dtype, group_size=3, **kw)
+    assert len(ens) == 3
+    for s, r in zip(seeds, ens, strict=True):
+        net = ARCH.network(96, seed=s, in_features=4, dtype=dtype, device=CPU)
+        inner = r.network.network if centered else r.network
+        assert type(inner) is ntklab.FullyConnectedNetwork and inner.seed == s
+        for p, q in zip(net.parameters(), r.initial_network.parameters(), strict=True):
+            assert torch.equal(p, q)  # member s starts as arch.network(width, seed=s)
+        alone = train(net, X, y, seed=s, **kw)
+        np.testing.assert_array_equal(r.epochs, alone.epochs)
+        np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=rtol)
+        np.testing.assert_allclose(r.test_predictions, alone.test_predictions, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(r.predict(X), alone.predict(X), rtol=rtol, atol=rtol)
+        assert r.centered == centered and r.lr == 0.8
+    if centered:
+        assert ens[0].train_loss[0] == pytest.approx(np.mean(y**2), rel=1e-12)
+        np.testing.assert_allclose(ens[0].test_predictions[0], 0.0, atol=1e-12)
+
+
+def test_divergence_is_reported_and_other_members_unaffected(data):
+    X, y, _, _ = data
+    stable = auto_lr(ARCH.ntk(X))  # half the stability limit
+    lrs = [stable, 6 * stable, stable]
+    ens = train_ensemble(ARCH, 128, X, y, seeds=[1, 2, 3], lr=lrs, epochs=200, record_every=20,
+                         device=CPU, group_size=3)  # fmt: skip
+    assert [r.diverged for r in ens] == [False, True, False]
+    bad = ens[1]
+    assert isinstance(bad.diverged_epoch, int) and 0 < bad.diverged_epoch < 200
+    assert bad.epochs[-1] == bad.diverged_epoch
+    assert not (bad.train_loss[-1] <= 1e6 * bad.train_loss[0])  # non-finite or exploded
+    for s, r in ((1, ens[0]), (3, ens[2])):
+        alone = train(ARCH.network(128, seed=s, in_features=4, device=CPU), X, y, lr=stable,
+                      epochs=200, record_every=20, device=CPU)  # fmt: skip
+        np.testing.assert_array_equal(r.epochs, alone.epochs)
+        np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=1e-4)
+        np.testing.assert_allclose(r.predict(X), alone.predict(X), rtol=1e-4, atol=1e-5)
+    # alone, the unstable rate is reported the same way and never raises
+    alone = train(ARCH.network(128, seed=2, in_features=4, device=CPU), X, y, lr=6 * stable,
+                  epochs=200, device=CPU)  # fmt: skip
+    assert alone.diverged and alone.diverged_epoch == bad.diverged_epoch
+
+
+def test_group_size_does_not_change_results(data):
+    X, y, _, _ = data
+    kw = dict(seeds=[4, 2, 7], lr=0.8, epochs=25, dtype=torch.float64, device=CPU)
+    together = train_ensemble(ARCH, 64, X, y, group_size=3, **kw)
+    default = train_ensemble(ARCH, 64, X, y, **kw)  # one at a time on a CPU
+    pairs = train_ensemble(ARCH, 64, X, y, group_size=2, **kw)
+    for a, b, c in zip(together, default, pairs, strict=True):
+        np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-10)
+        np.testing.assert_allclose(a.train_loss, c.train_loss, rtol=1e-10)
+    with pytest.raises(ValueError, match="group_size must be an integer >= 1"):
+        train_ensemble(ARCH, 64, X, y, group_size=0, **kw)
+
+
+def test_centered_network(data):
+    X, y, Xt, yt = data
+    net = ARCH.network(64, seed=0, in_features=4, device=CPU)
+    res = train(net, X, y, lr=0.5, epochs=0, centered=True, device=CPU)
+    assert isinstance(res.network, CenteredNetwork)
+    np.testing.assert_allclose(res.predict(Xt), 0.0, atol=1e-12)
+    np.testing.assert_allclose(res.initial_predict(Xt), 0.0)
+    assert res.train_loss[0] == pytest.approx(np.mean(y**2), rel=1e-6)
+    # only the trainable network's parameters are parameters of the wrapper
+    assert sum(p.numel() for p in res.network.parameters()) == sum(
+        p.numel() for p in net.parameters()
+    )
+    wide = copy.deepcopy(res.network).double()
+    assert wide.initial_network.layers[0].weight.dtype == torch.float64
+    res = train(net, X, y, lr=0.5, epochs=20, centered=True, device=CPU)
+    expected = net.predict(Xt)  # f0, since net itself is not trained
+    np.testing.assert_allclose(
+        res.predict(Xt), res.network.network.predict(Xt) - expected, rtol=1e-6, atol=1e-6
+    )
+
+
+def test_epochs_zero(data):
+    X, y, _, _ = data
+    net = ARCH.network(32, seed=0, in_features=4, device=CPU)
+    res = train(net, X, y, lr=1.0, epochs=0, device=CPU)
+    np.testing.assert_array_equal(res.epochs, [0])
+    np.testing.assert_allclose(res.predict(X), net.predict(X))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(lr=-1.0), "lr must be >"),
+        (dict(lr="fast"), "lr must be a positive number or 'auto'"),
+        (dict(epochs=-1), "epochs must be an integer >= 0"),
+        (dict(epochs=2.5), "epochs must be an integer"),
+        (dict(batch_size=0), "batch_size must be an integer >= 1"),
+        (dict(record_every=0), "record_every must be an integer >= 1"),
+        (dict(X_test=np.zeros((2, 4))), "X_test and y_test must be given together"),
+        (dict(X_test=np.zeros((2, 3)), y_test=np.zeros(2)), "X_test has 3 features"),
+    ],
+)
+def test_bad_input(data, kwargs, match):
+    X, y, _, _ = data
+    net = ARCH.network(16, seed=0, in_features=4, device=CPU)
+    args = dict(lr=0.1, epochs=3, device=CPU)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        train(net, X, y, **args)
+
+
+def test_bad_data(data):
+    X, y, _, _ = data
+    net = ARCH.network(16, seed=0, in_features=4, device=CPU)
+    Xn = X.copy()
+    Xn[2, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        train(net, Xn, y, lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="y has 15 entries"):
+        train(net, X, y[:-1], lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        train(net, X[:, :3], y, lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="net must be a torch.nn.Module"):
+        train("net", X, y, lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="lr has 2 entries"):
+        train_ensemble(ARCH, 16, X, y, seeds=[0, 1, 2], lr=[0.1, 0.1], epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="seeds must be a sequence"):
+        train_ensemble(ARCH, 16, X, y, seeds=3, lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="seeds must be an integer >= 0"):
+        train_ensemble(ARCH, 16, X, y, seeds=[-1], lr=0.1, epochs=1, device=CPU)
