@@ -1,9 +1,19 @@
-"""Shared fixtures for the core tests: small, reproducible input sets."""
+"""Shared fixtures: one torch thread per test worker, small reproducible input sets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """CI runs two pytest workers on two cores: one torch thread each avoids oversubscription."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:

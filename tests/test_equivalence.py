@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 import ntklab
 from ntklab.equivalence import EquivalenceResult, equivalence_metrics
@@ -13,14 +12,6 @@ from ntklab.training import train, train_ensemble
 CPU = "cpu"
 REQUIRED = ("nn_lin_rms", "nn_lin_rel", "nn_mean_rms", "nn_mean_rel", "kernel_drift",
             "finite_width_error", "ntk_same_t_rmse", "ntk_inf_rmse", "rmse", "train_rmse")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def sphere_data(seed, m=20, n_test=20, d=5):

@@ -210,3 +210,27 @@ def test_laplacian_and_rbf_by_hand():
     assert laplacian(x, z)[0, 0] == pytest.approx(math.exp(-5.0), rel=1e-13)
     assert laplacian(x, z, length_scale=2.5)[0, 0] == pytest.approx(math.exp(-2.0), rel=1e-13)
     assert rbf(x, z, length_scale=5.0)[0, 0] == pytest.approx(math.exp(-0.5), rel=1e-13)
+
+
+@pytest.mark.parametrize("parameterization", ["jacot", "arora", "paper"])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_diagonal_is_exact_not_arccos_roundoff(parameterization, depth):
+    """On the diagonal rho = 1 exactly: arccos(1 - eps) ~ sqrt(2 eps) must not leak in.
+
+    At x = x' the recursion is scalar: Sigma' = sigma_w^2 Sigma / 2 + beta^2,
+    Sigma_dot = sigma_w^2 / 2, Theta' = Theta Sigma_dot + Sigma'.
+    """
+    X = np.random.default_rng(5).standard_normal((300, 15)) * 3.0
+    arch = ntklab.Architecture(depth, parameterization)
+    nngp, ntk = arch.kernels(X, block_rows=64)  # several diagonal blocks
+    d = X.shape[1]
+    p = ntklab.PARAMETERIZATIONS[parameterization]
+    a1, v1 = p.first_layer(d, arch.sigma_w)
+    sq = np.einsum("ij,ij->i", X, X)
+    sigma = a1**2 * v1 * sq + arch.sigma_b**2
+    theta = a1**2 * sq + arch.sigma_b**2
+    for _ in range(depth):
+        sigma = arch.sigma_w**2 * sigma / 2 + arch.sigma_b**2
+        theta = theta * arch.sigma_w**2 / 2 + sigma
+    np.testing.assert_allclose(np.diag(nngp), sigma, rtol=1e-13)
+    np.testing.assert_allclose(np.diag(ntk), theta, rtol=1e-13)

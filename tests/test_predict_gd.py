@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import ntklab
+from ntklab.data import sphere
 from ntklab.predict import (
     KernelRegressor,
     gradient_descent_mse,
@@ -11,15 +12,10 @@ from ntklab.predict import (
 )
 
 
-def sphere(rng, n, d):
-    X = rng.standard_normal((n, d))
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
-
-
 @pytest.fixture(scope="module")
 def problem():
     rng = np.random.default_rng(7)
-    X, Xt = sphere(rng, 12, 4), sphere(rng, 5, 4)
+    X, Xt = sphere(12, 4, rng), sphere(5, 4, rng)
     y = np.sin(2.0 * X[:, 0]) + X[:, 1]
     arch = ntklab.Architecture(2, "paper")
     nngp, ntk = arch.kernels(X)

@@ -38,15 +38,21 @@ class KernelState:
     ntk : ndarray, shape (n, m), or None
         :math:`\langle \partial u(x)/\partial\theta, \partial u(z)/\partial\theta\rangle`
         over all parameters below this layer (None before any parameter, i.e. zero).
+    same : bool
+        True when row ``i`` of X and row ``i`` of Z are the same input (a block on the
+        diagonal of a symmetric kernel): those pairs then get exactly :math:`\rho = 1`
+        instead of :math:`1 - O(\epsilon)`, where ``arccos`` would amplify round-off to
+        :math:`O(\sqrt\epsilon)`.
     """
 
     cov: np.ndarray
     diag_x: np.ndarray
     diag_z: np.ndarray
     ntk: np.ndarray | None = None
+    same: bool = False
 
     @classmethod
-    def from_inputs(cls, X: np.ndarray, Z: np.ndarray) -> KernelState:
+    def from_inputs(cls, X: np.ndarray, Z: np.ndarray, *, same: bool = False) -> KernelState:
         """State of the input layer: mean inner products ``x·z / d``, no parameters yet."""
         d = X.shape[1]
         return cls(
@@ -54,13 +60,14 @@ class KernelState:
             diag_x=np.einsum("ij,ij->i", X, X) / d,
             diag_z=np.einsum("ij,ij->i", Z, Z) / d,
             ntk=None,
+            same=same,
         )
 
     def replace(self, **changes) -> KernelState:
         return replace(self, **changes)
 
 
-def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray):
+def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray, *, same: bool = False):
     r"""ReLU moments of a centred Gaussian pair (Cho & Saul 2009, arc-cosine kernels).
 
     For :math:`(u, v) \sim \mathcal N(0, [[\Sigma_{xx}, \Sigma_{xz}], [\Sigma_{xz}, \Sigma_{zz}]])`,
@@ -87,6 +94,9 @@ def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray):
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.divide(cov, norm, out=np.zeros_like(cov), where=norm > 0)
     np.clip(rho, -1.0, 1.0, out=rho)
+    if same:  # pairs (i, i) are one input: exactly rho = 1 (where the variance is > 0)
+        idx = np.arange(min(rho.shape))
+        rho[idx, idx] = np.where(norm[idx, idx] > 0, 1.0, 0.0)
     theta = np.arccos(rho)
     # e_dphi = (pi - theta) / (2 pi), built in place in `theta`'s buffer.
     np.subtract(np.pi, theta, out=theta)  # theta now holds (pi - theta)

@@ -40,10 +40,12 @@ class DenseModule(nn.Module):
         self.beta = float(beta)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.scale * (z @ self.weight.transpose(-1, -2))
-        if self.bias is not None:
-            out = out + self.beta * self.bias
-        return out
+        w_t = self.weight.transpose(-1, -2)
+        if self.bias is None:
+            return (z @ w_t).mul_(self.scale)  # in place: the product's backward needs z, W only
+        if z.dim() == 2 and w_t.dim() == 2:  # beta * b + scale * z W^T, one fused kernel
+            return torch.addmm(self.bias, z, w_t, beta=self.beta, alpha=self.scale)
+        return (z @ w_t).mul_(self.scale).add_(self.bias, alpha=self.beta)
 
     def extra_repr(self) -> str:
         out_f, in_f = self.weight.shape[-2:]
@@ -91,7 +93,11 @@ class Dense:
         if state.ntk is not None:
             ntk += (g * v) * state.ntk
         return KernelState(
-            cov=cov, diag_x=g * v * state.diag_x + b2, diag_z=g * v * state.diag_z + b2, ntk=ntk
+            cov=cov,
+            diag_x=g * v * state.diag_x + b2,
+            diag_z=g * v * state.diag_z + b2,
+            ntk=ntk,
+            same=state.same,
         )
 
     def module(
@@ -125,12 +131,18 @@ class ReLU:
     """
 
     def kernel(self, state: KernelState) -> KernelState:
-        e_phi, e_dphi = relu_moments(state.cov, state.diag_x, state.diag_z)
+        e_phi, e_dphi = relu_moments(state.cov, state.diag_x, state.diag_z, same=state.same)
         ntk = None
         if state.ntk is not None:
             e_dphi *= state.ntk
             ntk = e_dphi
-        return KernelState(cov=e_phi, diag_x=state.diag_x / 2.0, diag_z=state.diag_z / 2.0, ntk=ntk)
+        return KernelState(
+            cov=e_phi,
+            diag_x=state.diag_x / 2.0,
+            diag_z=state.diag_z / 2.0,
+            ntk=ntk,
+            same=state.same,
+        )
 
     def module(self, fan_in: int, fan_out: int, *, generator=None, dtype=None) -> nn.Module:
         return nn.ReLU()

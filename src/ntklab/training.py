@@ -12,8 +12,9 @@ steps is compared with :func:`ntklab.predict.gradient_descent_mse` at the same :
 
 * :func:`train` trains one network (``torch.optim.SGD``);
 * :func:`train_ensemble` trains networks of several seeds at once, with their weights stacked
-  and every layer a single batched matrix product (``torch.baddbmm``), so a GPU stays busy;
-  each member is trained exactly as :func:`train` would train it (up to float round-off);
+  and every layer a single batched matrix product (``torch.bmm``), so a GPU stays busy;
+  each member is trained exactly as :func:`train` would train it (up to float round-off;
+  on a CPU bit for bit with ``group_size=1``);
 * :func:`auto_lr` picks a stable learning rate :math:`\eta = c\, m / \lambda_{\max}(\Theta)`
   from the analytic NTK.
 
@@ -210,8 +211,139 @@ def auto_lr(ntk_train, *, c: float = 0.5) -> float:
 
 
 # ---- the training loop (shared by train and train_ensemble) ------------------------------------
+def _dense_layers(net: nn.Module) -> list[DenseModule] | None:
+    """The dense layers of ``net`` if it is Dense, (ReLU, Dense)*, scalar output; else None."""
+    mods = list(getattr(net, "layers", []))
+    if not isinstance(net, FullyConnectedNetwork) or len(mods) % 2 == 0:
+        return None
+    for i, mod in enumerate(mods):
+        if not isinstance(mod, DenseModule if i % 2 == 0 else nn.ReLU):
+            return None
+    if mods[-1].weight.shape[0] != 1:
+        return None
+    return mods[::2]
+
+
+class _Engine:
+    r"""Gradient descent on the squared loss of ``k`` stacked ReLU networks, by hand.
+
+    Forward and backward passes of :math:`f(x) = h^{L+1}`, with dense layers
+    :math:`h = s\, z W^\top + \beta b` and ReLUs between them, are written out with batched
+    matrix products over the member axis, so that each pass over an (n, width) activation is
+    one fused kernel (this is what limits the speed of thin networks, see
+    ``benchmarks/bench_training.py``):
+
+    * the first layer's bias is folded into its matrix product, :math:`h^1 = [x, 1]
+      [s W^1, \beta b^1]^\top`, and so is its gradient (one product gives both);
+    * the ReLU is applied in place, and its derivative is taken from the stored output
+      (:math:`\phi'(h) = 1[\phi(h) > 0]`, PyTorch's convention at 0);
+    * for one hidden layer the gradient reaching :math:`h^1` is rank one,
+      :math:`\delta^1 = 1[h^1 > 0] \odot (g\, u^\top)` with :math:`g = \partial\ell/\partial f`
+      and :math:`u = s W^2`, so :math:`\nabla[W^1, b^1] = \operatorname{diag}(u)\,
+      1[h^1 > 0]^\top (g \odot [x, 1])` is computed without forming :math:`\delta^1`.
+
+    The result is the gradient autograd would give, up to float round-off (relative
+    differences near 1e-15 in float64 against :func:`torch.autograd.grad`, depths 1–3, all
+    parameterizations). Only networks of dense layers and ReLUs with a scalar output (those
+    of :meth:`Architecture.network`) take this path; :func:`train` uses autograd otherwise.
+
+    Parameters
+    ----------
+    weights : list of Tensor (k, out, in)
+    biases : list of Tensor (k, out) or None
+    scales, betas : list of float
+        :attr:`DenseModule.scale` and :attr:`DenseModule.beta` of each dense layer.
+    """
+
+    def __init__(self, weights, biases, scales, betas):
+        self.weights, self.biases = weights, biases
+        self.scales, self.betas = [float(s) for s in scales], [float(b) for b in betas]
+        self._aug_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """Weights and biases in layer order (biases only where present)."""
+        out = []
+        for w, b in zip(self.weights, self.biases, strict=True):
+            out += [w] if b is None else [w, b]
+        return out
+
+    def augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """``[x, 1]`` (a trailing column of ones) when the first layer has a bias, else ``x``."""
+        if self.biases[0] is None:
+            return x
+        cache = self._aug_cache
+        if cache is not None and cache[0] is x:
+            return cache[1]
+        xa = torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], -1)
+        self._aug_cache = (x, xa)
+        return xa
+
+    def _first_matrix(self) -> torch.Tensor:
+        w, b = self.weights[0], self.biases[0]
+        wa = w * self.scales[0]
+        if b is not None:
+            wa = torch.cat([wa, (self.betas[0] * b).unsqueeze(-1)], -1)
+        return wa  # (k, width, d [+ 1])
+
+    def forward(self, xa: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Outputs (k, n) on augmented inputs ``xa`` (k, n, d[+1]) and the hidden activations."""
+        h = torch.matmul(xa, self._first_matrix().transpose(1, 2))
+        acts = []
+        for w, b, s, beta in zip(self.weights[1:], self.biases[1:], self.scales[1:],
+                                 self.betas[1:], strict=True):  # fmt: skip
+            a = h.relu_()
+            acts.append(a)
+            if b is None:
+                h = torch.bmm(a, w.transpose(1, 2)).mul_(s)
+            else:
+                h = torch.baddbmm((beta * b).unsqueeze(1), a, w.transpose(1, 2), alpha=s)
+        return h.squeeze(-1), acts
+
+    def step(self, xa: torch.Tensor, yb: torch.Tensor, f0: torch.Tensor | None):
+        """Per-member losses (k,) and the gradients of their sum, in :attr:`params` order."""
+        out, acts = self.forward(xa)
+        r = out - f0 if f0 is not None else out
+        r = r - yb
+        losses = r.square().mean(dim=1)
+        g = (r * (2.0 / r.shape[1])).unsqueeze(-1)  # d loss / d f, (k, n, 1)
+        grads = []  # in reverse layer order
+        n_dense = len(self.weights)
+        for i in range(n_dense - 1, 0, -1):
+            w, b, s, beta = self.weights[i], self.biases[i], self.scales[i], self.betas[i]
+            a = acts[i - 1]  # the layer's input, phi(h) of the layer below
+            if b is not None:
+                grads.append(g.sum(dim=1) * beta)
+            grads.append(torch.baddbmm(w, g.transpose(1, 2), a, beta=0.0, alpha=s))
+            if i == 1 and n_dense == 2:  # rank-one gradient into the single hidden layer
+                u = (w * s).transpose(1, 2)  # (k, width, 1)
+                mask = a.gt_(0.0)  # 1[h > 0] in place (a is not needed any more)
+                ga = torch.bmm((g * xa).transpose(1, 2), mask).transpose(1, 2).mul_(u)
+                return losses, self._first_grads(ga, grads)
+            if w.shape[1] == 1:  # (k, n, 1) x (k, 1, width): an outer product
+                g_in = torch.bmm(g, w).mul_(s)
+            else:
+                g_in = torch.baddbmm(a, g, w, beta=0.0, alpha=s)
+            g = torch.ops.aten.threshold_backward.grad_input(g_in, a, 0.0, grad_input=g_in)
+        ga = torch.bmm(xa.transpose(1, 2), g).transpose(1, 2)
+        return losses, self._first_grads(ga, grads)
+
+    def _first_grads(self, ga: torch.Tensor, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Split the first layer's gradient ``ga`` (k, width, d[+1]) and order all gradients."""
+        if self.biases[0] is not None:
+            grads.append(ga[..., -1] * self.betas[0])
+            grads.append(ga[..., :-1] * self.scales[0])
+        else:
+            grads.append(ga.mul_(self.scales[0]))
+        return grads[::-1]
+
+
 class _Single:
-    """One network trained by ``torch.optim.SGD``; outputs have a leading member axis of size 1."""
+    """One network trained by ``torch.optim.SGD``; outputs have a leading member axis of size 1.
+
+    For networks from :meth:`Architecture.network` the gradient comes from :class:`_Engine`;
+    any other module is trained through autograd.
+    """
 
     k = 1
 
@@ -219,18 +351,41 @@ class _Single:
         self.net = net
         self.f0 = f0_train
         self.opt = torch.optim.SGD(net.parameters(), lr=lr)
+        dense = _dense_layers(net)
+        if not all(p.requires_grad for p in net.parameters()):
+            dense = None  # frozen parameters: leave them to autograd and SGD
+        self.engine = None
+        if dense is not None:
+            self.engine = _Engine(
+                [m.weight.unsqueeze(0) for m in dense],
+                [None if m.bias is None else m.bias.unsqueeze(0) for m in dense],
+                [m.scale for m in dense],
+                [m.beta for m in dense],
+            )
+            self._params = [p for m in dense for p in (m.weight, m.bias) if p is not None]
 
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
-        out = self.net(x)
-        return (out if f0 is None else out - f0).unsqueeze(0)
+        if self.engine is not None:
+            with torch.no_grad():
+                out = self.engine.forward(self.engine.augmented(x).unsqueeze(0))[0]
+        else:
+            out = self.net(x).unsqueeze(0)
+        return out if f0 is None else out - f0
 
     def step(self, X, y, idx) -> torch.Tensor:
-        if idx is None:
-            x, yb, f0 = X, y, self.f0
-        else:
-            i = idx[0]
-            x, yb, f0 = X[i], y[i], None if self.f0 is None else self.f0[i]
-        out = self.net(x)
+        i = None if idx is None else idx[0]
+        yb = y if i is None else y[i]
+        f0 = self.f0 if i is None or self.f0 is None else self.f0[i]
+        if self.engine is not None:
+            with torch.no_grad():
+                xa = self.engine.augmented(X)
+                xa = (xa if i is None else xa[i]).unsqueeze(0)
+                losses, grads = self.engine.step(xa, yb, f0)
+            for p, g in zip(self._params, grads, strict=True):
+                p.grad = g.reshape(p.shape)
+            self.opt.step()
+            return losses
+        out = self.net(X if i is None else X[i])
         if f0 is not None:
             out = out - f0
         loss = (out - yb).square().mean()
@@ -246,81 +401,67 @@ class _Single:
 class _Stacked:
     r"""``k`` networks of identical structure with weights stacked along a leading axis.
 
-    Each dense layer is one ``torch.baddbmm`` over the members; the update is the same as
-    ``torch.optim.SGD``'s, :math:`\theta_k \leftarrow \theta_k - \eta_k \nabla_{\theta_k}
-    \ell_k`, masked for members that have stopped.
+    Forward and backward passes are :class:`_Engine`'s batched products; the update is the
+    same as ``torch.optim.SGD``'s, :math:`\theta_k \leftarrow \theta_k - \eta_k
+    \nabla_{\theta_k} \ell_k`, skipped for members that have stopped.
     """
 
     def __init__(self, nets: list[FullyConnectedNetwork], lrs: torch.Tensor, f0_train):
         self.k = len(nets)
-        self.layers = []  # (weight (k,out,in), bias (k,out) or None, scale, beta) or "relu"
-        for i, mod in enumerate(nets[0].layers):
-            if isinstance(mod, DenseModule):
-                w = torch.stack([n.layers[i].weight.detach() for n in nets]).to(lrs.device)
-                b = None
-                if mod.bias is not None:
-                    b = torch.stack([n.layers[i].bias.detach() for n in nets]).to(lrs.device)
-                self.layers.append((w, b, mod.scale, mod.beta))
-            elif isinstance(mod, nn.ReLU):
-                self.layers.append("relu")
-            else:  # pragma: no cover - networks come from Architecture.network
-                raise ValueError(f"cannot stack layer {mod!r}")
-        self.params = [
-            t for layer in self.layers if layer != "relu" for t in layer[:2] if t is not None
-        ]
-        for p in self.params:
-            p.requires_grad_(True)
+        per_net = [_dense_layers(n) for n in nets]
+        if any(d is None for d in per_net):  # pragma: no cover - nets come from Architecture
+            raise ValueError("can only stack networks from Architecture.network")
+        dev = lrs.device
+        weights, biases = [], []
+        for i, mod in enumerate(per_net[0]):
+            weights.append(torch.stack([d[i].weight.detach() for d in per_net]).to(dev))
+            biases.append(
+                None
+                if mod.bias is None
+                else torch.stack([d[i].bias.detach() for d in per_net]).to(dev)
+            )
+        self.engine = _Engine(
+            weights, biases, [m.scale for m in per_net[0]], [m.beta for m in per_net[0]]
+        )
+        self.params = self.engine.params
         self.lrs = lrs
-        self.active = torch.ones(self.k, dtype=torch.bool, device=lrs.device)
+        self.active = torch.ones(self.k, dtype=torch.bool, device=dev)
+        self.all_active = True
         self.f0 = f0_train
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x
-        for layer in self.layers:
-            if layer == "relu":
-                z = torch.relu(z)
-                continue
-            w, b, scale, beta = layer
-            if b is None:
-                z = torch.bmm(z, w.transpose(1, 2)).mul_(scale)
-            else:  # beta * b + scale * z W^T in one kernel
-                z = torch.baddbmm((beta * b).unsqueeze(1), z, w.transpose(1, 2), alpha=scale)
-        return z.squeeze(-1)
-
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
-        out = self._forward(x.expand(self.k, *x.shape))
+        with torch.no_grad():
+            xa = self.engine.augmented(x)
+            out = self.engine.forward(xa.expand(self.k, *xa.shape))[0]
         return out if f0 is None else out - f0
 
     def step(self, X, y, idx) -> torch.Tensor:
+        xa = self.engine.augmented(X)
         if idx is None:
-            x, yb, f0 = X.expand(self.k, *X.shape), y, self.f0
+            xa, yb, f0 = xa.expand(self.k, *xa.shape), y, self.f0
         else:
-            x, yb = X[idx], y[idx]
+            xa, yb = xa[idx], y[idx]
             f0 = None if self.f0 is None else torch.gather(self.f0, 1, idx)
-        out = self._forward(x)
-        if f0 is not None:
-            out = out - f0
-        losses = (out - yb).square().mean(dim=1)
-        grads = torch.autograd.grad(losses.sum(), self.params)
         with torch.no_grad():
+            losses, grads = self.engine.step(xa, yb, f0)
             for p, g in zip(self.params, grads, strict=True):
                 shape = (self.k,) + (1,) * (p.dim() - 1)
-                upd = torch.where(
-                    self.active.view(shape), g, torch.zeros((), dtype=g.dtype, device=g.device)
-                )
-                p.sub_(self.lrs.view(shape) * upd)
-        return losses.detach()
+                g = g * self.lrs.view(shape)
+                if not self.all_active:
+                    g.masked_fill_(~self.active.view(shape), 0.0)
+                p.sub_(g)
+        return losses
 
     def stop(self, member: int) -> None:
         self.active[member] = False
+        self.all_active = False
 
     def copy_into(self, nets: list[FullyConnectedNetwork]) -> None:
         """Write the stacked parameters back into the individual networks."""
         with torch.no_grad():
             for j, net in enumerate(nets):
-                dense = [m for m in net.layers if isinstance(m, DenseModule)]
-                stacked = [layer for layer in self.layers if layer != "relu"]
-                for mod, (w, b, _, _) in zip(dense, stacked, strict=True):
+                dense = _dense_layers(net)
+                for mod, w, b in zip(dense, self.engine.weights, self.engine.biases, strict=True):
                     mod.weight.copy_(w[j])
                     if b is not None:
                         mod.bias.copy_(b[j])
@@ -650,8 +791,9 @@ def train_ensemble(
     dtype : torch.dtype, default torch.float32
     group_size : int, optional
         Members stacked per batched run. Default: all of them on a GPU; one at a time on a
-        CPU, where stacking only enlarges the working set beyond the caches (measured
-        0.6–0.9× the speed of separate runs, see ``benchmarks/bench_training.py``).
+        CPU, where stacking brings no clear speed-up (measured 0.8–1.1× the speed of
+        separate runs, see ``benchmarks/bench_training.py``) and one at a time reproduces
+        :func:`train` bit for bit.
 
     Returns
     -------
