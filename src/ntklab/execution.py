@@ -145,12 +145,21 @@ class Progress:
     stream : file, default sys.stdout
     tty : bool, optional
         Force the terminal display on or off (default: ``stream.isatty()``).
+    points : int, default 1
+        Sweep points; log lines name the point only when there are several.
     """
 
     def __init__(
-        self, total: int, already: int = 0, *, stream: TextIO | None = None, tty: bool | None = None
+        self,
+        total: int,
+        already: int = 0,
+        *,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        points: int = 1,
     ):
         self.total = total
+        self.points = points
         self.done = already
         self.already = already
         self.failed = 0
@@ -206,7 +215,7 @@ class Progress:
                 )
             self._draw()
             return
-        where = f" (point {record.point})" if len(self.running) or record.point else ""
+        where = f" (point {record.point})" if self.points > 1 else ""
         status = "done" if record.status == "done" else f"FAILED: {record.error}"
         errors = (
             f"; {len(record.errors)} method error(s): "
@@ -473,7 +482,7 @@ def run_study(
         total = len(plan.points) * plan.trials
         skipped = total - len(tasks)
         summary = RunSummary(Path(out), total, skipped, 0, 0, 0.0)
-        progress = progress or Progress(total, skipped)
+        progress = progress or Progress(total, skipped, points=len(plan.points))
         say(
             f"run {plan.name} ({plan.source}) -> {Path(out) / DB_NAME}: {len(plan.config.methods)} methods, "
             f"{len(plan.points)} point(s) x {plan.trials} trials"

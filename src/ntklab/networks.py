@@ -6,12 +6,13 @@ analytic kernels.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ._validation import check_matrix
 
-__all__ = ["FullyConnectedNetwork", "default_device", "resolve_device"]
+__all__ = ["FullyConnectedNetwork", "default_device", "predict_numpy", "resolve_device"]
 
 
 def default_device() -> torch.device:
@@ -34,6 +35,24 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             f"device={device!r} was asked for but CUDA is not available; use device='cpu'"
         )
     return dev
+
+
+def predict_numpy(model: nn.Module, X, *, batch_size: int = 65536) -> np.ndarray:
+    """Evaluate a scalar-output ``model`` on a numpy array: float64 numpy of shape (n,).
+
+    ``X`` is validated (finite, 2-D, ``model.in_features`` columns when the model has that
+    attribute) and sent in batches in the dtype and device of the model's parameters.
+    """
+    X = check_matrix(X, "X", n_features=getattr(model, "in_features", None))
+    param = next(model.parameters())
+    outs = []
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            xb = torch.as_tensor(
+                X[start : start + batch_size], dtype=param.dtype, device=param.device
+            )
+            outs.append(model(xb).reshape(-1).double().cpu())
+    return torch.cat(outs).numpy()
 
 
 class FullyConnectedNetwork(nn.Module):
@@ -70,13 +89,4 @@ class FullyConnectedNetwork(nn.Module):
 
     def predict(self, X, *, batch_size: int = 65536):
         """Evaluate on a numpy array (validated) and return float64 numpy of shape (n,)."""
-        X = check_matrix(X, "X", n_features=self.in_features)
-        param = next(self.parameters())
-        outs = []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(
-                    X[start : start + batch_size], dtype=param.dtype, device=param.device
-                )
-                outs.append(self(xb).double().cpu())
-        return torch.cat(outs).numpy()
+        return predict_numpy(self, X, batch_size=batch_size)

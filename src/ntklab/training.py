@@ -43,7 +43,7 @@ from torch import nn
 
 from ._validation import check_float, check_int, check_matrix, check_vector
 from .layers import DenseModule
-from .networks import FullyConnectedNetwork, resolve_device
+from .networks import FullyConnectedNetwork, predict_numpy, resolve_device
 
 __all__ = [
     "TrainResult",
@@ -94,20 +94,7 @@ class CenteredNetwork(nn.Module):
 
     def predict(self, X, *, batch_size: int = 65536) -> np.ndarray:
         """Evaluate on a numpy array and return float64 numpy of shape (n,)."""
-        return _predict(self, X, batch_size=batch_size)
-
-
-def _predict(model: nn.Module, X, *, batch_size: int = 65536) -> np.ndarray:
-    X = check_matrix(X, "X", n_features=getattr(model, "in_features", None))
-    param = next(model.parameters())
-    outs = []
-    with torch.no_grad():
-        for start in range(0, X.shape[0], batch_size):
-            xb = torch.as_tensor(
-                X[start : start + batch_size], dtype=param.dtype, device=param.device
-            )
-            outs.append(model(xb).reshape(-1).double().cpu())
-    return torch.cat(outs).numpy()
+        return predict_numpy(self, X, batch_size=batch_size)
 
 
 @dataclass
@@ -166,14 +153,14 @@ class TrainResult:
 
     def predict(self, X) -> np.ndarray:
         """Predictions of the final network on ``X`` (n, d): float64 (n,), centered if trained so."""
-        return _predict(self.network, X)
+        return predict_numpy(self.network, X)
 
     def initial_predict(self, X) -> np.ndarray:
         r"""Outputs at initialization of the model that was trained: :math:`f_0(X)`, or 0 if centered."""
         X = check_matrix(X, "X")
         if self.centered:
             return np.zeros(X.shape[0])
-        return _predict(self.initial_network, X)
+        return predict_numpy(self.initial_network, X)
 
 
 # ---- learning rate ---------------------------------------------------------------------------
