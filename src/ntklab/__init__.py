@@ -4,6 +4,7 @@ The public API is re-exported here; the modules follow the data flow
 config -> data -> architecture (kernels + networks) -> training / predict -> study -> store -> report.
 """
 
+from . import data
 from .architecture import PARAMETERIZATIONS, Architecture, Parameterization
 from .empirical import empirical_ntk, monte_carlo_nngp, monte_carlo_ntk
 from .equivalence import EquivalenceResult, equivalence_metrics
@@ -24,6 +25,7 @@ from .training import TrainResult, auto_lr, train, train_ensemble
 __version__ = "0.1.0"
 
 __all__ = [
+    "data",
     "Architecture",
     "Parameterization",
     "PARAMETERIZATIONS",
