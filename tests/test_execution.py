@@ -291,3 +291,20 @@ def test_store_rows_are_json_free_long_form(tiny_run):
         "curve_train_loss",
     } <= metrics
     assert json.loads(json.dumps(run_status(out)))["total"] == 3
+
+
+def test_methods_table_does_not_store_a_swept_depth_as_the_base_one(tmp_path):
+    """A depth sweep: the methods table must not claim depth 1 for the depth-2 points."""
+    from ntklab.execution import open_store
+
+    plan = load_config(
+        str(write_tiny(tmp_path)),
+        overrides=["sweep.methods.NTKJ1.depth=[1, 2]", "sweep.methods.NN1.width=[8, 16]"],
+    )
+    assert len(plan.points) == 4
+    with open_store(plan, tmp_path / "run") as store:
+        methods = store.methods().set_index("method")
+    assert pd.isna(methods.loc["NTKJ1", "depth"]) and methods.loc["NTKJ1", "label"] == "NTKJ1"
+    assert methods.loc["NTKJ1", "parameterization"] == "jacot"  # not swept: kept
+    assert methods.loc["NN1", "depth"] == 1  # only its width is swept
+    assert methods.loc["NN1", "label"] == "NN (1 layer)"

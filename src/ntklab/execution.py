@@ -82,16 +82,28 @@ def versions() -> dict[str, str]:
 
 
 def _methods_table(plan: StudyPlan) -> list[dict[str, Any]]:
+    """One row per method for the store's ``methods`` table.
+
+    A sweep may change a method's depth, parameterization or (default) label from point to
+    point; such a field is stored as NULL (and the label as the method's name), never as
+    the base config's value, so a report cannot mistake a depth-2 point for depth 1.
+    """
     rows = []
     for m in plan.config.methods:
+        variants = [next(v for v in p.config.methods if v.name == m.name) for p in plan.points]
+
+        def common(field: str, variants=variants):
+            values = {getattr(v, field) for v in variants}
+            return values.pop() if len(values) == 1 else None
+
         rows.append(
             {
                 "method": m.name,
                 "kind": m.kind,
-                "label": m.label,
-                "family": m.family,
-                "depth": m.depth,
-                "parameterization": m.parameterization,
+                "label": common("label") or m.name,
+                "family": common("family"),
+                "depth": common("depth"),
+                "parameterization": common("parameterization"),
                 "spec": m.spec(),
             }
         )
