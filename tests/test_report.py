@@ -512,7 +512,7 @@ def test_html_report_is_self_contained(html_reports):
         assert '"n_train": 800' in text or '"n_train": 300' in text  # the config
 
 
-def test_html_renders_in_chromium(html_reports):
+def test_html_renders_in_chromium(html_reports, tmp_path):
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.skip("no /usr/bin/chromium: headless rendering not checked")
@@ -522,6 +522,12 @@ def test_html_renders_in_chromium(html_reports):
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--dump-dom",
         path.resolve().as_uri(),
     ]
