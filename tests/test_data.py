@@ -85,3 +85,14 @@ def test_diabetes_is_standardized_on_the_sphere():
     assert sub.X.shape == (100, 10) and len(sub.train) == 80
     with pytest.raises(ValueError, match="dataset must be one of"):
         load_dataset("iris")
+
+
+def test_project_to_sphere_unit_rows_and_zero_row_error():
+    X = np.array([[3.0, 4.0], [0.0, -2.0]])
+    P = ntklab.data.project_to_sphere(X)
+    np.testing.assert_allclose(P, [[0.6, 0.8], [0.0, -1.0]], rtol=1e-15)
+    assert X[0, 0] == 3.0  # input untouched
+    with pytest.raises(ValueError, match="row 1 is zero"):
+        ntklab.data.project_to_sphere([[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        ntklab.data.project_to_sphere([[np.nan, 1.0]])

@@ -88,18 +88,6 @@ def check_vector(y: Any, name: str = "y", *, length: int | None = None) -> np.nd
     return arr
 
 
-def check_unit_norm(X: np.ndarray, name: str = "X", *, atol: float = 1e-6) -> np.ndarray:
-    """Raise unless every row of ``X`` has Euclidean norm 1 (within ``atol``)."""
-    norms = np.linalg.norm(X, axis=1)
-    bad = np.flatnonzero(np.abs(norms - 1.0) > atol)
-    if bad.size:
-        raise ValueError(
-            f"{name} must have unit-norm rows (points on the sphere); row {bad[0]} has norm "
-            f"{norms[bad[0]]:.6g}. Use ntklab.data.project_to_sphere(X) first"
-        )
-    return X
-
-
 def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int >= ``minimum`` or raise a ``ValueError`` naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -15,11 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
-from ._validation import check_float, check_int
+from ._validation import check_float, check_int, check_matrix
+from .predict import cholesky_jitter
 
-__all__ = ["Dataset", "DATASETS", "sphere", "gp_sample", "split", "load_dataset"]
+__all__ = [
+    "Dataset",
+    "DATASETS",
+    "project_to_sphere",
+    "sphere",
+    "gp_sample",
+    "split",
+    "load_dataset",
+]
 
 #: Real data sets accepted by ``data.dataset`` and their number of rows.
 DATASETS = {"diabetes": 442}
@@ -59,40 +67,41 @@ class Dataset:
         return self.y[self.test]
 
 
+def project_to_sphere(X) -> np.ndarray:
+    """Rows of ``X`` rescaled to unit Euclidean norm (a new float64 array).
+
+    Raises a ``ValueError`` naming the row if one is zero (it has no direction).
+    """
+    X = check_matrix(X, "X")
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    zero = np.flatnonzero(norms[:, 0] == 0)
+    if zero.size:
+        raise ValueError(f"X row {zero[0]} is zero and cannot be projected onto the unit sphere")
+    return X / norms
+
+
 def sphere(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     r"""``n`` points uniform on the unit sphere :math:`S^{d-1}`: normal rows rescaled to norm 1."""
     n = check_int(n, "n")
     d = check_int(d, "d")
-    X = rng.standard_normal((n, d))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    return X
+    return project_to_sphere(rng.standard_normal((n, d)))
 
 
 def gp_sample(K: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     r"""One draw :math:`y = L z \sim \mathcal N(0, K)` with :math:`K + \epsilon I = L L^\top`.
 
-    The Cholesky factor is computed with the smallest jitter :math:`\epsilon` (starting at
-    :math:`10^{-12}` times the mean diagonal, growing tenfold) that makes it succeed, as in
-    :func:`ntklab.predict.cho_solve_jitter`. Returns ``(y, jitter)``.
+    The Cholesky factor is computed with the smallest jitter :math:`\epsilon` that makes it
+    succeed (:func:`ntklab.predict.cholesky_jitter`). Returns ``(y, jitter)``.
     """
-    K = np.asarray(K, dtype=np.float64)
-    z = rng.standard_normal(K.shape[0])
-    scale = float(np.mean(np.diag(K)))
-    scale = scale if np.isfinite(scale) and scale > 0 else 1.0
-    jitter = 0.0
-    for attempt in range(13):
-        try:
-            Kj = K if jitter == 0.0 else K + jitter * np.eye(K.shape[0])
-            L = scipy.linalg.cholesky(Kj, lower=True, check_finite=False)
-            if np.all(np.isfinite(L)):
-                return L @ z, jitter
-        except np.linalg.LinAlgError:
-            pass
-        jitter = scale * 10.0 ** (-12 + attempt)
-    raise np.linalg.LinAlgError(
-        "the generating kernel matrix is not positive semi-definite even with jitter "
-        f"{jitter:.3g}; check data.generator"
-    )
+    z = rng.standard_normal(np.shape(K)[0])
+    try:
+        L, jitter = cholesky_jitter(K)
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(
+            "the generating kernel matrix is not positive semi-definite even with jitter; "
+            "check data.generator"
+        ) from None
+    return L @ z, jitter
 
 
 def split(n: int, n_train: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -112,8 +121,7 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_diabetes
 
     X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(axis=0)) / X.std(axis=0)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = project_to_sphere((X - X.mean(axis=0)) / X.std(axis=0))
     y = (y - y.mean()) / y.std()
     return X.astype(np.float64), y.astype(np.float64)
 

@@ -27,19 +27,18 @@ __all__ = [
 ]
 
 
-def cho_solve_jitter(
-    K: np.ndarray, B: np.ndarray, *, max_tries: int = 12
-) -> tuple[np.ndarray, float]:
-    """Solve ``K A = B`` for symmetric PSD ``K`` by Cholesky, adding jitter only if needed.
+def cholesky_jitter(K: np.ndarray, *, max_tries: int = 12) -> tuple[np.ndarray, float]:
+    """Lower Cholesky factor ``L`` of ``K + jitter·I`` with the smallest jitter that works.
 
-    The jitter starts at ``1e-12 · mean(diag K)`` and grows by 10 until the factorization
-    succeeds; the smallest successful value is returned (0.0 when none was needed).
+    The jitter is 0, then ``1e-12 · mean(diag K)`` growing by 10 per try. A factorization
+    counts as successful only if every pivot satisfies ``L_ii^2 > 1e-14 · mean(diag K)``
+    (LAPACK does not always fail on numerically singular matrices).
 
     Returns
     -------
-    A : ndarray
+    L : ndarray, lower triangular
     jitter : float
-        The value added to the diagonal.
+        The value added to the diagonal (0.0 when none was needed).
     """
     K = np.asarray(K, dtype=np.float64)
     scale = float(np.mean(np.diag(K))) if K.size else 1.0
@@ -48,11 +47,10 @@ def cho_solve_jitter(
     for attempt in range(max_tries + 1):
         try:
             Kj = K if jitter == 0.0 else K + jitter * np.eye(K.shape[0])
-            factor = scipy.linalg.cho_factor(Kj, lower=True, check_finite=False)
-            # cho_factor does not always fail on numerically singular matrices: check pivots.
-            diag = np.diag(factor[0])
-            if np.all(diag > 0) and np.min(diag) ** 2 > 1e-14 * scale:
-                return scipy.linalg.cho_solve(factor, B, check_finite=False), jitter
+            L = scipy.linalg.cholesky(Kj, lower=True, check_finite=False)
+            diag = np.diag(L)
+            if np.all(np.isfinite(L)) and np.all(diag > 0) and np.min(diag) ** 2 > 1e-14 * scale:
+                return L, jitter
         except np.linalg.LinAlgError:
             pass
         jitter = scale * 10.0 ** (-12 + attempt)
@@ -60,6 +58,23 @@ def cho_solve_jitter(
         f"the kernel matrix is not positive definite even with jitter {jitter:.3g}; "
         "check the kernel for NaN or a non-PSD construction"
     )
+
+
+def cho_solve_jitter(
+    K: np.ndarray, B: np.ndarray, *, max_tries: int = 12
+) -> tuple[np.ndarray, float]:
+    """Solve ``K A = B`` for symmetric PSD ``K`` by Cholesky, adding jitter only if needed.
+
+    See :func:`cholesky_jitter` for the jitter rule.
+
+    Returns
+    -------
+    A : ndarray
+    jitter : float
+        The value added to the diagonal.
+    """
+    L, jitter = cholesky_jitter(K, max_tries=max_tries)
+    return scipy.linalg.cho_solve((L, True), B, check_finite=False), jitter
 
 
 class KernelRegressor(RegressorMixin, BaseEstimator):
