@@ -15,7 +15,7 @@ Arora, S. et al. (2019). On exact computation with an infinitely wide neural net
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,9 +62,6 @@ class KernelState:
             ntk=None,
             same=same,
         )
-
-    def replace(self, **changes) -> KernelState:
-        return replace(self, **changes)
 
 
 def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray, *, same: bool = False):
