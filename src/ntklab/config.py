@@ -107,7 +107,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "rbf": ("length_scale", "ridge"),
 }
 GENERATOR_KINDS = ("ntk", "nngp", "laplacian", "rbf")
-_COMMON = ("name", "kind", "label", "family")
+_COMMON = ("name", "kind", "label", "family", "trials")
 
 
 class _Base(BaseModel):
@@ -211,6 +211,7 @@ class MethodConfig(KernelSpec):
     kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf"]
     label: str | None = None
     family: str | None = None
+    trials: PosInt | None = None
     width: PosInt | None = None
     lr: float | Literal["auto"] | None = None
     epochs: PosInt | None = None

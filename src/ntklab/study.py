@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import traceback
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from .kernels import laplacian, rbf
 from .predict import cho_solve_jitter
 from .store import TrialRecord
 
-__all__ = ["run_trial", "trial_seed", "network_seed", "TrialContext"]
+__all__ = ["run_trial", "methods_due", "trial_seed", "network_seed", "TrialContext"]
 
 
 def trial_seed(study_seed: int, trial: int) -> np.random.SeedSequence:
@@ -231,6 +231,18 @@ def record_curve(record: TrialRecord, method: str, metric: str, steps, values) -
             record.add(method, metric, value, step=int(step))
 
 
+def methods_due(
+    config: StudyConfig, trial: int, only: Collection[str] | None = None
+) -> list[MethodConfig]:
+    """The methods trial ``trial`` runs: those with no ``trials`` cap or a cap above ``trial``
+    (a method with ``trials = 4`` runs in trials 0..3 only), restricted to ``only`` if given."""
+    return [
+        m
+        for m in config.methods
+        if (m.trials is None or trial < m.trials) and (only is None or m.name in only)
+    ]
+
+
 def run_trial(
     config: StudyConfig | dict[str, Any],
     *,
@@ -238,6 +250,7 @@ def run_trial(
     trial: int,
     device=None,
     on_method: Callable[[str], None] | None = None,
+    methods: Collection[str] | None = None,
 ) -> TrialRecord:
     """Run trial ``trial`` of one sweep point: data, then every method; never raises.
 
@@ -251,6 +264,9 @@ def run_trial(
         For network methods; ``None``: CUDA when available (``ntklab.networks.resolve_device``).
     on_method : callable, optional
         Called with each method's name before it runs (progress display).
+    methods : collection of str, optional
+        Run only these methods (default: all). Either way a method whose ``trials`` cap is
+        at most ``trial`` is not run (:func:`methods_due`).
 
     Returns
     -------
@@ -271,7 +287,7 @@ def run_trial(
     start = time.perf_counter()
     try:
         ctx, _ = make_data(config, trial)  # (generator jitter: 0 for every preset's data)
-        for method in config.methods:
+        for method in methods_due(config, trial, methods):
             if on_method is not None:
                 on_method(method.name)
             try:
