@@ -90,6 +90,9 @@ def test_presets_command():
         "paper",
         "paper-quick",
         "real-data",
+        "seed",
+        "seed-corrected",
+        "seed-quick",
     ]
     assert "50 trials, 11 methods" in result.stdout
     assert "x 3 sweep points" in result.stdout

@@ -130,7 +130,16 @@ def verify(width, samples, points, seed, depths, parameterizations, nngp_estimat
 @click.option(
     "--device", default=None, help="Device for the networks [default: cuda if available, else cpu]."
 )
-def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overrides, device):
+@click.option(
+    "--only",
+    "only",
+    default=None,
+    metavar="NAME,NAME,...",
+    help="Run only these methods of the config, into a run directory of their own "
+    "[default: runs/<study name>-only-<names>]; kernel methods keep what they take from "
+    "their network method, so the numbers equal those of the full run.",
+)
+def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overrides, device, only):
     """Run (or resume) the study CONFIG_OR_PRESET (a preset name or a TOML file)."""
     from pathlib import Path
 
@@ -140,13 +149,18 @@ def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overri
 
     if trials is not None and trials < 1:
         raise UserError(f"--trials must be a positive integer; got {trials}")
+    only_names = None
+    if only is not None:
+        only_names = [n.strip() for n in only.split(",") if n.strip()]
+        if not only_names:
+            raise UserError(f"--only takes method names separated by commas, e.g. NN1,NTK-NN1-T; got {only!r}")
     try:
-        plan = load_config(source, overrides=list(overrides), trials=trials)
+        plan = load_config(source, overrides=list(overrides), trials=trials, only=only_names)
         if device is not None:
             from .networks import resolve_device
 
             device = str(resolve_device(device))
-        out = out or str(Path("runs") / plan.name)
+        out = out or str(Path("runs") / plan.default_dir)
         summary = run_study(
             plan,
             out,

@@ -1,4 +1,4 @@
-"""Study configuration: TOML files and presets, validated into a :class:`StudyPlan`.
+r"""Study configuration: TOML files and presets, validated into a :class:`StudyPlan`.
 
 A study config has four parts (see ``ntklab presets`` and ``src/ntklab/presets/*.toml``)::
 
@@ -11,16 +11,32 @@ A study config has four parts (see ``ntklab presets`` and ``src/ntklab/presets/*
 Method kinds and the keys each accepts (anything else is an error):
 
 ============ ==========================================================================
-kind         keys (besides ``name``, ``kind``, ``label``, ``family``)
+kind         keys (besides ``name``, ``kind``, ``label``, ``family``, ``trials``)
 ============ ==========================================================================
-network      depth, parameterization, sigma_w, sigma_b, width, lr, epochs, batch_size,
-             centered, record_every, equivalence, max_kernel_points
-ntk, nngp    depth, parameterization, sigma_w, sigma_b, ridge
-ntk_time     depth, parameterization, sigma_w, sigma_b, lr, epochs (NTK mean prediction
-             after ``epochs`` full-batch gradient-descent steps, SPEC §3)
-laplacian    length_scale, ridge
-rbf          length_scale, ridge
+network      depth, parameterization, sigma_w, sigma_b, sigma_w1, width, lr, epochs,
+             batch_size, centered, record_every, equivalence, max_kernel_points,
+             holdout_fraction
+ntk, nngp    depth, parameterization, sigma_w, sigma_b, sigma_w1, ridge, holdout_fraction,
+             network (take depth, parameterization and sigmas from that network method)
+ntk_time     depth, parameterization, sigma_w, sigma_b, sigma_w1, lr, epochs, batch_size,
+             holdout_fraction, network, f0 (the NTK prediction after
+             ``epochs × ⌈m_fit / batch_size⌉`` gradient steps, SPEC §3 and §6 "time
+             matching"; with ``network = "NN1"`` everything but ``f0`` comes from NN1, and
+             ``f0 = "network"`` starts from the initial function of the very network NN1
+             trains in that trial; ``f0 = "zero"``, the default, is the mean over
+             initializations)
+laplacian    length_scale, ridge, holdout_fraction
+rbf          length_scale, ridge, holdout_fraction
+published    kernel (one of the seed's nine formulas, SPEC §6: GP1 GP2 NTKA1 NTKA2 NTKB1
+             NTKB2 NTKJ1 NTKJ2 K1), normalization ("published" or "corrected"),
+             amplitude and length_scale (K1 only), ridge, holdout_fraction
 ============ ==========================================================================
+
+``trials`` caps the trials a method runs in (trials 0 .. trials−1), so that an expensive
+method can run in fewer trials than the cheap ones; ``holdout_fraction = h`` fits a method on
+the first :math:`m - \lfloor h m \rfloor` training rows only (Keras's ``validation_split``,
+which the seed's networks used: SPEC §6). ``[data.generator]`` accepts the kinds ntk, nngp,
+laplacian, rbf and published.
 
 Sweep keys are dotted paths: ``"data.noise"``, ``"methods.NN1.width"`` (one method, by name)
 or ``"methods.*.width"`` (every method whose kind accepts ``width``). Nested TOML tables
@@ -37,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import itertools
 import json
@@ -51,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .architecture import Architecture
 from .data import DATASETS as DATASET_SIZES
+from .data import n_test_from_fraction
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,11 +100,14 @@ class ConfigError(ValueError):
 
 
 Param = Literal["jacot", "arora", "paper"]
+PublishedName = Literal["GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1"]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+MethodName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", min_length=1, max_length=40)]
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
-ARCH_FIELDS = ("depth", "parameterization", "sigma_w", "sigma_b")
+ARCH_FIELDS = ("depth", "parameterization", "sigma_w", "sigma_b", "sigma_w1")
 NETWORK_FIELDS = (
     "width",
     "lr",
@@ -96,18 +117,29 @@ NETWORK_FIELDS = (
     "record_every",
     "equivalence",
     "max_kernel_points",
+    "holdout_fraction",
 )
-#: Keys each method kind accepts (besides name, kind, label, family).
+#: Keys each method kind accepts (besides name, kind, label, family, trials).
 KINDS: dict[str, tuple[str, ...]] = {
     "network": ARCH_FIELDS + NETWORK_FIELDS,
-    "ntk": ARCH_FIELDS + ("ridge",),
-    "nngp": ARCH_FIELDS + ("ridge",),
-    "ntk_time": ARCH_FIELDS + ("lr", "epochs"),
-    "laplacian": ("length_scale", "ridge"),
-    "rbf": ("length_scale", "ridge"),
+    "ntk": ARCH_FIELDS + ("ridge", "holdout_fraction", "network"),
+    "nngp": ARCH_FIELDS + ("ridge", "holdout_fraction", "network"),
+    "ntk_time": ARCH_FIELDS
+    + ("lr", "epochs", "batch_size", "holdout_fraction", "network", "f0"),
+    "laplacian": ("length_scale", "ridge", "holdout_fraction"),
+    "rbf": ("length_scale", "ridge", "holdout_fraction"),
+    "published": ("kernel", "normalization", "amplitude", "length_scale", "ridge", "holdout_fraction"),
 }
-GENERATOR_KINDS = ("ntk", "nngp", "laplacian", "rbf")
+GENERATOR_KINDS = ("ntk", "nngp", "laplacian", "rbf", "published")
 _COMMON = ("name", "kind", "label", "family", "trials")
+#: Keys a kernel method with ``network = "NAME"`` takes from that network method.
+FROM_NETWORK: dict[str, tuple[str, ...]] = {
+    "ntk": ARCH_FIELDS,
+    "nngp": ARCH_FIELDS,
+    "ntk_time": ARCH_FIELDS + ("lr", "epochs", "batch_size", "holdout_fraction", "width"),
+}
+#: The seed's nine published kernel formulas (SPEC §6), by name.
+PUBLISHED_NAMES = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1")
 
 
 class _Base(BaseModel):
@@ -131,11 +163,15 @@ class KernelSpec(_Base):
     :class:`MethodConfig`. Fields that do not apply to ``kind`` must not be set.
     """
 
-    kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf"] = "ntk"
+    kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf", "published"] = "ntk"
     depth: PosInt | None = None
     parameterization: Param | None = None
     sigma_w: PosFloat | None = None
     sigma_b: NonNegFloat | None = None
+    sigma_w1: PosFloat | None = None
+    kernel: PublishedName | None = None
+    normalization: Literal["published", "corrected"] | None = None
+    amplitude: PosFloat | None = None
     length_scale: PosFloat | None = None
     ridge: NonNegFloat | None = None
 
@@ -160,7 +196,27 @@ class KernelSpec(_Base):
             parameterization=self.parameterization,
             sigma_w=self.sigma_w,
             sigma_b=self.sigma_b,
+            **({} if self.sigma_w1 is None else {"sigma_w1": self.sigma_w1}),
         )
+
+    def published(self):
+        """The :class:`~ntklab.published.PublishedKernel` of a ``published`` spec."""
+        from .published import PublishedKernel
+
+        extra = {}
+        if self.kernel == "K1":
+            extra = {"amplitude": self.amplitude, "length_scale": self.length_scale}
+        return PublishedKernel(self.kernel, normalization=self.normalization, **extra)
+
+    @property
+    def layers(self) -> int | None:
+        """Hidden layers of the method's network or kernel (a published formula's from its
+        name: ``NTKB2`` -> 2); None for the Laplacian, RBF and K1 kernels."""
+        if self.depth is not None:
+            return self.depth
+        if self.kind == "published" and self.kernel != "K1":
+            return int(self.kernel[-1])
+        return None
 
     def _fill_defaults(self, *, parameterization: str | None) -> None:
         if "depth" in self._allowed():
@@ -175,10 +231,30 @@ class KernelSpec(_Base):
                 self.parameterization = parameterization
             arch = self.architecture()
             self.sigma_w, self.sigma_b = arch.sigma_w, arch.sigma_b
-        if "length_scale" in self._allowed() and self.length_scale is None:
+        if self.kind == "published":
+            self._published_defaults()
+        elif "length_scale" in self._allowed() and self.length_scale is None:
             self.length_scale = 1.0
         if "ridge" in self._allowed() and self.ridge is None:
             self.ridge = 0.0
+
+
+    def _published_defaults(self) -> None:
+        if self.kernel is None:
+            raise ValueError(
+                f"kernel is required for kind 'published' (one of {', '.join(PUBLISHED_NAMES)})"
+            )
+        if self.normalization is None:
+            self.normalization = "published"
+        if self.kernel == "K1":  # the seed's K1 = 2 exp(-|x - x'| / 6), SPEC §6
+            self.amplitude = 2.0 if self.amplitude is None else self.amplitude
+            self.length_scale = 6.0 if self.length_scale is None else self.length_scale
+        else:
+            wrong = [k for k in ("amplitude", "length_scale") if getattr(self, k) is not None]
+            if wrong:
+                raise ValueError(
+                    f"{' and '.join(wrong)} apply to kernel 'K1' only (got kernel '{self.kernel}')"
+                )
 
 
 class GeneratorSpec(KernelSpec):
@@ -187,10 +263,11 @@ class GeneratorSpec(KernelSpec):
     Default: NTKB1 (``kind = "ntk"``, ``depth = 1``, ``parameterization = "paper"``), SPEC §4.
     """
 
-    kind: Literal["ntk", "nngp", "laplacian", "rbf"] = "ntk"
+    kind: Literal["ntk", "nngp", "laplacian", "rbf", "published"] = "ntk"
 
     def _allowed(self) -> tuple[str, ...]:
-        return tuple(f for f in KINDS[self.kind] if f != "ridge")
+        fitting = ("ridge", "holdout_fraction", "network")
+        return tuple(f for f in KINDS[self.kind] if f not in fitting)
 
     @model_validator(mode="after")
     def _defaults(self):
@@ -207,11 +284,14 @@ class GeneratorSpec(KernelSpec):
 class MethodConfig(KernelSpec):
     """One ``[[methods]]`` entry: a predictor fitted on the training split of every trial."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", min_length=1, max_length=40)]
-    kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf"]
+    name: MethodName
+    kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf", "published"]
     label: str | None = None
     family: str | None = None
     trials: PosInt | None = None
+    holdout_fraction: Fraction | None = None
+    network: MethodName | None = None
+    f0: Literal["network", "zero"] | None = None
     width: PosInt | None = None
     lr: float | Literal["auto"] | None = None
     epochs: PosInt | None = None
@@ -226,6 +306,12 @@ class MethodConfig(KernelSpec):
     def _lr(cls, value):
         return _check_lr(value)
 
+    def _allowed(self) -> tuple[str, ...]:
+        if self.network is not None:  # e.g. ntk_time's width: that of its network (for f0)
+            extra = tuple(f for f in FROM_NETWORK.get(self.kind, ()) if f not in KINDS[self.kind])
+            return KINDS[self.kind] + extra
+        return KINDS[self.kind]
+
     @model_validator(mode="after")
     def _defaults(self):
         self._fill_defaults(parameterization=None)
@@ -237,8 +323,14 @@ class MethodConfig(KernelSpec):
             self.equivalence = True if self.equivalence is None else self.equivalence
             self.max_kernel_points = self.max_kernel_points or 200
             self.record_every = self.record_every or max(1, self.epochs // 10)
-        if self.kind == "ntk_time" and self.epochs is None:
-            raise ValueError("epochs is required for kind 'ntk_time' (the training time T)")
+        if self.kind == "ntk_time":
+            if self.epochs is None:
+                raise ValueError("epochs is required for kind 'ntk_time' (the training time T)")
+            if self.f0 == "network" and (self.network is None or self.width is None):
+                raise ValueError(
+                    "f0 = 'network' needs network = 'NAME' (the network method whose initial "
+                    "function f0 is)"
+                )
         if self.kind in ("network", "ntk_time") and self.lr is None:
             self.lr = "auto"
         if self.family is None:
@@ -252,6 +344,8 @@ class MethodConfig(KernelSpec):
         return {"jacot": "J", "arora": "A", "paper": "B"}.get(self.parameterization or "", "")
 
     def _default_family(self) -> str:
+        if self.kind == "published":
+            return self.kernel.rstrip("12") if self.kernel != "K1" else "K1"
         return {
             "network": "NN",
             "nngp": "GP",
@@ -262,6 +356,8 @@ class MethodConfig(KernelSpec):
         }[self.kind]
 
     def _default_label(self) -> str:
+        if self.kind == "published":
+            return f"{self.kernel} (seed formula, {self.normalization})"
         if self.depth is None:
             return {"laplacian": "Laplacian (K1)", "rbf": "RBF"}[self.kind]
         layers = f"{self.depth} layer{'s' if self.depth != 1 else ''}"
@@ -281,12 +377,34 @@ class DataConfig(_Base):
     dataset: Literal["simulated", "diabetes"] = "simulated"
     n: PosInt | None = None
     d: PosInt | None = None
-    n_train: PosInt
+    n_train: PosInt | None = None
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
     noise: NonNegFloat = 0.0
+    inputs: Literal["normal", "uniform"] | None = None
+    bounds: list[float] | None = None
     generator: GeneratorSpec | None = None
+
+    @field_validator("noise")
+    @classmethod
+    def _finite_noise(cls, value):
+        if not math.isfinite(value):
+            raise ValueError(f"noise must be a finite number >= 0; got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _check(self):
+        if self.bounds is not None:
+            if self.inputs != "uniform":
+                raise ValueError("bounds apply to inputs = 'uniform' only")
+            if len(self.bounds) != 2 or not all(math.isfinite(b) for b in self.bounds):
+                raise ValueError(f"bounds must be two finite numbers [low, high]; got {self.bounds}")
+            if not self.bounds[0] < self.bounds[1]:
+                raise ValueError(
+                    f"bounds = {self.bounds}: the low bound must be below the high one "
+                    "(e.g. bounds = [-5.0, 7.0])"
+                )
+        elif self.inputs == "uniform":
+            self.bounds = [-5.0, 7.0]  # the seed's Uniform(-5, 7), SPEC §6
         if self.dataset == "simulated":
             for req in ("n", "d"):
                 if getattr(self, req) is None:
@@ -306,6 +424,20 @@ class DataConfig(_Base):
                     f"n = {self.n} but the {self.dataset} data set has only {size} rows"
                 )
         total = self.n if self.n is not None else DATASET_SIZES[self.dataset]
+        if self.test_fraction is not None:
+            n_train = total - n_test_from_fraction(total, self.test_fraction)
+            if self.n_train is not None and self.n_train != n_train:
+                raise ValueError(
+                    f"n_train = {self.n_train} and test_fraction = {self.test_fraction} disagree "
+                    f"(the fraction leaves {n_train} training rows); give only one of them"
+                )
+            if n_train < 1:
+                raise ValueError(
+                    f"test_fraction = {self.test_fraction} leaves no training rows of n = {total}"
+                )
+            self.n_train = n_train
+        if self.n_train is None:
+            raise ValueError("n_train (or test_fraction) is required, e.g. n_train = 800")
         if self.n_train >= total:
             raise ValueError(
                 f"n_train = {self.n_train} must be smaller than n = {total} (the rest is the test set)"
@@ -320,6 +452,19 @@ class StudySection(_Base):
     description: str = ""
     trials: PosInt = 10
     seed: Annotated[int, Field(ge=0)] = 0
+    reduced_from: str | None = None
+
+
+class ReportSection(_Base):
+    """``[report]``: how the report decides that two methods tie (not part of the config hash).
+
+    Two methods are called *equivalent* only by an equivalence test (two one-sided paired
+    t-tests, Holm-corrected across the comparisons of a table) with the region
+    :math:`|\bar d| < \text{margin} \times` the reference method's mean RMSE.
+    """
+
+    equivalence_margin: Annotated[float, Field(gt=0, lt=1)] = 0.02
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
 
 
 class StudyConfig(_Base):
@@ -329,6 +474,7 @@ class StudyConfig(_Base):
     data: DataConfig
     methods: Annotated[list[MethodConfig], Field(min_length=1)]
     sweep: dict[str, list[Any]] = {}
+    report: ReportSection = ReportSection()
 
     @field_validator("sweep", mode="before")
     @classmethod
@@ -439,8 +585,47 @@ def _read_toml(text: str, where: str) -> dict:
         raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
 
 
-def load_raw(source: str | Path) -> tuple[dict, str]:
-    """Read a preset name or a TOML file into a dict. Returns ``(raw, where)``."""
+def load_raw(source: str | Path, *, _chain: tuple[str, ...] = ()) -> tuple[dict, str]:
+    """Read a preset name or a TOML file into a dict. Returns ``(raw, where)``.
+
+    A config may start from another one: ``extends = "seed"`` (a preset name, or a path
+    relative to the extending file) takes that config, merges this file's tables into it
+    (tables key by key, ``[[methods]]`` appended, other values replaced) and then applies
+    the dotted overrides of its ``[set]`` table, exactly as ``--set`` would
+    (``"methods.*.normalization" = "corrected"``).
+    """
+    raw, where = _load_one(source)
+    if "extends" not in raw:
+        return raw, where
+    base = raw.pop("extends")
+    overrides = raw.pop("set", {})
+    if not isinstance(base, str):
+        raise ConfigError(f"{where}: extends must be a preset name or a file path; got {base!r}")
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: [set] must be a table of dotted keys = values")
+    if where in _chain or len(_chain) > 8:
+        raise ConfigError(f"{where}: extends forms a cycle ({' -> '.join(_chain + (where,))})")
+    if where != f"preset {source}" and not Path(base).is_absolute() and base not in preset_names():
+        base = str(Path(where).parent / base)
+    merged, _ = load_raw(base, _chain=_chain + (where,))
+    _merge(merged, raw)
+    for key, value in overrides.items():
+        apply_override(merged, key, value, where=f"{where}: [set]")
+    return merged, where
+
+
+def _merge(into: dict, new: dict) -> None:
+    for key, value in new.items():
+        old = into.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            _merge(old, value)
+        elif key == "methods" and isinstance(old, list) and isinstance(value, list):
+            old.extend(value)
+        else:
+            into[key] = value
+
+
+def _load_one(source: str | Path) -> tuple[dict, str]:
     source = str(source)
     path = Path(source)
     if path.is_file():
@@ -577,16 +762,32 @@ class StudyPlan:
         """The resolved config as a JSON-compatible dict (defaults filled in)."""
         return resolved_dict(self.config)
 
+    only: tuple[str, ...] | None = None
+
+    @property
+    def default_dir(self) -> str:
+        """``<name>``, or ``<name>-only-<names>`` for an ``--only`` plan (names joined by
+        ``+``; a short hash of them when that would exceed 80 characters)."""
+        if self.only is None:
+            return self.name
+        joined = "+".join(self.only)
+        if len(joined) > 80:
+            joined = f"{len(self.only)}methods-" + hashlib.sha256(joined.encode()).hexdigest()[:8]
+        return f"{self.name}-only-{joined}"
+
     @property
     def config_hash(self) -> str:
-        """sha256 of the resolved config without ``study.trials`` and ``study.description``.
+        """sha256 of the resolved config without ``study.trials``, ``study.description`` and
+        ``[report]``.
 
         Leaving out the number of trials lets ``--trials`` extend an existing run (trial i's
-        data and seeds do not depend on the total).
+        data and seeds do not depend on the total); ``[report]`` only changes how stored
+        results are read.
         """
         body = copy.deepcopy(self.resolved)
         body["study"].pop("trials", None)
         body["study"].pop("description", None)
+        body.pop("report", None)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -595,6 +796,8 @@ class StudyPlan:
         cfg = self.config
         out: dict[str, Any] = {}
         data = cfg.data
+        if data.generator is not None and data.generator.kind == "published":
+            return out  # the seed's released protocol: SPEC §6 states every value
         out["data.n_train"] = data.n_train
         gen = data.generator
         if gen is not None:
@@ -621,6 +824,61 @@ class StudyPlan:
         return out
 
 
+    @functools.cached_property
+    def reductions(self) -> list[str]:
+        """What this plan changes against the preset named in ``study.reduced_from``.
+
+        One line per difference, ``"methods.NN2.width: 10000 -> 256"``, computed from the two
+        resolved configs (so it cannot go stale), with a method's trials counted as its
+        ``trials`` cap or else the study's. Empty without ``reduced_from``.
+        """
+        ref_name = self.config.study.reduced_from
+        if ref_name is None:
+            return []
+        ref = load_config(ref_name).config
+        ours = self.config
+        lines = []
+
+        def diff(prefix: str, a: dict, b: dict) -> None:
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    lines.append(f"{prefix}{key}: {_show(a.get(key))} -> {_show(b.get(key))}")
+
+        diff("data.", _flat(ref.data.model_dump(exclude_none=True)),
+             _flat(ours.data.model_dump(exclude_none=True)))  # fmt: skip
+        mine = {m.name: m for m in ours.methods}
+        skip = {"name", "label", "trials"}
+        for m in ref.methods:
+            if m.name not in mine:
+                lines.append(f"methods.{m.name}: not run")
+                continue
+            o = mine[m.name]
+            diff(f"methods.{m.name}.", {k: v for k, v in m.spec().items() if k not in skip},
+                 {k: v for k, v in o.spec().items() if k not in skip})  # fmt: skip
+            before, after = m.trials or ref.study.trials, o.trials or ours.study.trials
+            if before != after:
+                lines.append(f"methods.{m.name}.trials: {before} -> {after}")
+        for name in mine:
+            if name not in {m.name for m in ref.methods}:
+                lines.append(f"methods.{name}: added")
+        return lines
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """Nested dicts -> {dotted key: value} (lists kept as values)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _show(value: Any) -> str:
+    return "unset" if value is None else json.dumps(value)
+
+
 def resolved_dict(config: StudyConfig) -> dict[str, Any]:
     out = config.model_dump(exclude_none=True)
     out["methods"] = [m.spec() for m in config.methods]
@@ -634,14 +892,85 @@ def _validate(raw: dict, where: str) -> StudyConfig:
         raise ConfigError(f"{where}: {format_validation_error(exc, raw)}") from None
 
 
-def plan_study(raw: dict, *, source: str = "config") -> StudyPlan:
-    """Validate a raw config dict and expand its sweep into points."""
+def resolve_networks(raw: dict, where: str) -> None:
+    """Fill, in place, the keys a method with ``network = "NAME"`` takes from that network.
+
+    A kernel method's ``network`` names a ``network`` method of the same config; its
+    :data:`FROM_NETWORK` keys (the architecture; for ``ntk_time`` also lr, epochs,
+    batch_size, holdout_fraction and width) are copied from it, so the kernel is the
+    network's own and an override of the network (``--set methods.NN1.width=...``, a sweep)
+    moves both. Setting such a key on the kernel method to another value is an error.
+    """
+    methods = raw.get("methods")
+    if not isinstance(methods, list):
+        return
+    by_name = {m.get("name"): m for m in methods if isinstance(m, dict)}
+    for i, m in enumerate(methods):
+        if not isinstance(m, dict) or m.get("network") is None:
+            continue
+        here = f"{where}: methods[{i}] ({m.get('name')}).network"
+        keys = FROM_NETWORK.get(m.get("kind"))
+        if keys is None:
+            raise ConfigError(f"{here}: network applies to kinds {', '.join(FROM_NETWORK)} only")
+        ref = by_name.get(m["network"])
+        if not isinstance(ref, dict) or ref.get("kind") != "network":
+            nets = [str(n) for n, v in by_name.items() if isinstance(v, dict) and v.get("kind") == "network"]
+            raise ConfigError(
+                f"{here} = {m['network']!r} names no network method; network methods: "
+                f"{', '.join(nets) or 'none'}"
+            )
+        for key in keys:
+            if key in ref:
+                if key in m and m[key] != ref[key]:
+                    raise ConfigError(
+                        f"{here}: {key} = {m[key]!r} but network {m['network']!r} has "
+                        f"{key} = {ref[key]!r}; set it on the network (methods.{m['network']}.{key}) "
+                        "and drop it here"
+                    )
+                m[key] = copy.deepcopy(ref[key])
+
+
+def _select(raw: dict, only: tuple[str, ...], source: str) -> dict:
+    """Keep the methods named in ``only`` (after :func:`resolve_networks`). The sweep is kept
+    whole: a sweep over a network that is not selected still moves the kernel methods that
+    take their settings from it."""
+    names = [m.get("name") for m in raw.get("methods", []) if isinstance(m, dict)]
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [str(n) for n in names], n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"--only: {source} has no method named '{unknown[0]}'; {hint}"
+            f"its methods: {', '.join(map(str, names))}"
+        )
+    out = copy.deepcopy(raw)
+    out["methods"] = [m for m in out["methods"] if m.get("name") in only]
+    return out
+
+
+def plan_study(
+    raw: dict, *, source: str = "config", only: list[str] | tuple[str, ...] | None = None
+) -> StudyPlan:
+    """Validate a raw config dict and expand its sweep into points.
+
+    ``only``: run just these methods (``ntklab run --only``). The whole config is validated
+    first; a kernel method keeps what it takes from its ``network`` even when that network
+    is not selected, so ``--only NTK-NN1-T`` computes exactly what the full run does.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a TOML table")
-    config = _validate(raw, source)
+    if only is not None:
+        only = tuple(dict.fromkeys(only))
+        if not only:
+            raise ConfigError("--only needs at least one method name, e.g. --only NN1,NTK-NN1-T")
+    resolved = copy.deepcopy(raw)
+    resolve_networks(resolved, source)
+    config = _validate(resolved, source)
+    if only is not None:
+        config = _validate(_select(resolved, only, source), source)
     sweep = config.sweep
     if not sweep:
-        return StudyPlan(config, (Point(0, {}, config),), source)
+        return StudyPlan(config, (Point(0, {}, config),), source, only)
     base = copy.deepcopy(raw)
     base.pop("sweep", None)
     keys = list(sweep)
@@ -658,9 +987,12 @@ def plan_study(raw: dict, *, source: str = "config") -> StudyPlan:
         point_raw = copy.deepcopy(base)
         for key, value in params.items():
             apply_override(point_raw, key, value, where=f"{source}: sweep")
+        resolve_networks(point_raw, f"{source}: sweep point {json.dumps(params)}")
+        if only is not None:
+            point_raw = _select(point_raw, only, source)
         point_cfg = _validate(point_raw, f"{source}: sweep point {json.dumps(params)}")
         points.append(Point(index, params, point_cfg))
-    return StudyPlan(config, tuple(points), source)
+    return StudyPlan(config, tuple(points), source, only)
 
 
 def load_config(
@@ -668,6 +1000,7 @@ def load_config(
     *,
     overrides: list[str] | tuple[str, ...] = (),
     trials: int | None = None,
+    only: list[str] | tuple[str, ...] | None = None,
 ) -> StudyPlan:
     """Load a preset or TOML file, apply ``--set`` overrides and ``--trials``, validate.
 
@@ -679,6 +1012,8 @@ def load_config(
         ``key=value`` strings (see :func:`parse_override`).
     trials : int, optional
         Overrides ``study.trials``.
+    only : list of str, optional
+        Run only these methods (see :func:`plan_study`).
 
     Raises
     ------
@@ -695,7 +1030,7 @@ def load_config(
         raw.setdefault("study", {})
         if isinstance(raw["study"], dict):
             raw["study"]["trials"] = trials
-    return plan_study(raw, source=where)
+    return plan_study(raw, source=where, only=only)
 
 
 def list_presets() -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 r"""Data of one trial: inputs on the unit sphere and targets from a kernel's Gaussian process.
 
 SPEC §4: :math:`X` has :math:`n` rows of :math:`d` standard normal entries, each rescaled to
-unit norm; :math:`y \sim \mathcal N(0, K)` with :math:`K` the generating kernel on all rows
+unit norm (SPEC §6, the seed's released scripts: entries i.i.d. Uniform(−5, 7) instead, then
+each row rescaled to unit norm; see :func:`sphere`); :math:`y \sim \mathcal N(0, K)` with :math:`K` the generating kernel on all rows
 (plus optional i.i.d. noise :math:`\mathcal N(0, \sigma^2)`); a random split into train and
 test. The real data set (scikit-learn's diabetes) is standardized column by column, each row
 projected onto the unit sphere, and the target standardized.
@@ -11,6 +12,7 @@ All randomness comes from the ``numpy.random.Generator`` passed in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,9 +26,12 @@ __all__ = [
     "DATASETS",
     "project_to_sphere",
     "sphere",
+    "INPUTS",
     "gp_sample",
     "split",
     "load_dataset",
+    "n_test_from_fraction",
+    "fit_rows",
 ]
 
 #: Real data sets accepted by ``data.dataset`` and their number of rows.
@@ -80,11 +85,43 @@ def project_to_sphere(X) -> np.ndarray:
     return X / norms
 
 
-def sphere(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    r"""``n`` points uniform on the unit sphere :math:`S^{d-1}`: normal rows rescaled to norm 1."""
+#: Distributions of the raw input entries accepted by :func:`sphere` (``data.inputs``).
+INPUTS = ("normal", "uniform")
+
+
+def sphere(
+    n: int,
+    d: int,
+    rng: np.random.Generator,
+    *,
+    inputs: str = "normal",
+    bounds: tuple[float, float] = (-5.0, 7.0),
+) -> np.ndarray:
+    r"""``n`` rows of ``d`` i.i.d. entries, each row rescaled to unit Euclidean norm.
+
+    Parameters
+    ----------
+    n, d : int
+    rng : numpy.random.Generator
+    inputs : {"normal", "uniform"}
+        ``"normal"``: standard normal entries, so the rows are uniform on the unit sphere
+        :math:`S^{d-1}` (SPEC §4). ``"uniform"``: entries :math:`\mathcal U(a, b)` with
+        ``bounds = (a, b)``; the seed's released scripts use :math:`\mathcal U(-5, 7)`
+        (SPEC §6), whose mean 1 concentrates the rows around the diagonal direction (mean
+        pairwise cosine about 1/13 in d = 15) instead of spreading them over the sphere.
+    bounds : (float, float)
+        :math:`(a, b)` with :math:`a < b`, for ``inputs="uniform"`` only.
+    """
     n = check_int(n, "n")
     d = check_int(d, "d")
-    return project_to_sphere(rng.standard_normal((n, d)))
+    if inputs == "normal":
+        return project_to_sphere(rng.standard_normal((n, d)))
+    if inputs != "uniform":
+        raise ValueError(f"inputs must be one of {', '.join(INPUTS)}; got {inputs!r}")
+    low, high = (check_float(b, "bounds", minimum=-np.inf) for b in bounds)
+    if not low < high:
+        raise ValueError(f"bounds = ({low:g}, {high:g}): the low bound must be below the high one")
+    return project_to_sphere(rng.uniform(low, high, size=(n, d)))
 
 
 def gp_sample(K: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -134,11 +171,15 @@ def simulate(
     kernel: Callable[[np.ndarray], np.ndarray],
     noise: float,
     rng: np.random.Generator,
+    inputs: str = "normal",
+    bounds: tuple[float, float] = (-5.0, 7.0),
 ) -> tuple[Dataset, np.ndarray, float]:
-    """Simulate one trial (SPEC §4).
+    """Simulate one trial (SPEC §4; SPEC §6 with ``inputs="uniform"``).
 
     Parameters
     ----------
+    inputs, bounds
+        The distribution of the raw input entries (:func:`sphere`).
     kernel : callable
         ``kernel(X) -> K`` (n, n), the generating kernel on all rows.
     noise : float
@@ -154,7 +195,7 @@ def simulate(
         Jitter needed by the Cholesky factor of ``K``.
     """
     noise = check_float(noise, "noise")
-    X = sphere(n, d, rng)
+    X = sphere(n, d, rng, inputs=inputs, bounds=bounds)
     K = np.asarray(kernel(X), dtype=np.float64)
     y, jitter = gp_sample(K, rng)
     if noise:
@@ -171,3 +212,32 @@ def real(name: str, *, n: int | None, n_train: int, rng: np.random.Generator) ->
         X, y = X[rows], y[rows]
     train, test = split(X.shape[0], n_train, rng)
     return Dataset(X, y, train, test)
+
+
+def n_test_from_fraction(n: int, test_fraction: float) -> int:
+    r"""Test rows for a test fraction: :math:`\lceil f\,n \rceil` (scikit-learn's
+    ``train_test_split`` rule; the seed's ``test_size=0.33`` on 1000 rows gives 330)."""
+    return int(math.ceil(test_fraction * n - 1e-9))
+
+
+def fit_rows(train: np.ndarray, holdout_fraction: float | None) -> np.ndarray:
+    r"""The training rows a method fits when the last ``holdout_fraction`` are held out.
+
+    Like Keras's ``validation_split`` (used by the seed's networks, SPEC §6), the *last*
+    :math:`\lfloor h\,m \rfloor` rows of the training split are held out of fitting and the
+    first :math:`m - \lfloor h\,m \rfloor` are fitted: 670 rows with :math:`h = 0.3` give the
+    469 rows SPEC §6 states. (The floor is taken up to round-off, so ``0.3 * 670`` counts as
+    201. Keras computes the split point as :math:`\lfloor m (1 - h) \rfloor` in floating
+    point, which can give one row fewer, 468 here; SPEC §6 states 469, which this follows.)
+
+    Parameters
+    ----------
+    train : ndarray of int
+        The training rows, in the order a network would receive them.
+    holdout_fraction : float or None
+        :math:`h \in [0, 1)`; ``None`` or 0 fits every training row.
+    """
+    if not holdout_fraction:
+        return train
+    held = int(math.floor(holdout_fraction * train.shape[0] + 1e-9))
+    return train[: train.shape[0] - held]

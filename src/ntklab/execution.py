@@ -102,7 +102,7 @@ def _methods_table(plan: StudyPlan) -> list[dict[str, Any]]:
                 "kind": m.kind,
                 "label": common("label") or m.name,
                 "family": common("family"),
-                "depth": common("depth"),
+                "depth": common("layers"),
                 "parameterization": common("parameterization"),
                 "spec": m.spec(),
             }
@@ -125,6 +125,8 @@ def open_store(plan: StudyPlan, out: str | Path) -> RunStore:
             "name": plan.name,
             "n_trials": plan.trials,
             "source": plan.source,
+            "only": list(plan.only) if plan.only else None,
+            "reductions": plan.reductions,
         },
         points=[p.params for p in plan.points],
         methods=_methods_table(plan),
@@ -500,7 +502,11 @@ def run_study(
             f"{len(plan.points)} point(s) x {plan.trials} trials"
             + (f"; {skipped} already done, {len(tasks)} to run" if skipped else "")
         )
-        say("assumed values (SPEC): " + _assumed_line(plan.assumed))
+        say("assumed values (SPEC): " + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)"))
+        if plan.only:
+            say(f"only: {', '.join(plan.only)} (of the config's methods)")
+        for line in plan.reductions:
+            say(f"reduced from preset {plan.config.study.reduced_from}: {line}")
         if not tasks:
             say("nothing to do: every trial is already done")
             return summary

@@ -208,7 +208,17 @@ class RunStore:
         store = cls(db, conn)
         if existed:
             store._check_integrity()
-            old = store.meta().get("config_hash")
+            old_meta = store.meta()
+            old = old_meta.get("config_hash")
+            if old != config_hash and bool(old_meta.get("only")) != bool(meta.get("only")):
+                store.close()
+                kind = "an --only run" if old_meta.get("only") else "a full run"
+                raise StoreError(
+                    f"{run_dir} holds {kind} of {old_meta.get('name')}; "
+                    + ("an --only run" if meta.get("only") else "a full run")
+                    + " needs a run directory of its own: use another --out (or none, for the "
+                    "default)"
+                )
             if old != config_hash:
                 raise StoreError(
                     f"{run_dir} holds a run of a different config (hash {str(old)[:12]} vs "

@@ -11,8 +11,17 @@ Randomness (SPEC §4; paired comparisons). Trial ``t`` of a study with seed ``s`
 So any single trial can be re-run alone (:func:`run_trial`) and gives the same numbers.
 
 Kernels are computed once per trial on all n rows and shared by the methods that use them
-(``arch.kernels`` returns the NNGP and NTK together, so GPk and NTKJk share one pass, and
-the generating kernel is reused when a method has the same one).
+(``arch.kernels`` returns the NNGP and NTK together, so GPk and NTKJk share one pass; the
+seed's published formulas of one normalization are computed together; the generating kernel
+is reused when a method has the same one).
+
+A method with ``holdout_fraction = h`` fits on the first :math:`m - \lfloor h m\rfloor` rows
+of the training split (:func:`ntklab.data.fit_rows`) and is tested on the test split, like
+the seed's Keras networks (SPEC §6). An ``ntk_time`` method predicts at
+:math:`T = \text{epochs} \times \lceil m_\text{fit} / \text{batch\_size}\rceil` steps
+(SPEC §6, time matching); with ``f0 = "network"`` it starts from the initial function of the
+network that its ``network`` method trains in the same trial (same seed, same dtype: one
+forward pass), so one network is compared with its own linearization.
 """
 
 from __future__ import annotations
@@ -26,14 +35,21 @@ from typing import Any
 
 import numpy as np
 
-from .architecture import Architecture
-from .config import MethodConfig, StudyConfig
-from .data import Dataset, real, simulate
+from .config import KernelSpec, MethodConfig, StudyConfig
+from .data import Dataset, fit_rows, real, simulate
 from .kernels import laplacian, rbf
 from .predict import cho_solve_jitter
 from .store import TrialRecord
 
-__all__ = ["run_trial", "methods_due", "trial_seed", "network_seed", "TrialContext"]
+__all__ = [
+    "run_trial",
+    "methods_due",
+    "trial_seed",
+    "network_seed",
+    "initial_outputs",
+    "sgd_steps",
+    "TrialContext",
+]
 
 
 def trial_seed(study_seed: int, trial: int) -> np.random.SeedSequence:
@@ -52,91 +68,157 @@ def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - y) ** 2)))
 
 
+def _cache_key(spec: KernelSpec) -> tuple:
+    """The kernel a spec (a method or the data generator) uses, as a cache key."""
+    if spec.kind in ("ntk", "nngp", "ntk_time", "network"):
+        return ("nngp" if spec.kind == "nngp" else "ntk", spec.architecture())
+    if spec.kind == "published":
+        return ("published", spec.published())
+    return (spec.kind, float(spec.length_scale))
+
+
 @dataclass
 class TrialContext:
     """One trial's data and its kernel cache (full n×n matrices on all rows).
 
-    ``kernel(key)`` returns the cached matrix for ``("nngp"|"ntk", arch)`` or
-    ``("laplacian"|"rbf", length_scale)``, computing it (and, for an architecture, both
-    NNGP and NTK in one pass) on first use.
+    :meth:`kernel` returns the matrix a method's (or the generator's) spec uses, computing it
+    on first use: for an architecture its NNGP and NTK in one pass; for a published formula
+    every formula of that normalization that ``published`` lists, in one pass sharing their
+    arc-cosine terms.
     """
 
     data: Dataset
     cache: dict = field(default_factory=dict)
+    published: tuple = ()
 
-    def kernel(self, kind: str, arch: Architecture | None = None, length_scale: float = 1.0):
-        key = (kind, arch if arch is not None else float(length_scale))
+    def kernel(self, spec: KernelSpec) -> np.ndarray:
+        key = _cache_key(spec)
         if key not in self.cache:
-            X = self.data.X
-            if kind in ("ntk", "nngp"):
-                nngp, ntk = arch.kernels(X)
-                self.cache[("nngp", arch)] = nngp
-                self.cache[("ntk", arch)] = ntk
-            elif kind == "laplacian":
-                self.cache[key] = laplacian(X, length_scale=length_scale)
-            elif kind == "rbf":
-                self.cache[key] = rbf(X, length_scale=length_scale)
-            else:  # pragma: no cover - config validation prevents it
-                raise ValueError(f"unknown kernel kind {kind!r}")
+            self.cache.update(_compute(key, self.data.X, self.published))
         return self.cache[key]
 
-    def blocks(self, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(K[train, train], K[test, train])``."""
-        tr, te = self.data.train, self.data.test
-        return K[np.ix_(tr, tr)], K[np.ix_(te, tr)]
+    def blocks(
+        self, K: np.ndarray, holdout_fraction: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(K[fit, fit], K[test, fit])``, ``fit`` = the training rows the method fits."""
+        fit, te = self.fit(holdout_fraction), self.data.test
+        return K[np.ix_(fit, fit)], K[np.ix_(te, fit)]
+
+    def fit(self, holdout_fraction: float | None = None) -> np.ndarray:
+        """The training rows a method with this ``holdout_fraction`` fits."""
+        return fit_rows(self.data.train, holdout_fraction)
 
 
-def _generator_kernel(config: StudyConfig, ctx_cache: dict) -> Callable[[np.ndarray], np.ndarray]:
-    gen = config.data.generator
+def _compute(key: tuple, X: np.ndarray, published: tuple) -> dict:
+    """The kernel matrices of ``key`` on all rows (and those computed in the same pass)."""
+    kind = key[0]
+    if kind in ("ntk", "nngp"):
+        nngp, ntk = key[1].kernels(X)
+        return {("nngp", key[1]): nngp, ("ntk", key[1]): ntk}
+    if kind == "published":
+        from .published import published_kernels
 
-    def kernel(X: np.ndarray) -> np.ndarray:
-        if gen.kind in ("ntk", "nngp"):
-            arch = gen.architecture()
-            nngp, ntk = arch.kernels(X)
-            ctx_cache[("nngp", arch)] = nngp
-            ctx_cache[("ntk", arch)] = ntk
-            return ntk if gen.kind == "ntk" else nngp
-        fn = laplacian if gen.kind == "laplacian" else rbf
-        K = fn(X, length_scale=gen.length_scale)
-        ctx_cache[(gen.kind, float(gen.length_scale))] = K
-        return K
-
-    return kernel
+        wanted = key[1]
+        group = [k for k in published if k.normalization == wanted.normalization] or [wanted]
+        group = [k for k in group if k.name != "K1" or k == wanted]  # K1: own constants
+        mats = published_kernels(
+            X, normalization=wanted.normalization, names=[k.name for k in group],
+            **({"amplitude": wanted.amplitude, "length_scale": wanted.length_scale}
+               if wanted.name == "K1" else {}),
+        )  # fmt: skip
+        return {("published", k): mats[k.name] for k in group}
+    fn = laplacian if kind == "laplacian" else rbf
+    return {key: fn(X, length_scale=key[1])}
 
 
 def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:
     """Trial ``trial``'s data (and its kernel cache). Returns ``(context, generator jitter)``."""
     rng = np.random.default_rng(trial_seed(config.study.seed, trial))
     data_cfg = config.data
+    published = tuple(
+        dict.fromkeys(s.published() for s in [data_cfg.generator, *config.methods]
+                      if s is not None and s.kind == "published")
+    )  # fmt: skip
     if data_cfg.dataset == "simulated":
         cache: dict = {}
+        gen = data_cfg.generator
+        key = _cache_key(gen)
+
+        def kernel(X: np.ndarray) -> np.ndarray:
+            cache.update(_compute(key, X, published))
+            return cache[key]
+
         data, _, jitter = simulate(
             n=data_cfg.n,
             d=data_cfg.d,
             n_train=data_cfg.n_train,
-            kernel=_generator_kernel(config, cache),
+            kernel=kernel,
             noise=data_cfg.noise,
             rng=rng,
+            inputs=data_cfg.inputs or "normal",
+            bounds=tuple(data_cfg.bounds or (-5.0, 7.0)),
         )
-        return TrialContext(data, cache), jitter
+        return TrialContext(data, cache, published), jitter
     data = real(data_cfg.dataset, n=data_cfg.n, n_train=data_cfg.n_train, rng=rng)
-    return TrialContext(data), 0.0
+    return TrialContext(data, published=published), 0.0
 
 
-def _kernel_method(method: MethodConfig, ctx: TrialContext, record: TrialRecord) -> None:
+def sgd_steps(epochs: int, batch_size: int | None, m_fit: int) -> int:
+    r"""Gradient steps of ``epochs`` epochs: :math:`\text{epochs} \times \lceil m_\text{fit}
+    / \text{batch\_size}\rceil` (one per epoch for full batches; SPEC §6 time matching)."""
+    if batch_size is None or batch_size >= m_fit:
+        return int(epochs)
+    return int(epochs) * -(-m_fit // int(batch_size))
+
+
+def _lr(method: MethodConfig, ctx: TrialContext) -> float:
+    """The method's learning rate; ``"auto"`` from the analytic NTK on the rows it fits."""
+    from .training import auto_lr
+
+    if method.lr != "auto":
+        return float(method.lr)
+    return auto_lr(ctx.blocks(ctx.kernel(method), method.holdout_fraction)[0])
+
+
+def initial_outputs(
+    method: MethodConfig, ctx: TrialContext, *, study_seed: int, trial: int, device=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``f0`` on the fitted and the test rows of the network that ``method.network`` trains in
+    this trial: the same seed (:func:`network_seed`), architecture, width and float32 dtype as
+    :func:`ntklab.train_ensemble` builds it, so it is that very network at initialization."""
+    net = method.architecture().network(
+        method.width,
+        seed=network_seed(study_seed, trial, method.network),
+        in_features=ctx.data.X.shape[1],
+        device=device,
+    )
+    X = ctx.data.X
+    return net.predict(X[ctx.fit(method.holdout_fraction)]), net.predict(X[ctx.data.test])
+
+
+def _kernel_method(
+    method: MethodConfig, ctx: TrialContext, record: TrialRecord, *, study_seed: int,
+    trial: int, device=None,
+) -> None:  # fmt: skip
     start = time.perf_counter()
-    arch = method.architecture() if method.depth is not None else None
-    kind = "ntk" if method.kind == "ntk_time" else method.kind
-    K = ctx.kernel(kind, arch, method.length_scale or 1.0)
-    K_train, K_test = ctx.blocks(K)
-    y_train, y_test = ctx.data.y_train, ctx.data.y_test
+    K = ctx.kernel(method)
+    K_train, K_test = ctx.blocks(K, method.holdout_fraction)
+    y_train, y_test = ctx.data.y[ctx.fit(method.holdout_fraction)], ctx.data.y_test
     if method.kind == "ntk_time":
         from .predict import gradient_descent_mse
-        from .training import auto_lr
 
-        lr = auto_lr(K_train) if method.lr == "auto" else float(method.lr)
-        f_train, f_test = gradient_descent_mse(K_train, K_test, y_train, lr=lr, steps=method.epochs)
+        lr = _lr(method, ctx)
+        steps = sgd_steps(method.epochs, method.batch_size, K_train.shape[0])
+        f0_train = f0_test = None
+        if method.f0 == "network":
+            f0_train, f0_test = initial_outputs(
+                method, ctx, study_seed=study_seed, trial=trial, device=device
+            )
+        f_train, f_test = gradient_descent_mse(
+            K_train, K_test, y_train, lr=lr, steps=steps, f0_train=f0_train, f0_test=f0_test
+        )
         record.add(method.name, "lr", lr)
+        record.add(method.name, "steps", float(steps))
         record.add(method.name, "train_rmse", _rmse(f_train, y_train))
         jitter = 0.0
     else:
@@ -158,16 +240,14 @@ def _network_method(
     trial: int,
     device,
 ) -> None:
-    from .training import auto_lr, train_ensemble
+    from .training import train_ensemble
 
     start = time.perf_counter()
     arch = method.architecture()
     data = ctx.data
-    X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
-    if method.lr == "auto":
-        lr = auto_lr(ctx.blocks(ctx.kernel("ntk", arch))[0])
-    else:
-        lr = float(method.lr)
+    fit = ctx.fit(method.holdout_fraction)
+    X_train, y_train, X_test, y_test = data.X[fit], data.y[fit], data.X_test, data.y_test
+    lr = _lr(method, ctx)
     seed = network_seed(study_seed, trial, method.name)
     (result,) = train_ensemble(
         arch,
@@ -296,7 +376,9 @@ def run_trial(
                         method, ctx, record, study_seed=study_seed, trial=trial, device=device
                     )
                 else:
-                    _kernel_method(method, ctx, record)
+                    _kernel_method(
+                        method, ctx, record, study_seed=study_seed, trial=trial, device=device
+                    )
             except Exception as exc:  # a failing method must not lose the trial
                 record.rows = [r for r in record.rows if r[0] != method.name]
                 record.errors.append((method.name, _one_line(exc)))
