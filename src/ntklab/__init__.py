@@ -11,6 +11,13 @@ from .equivalence import EquivalenceResult, equivalence_metrics
 from .kernels import laplacian, rbf
 from .networks import FullyConnectedNetwork, default_device
 from .predict import KernelRegressor, gradient_descent_mse, gradient_descent_mse_ensemble
+from .published import (
+    NORMALIZATIONS,
+    PUBLISHED_KERNELS,
+    PublishedKernel,
+    published_kernel,
+    published_kernels,
+)
 from .report import (
     layer_change,
     load_run,
@@ -47,6 +54,11 @@ __all__ = [
     "default_device",
     "laplacian",
     "rbf",
+    "PublishedKernel",
+    "PUBLISHED_KERNELS",
+    "NORMALIZATIONS",
+    "published_kernel",
+    "published_kernels",
     "load_run",
     "main_table",
     "layer_change",

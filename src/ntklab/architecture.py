@@ -15,11 +15,14 @@ ReLU :math:`\phi`, scalar output,
 ========== ======================= =================== =================== ============ ==========
 name       source                  :math:`a_1`         :math:`v_1`         σ_w (l ≥ 2)  β
 ========== ======================= =================== =================== ============ ==========
-``jacot``  Jacot et al. 2018       σ_w/√d              1                   σ_w (1)      β (0.1)
+``jacot``  Jacot et al. 2018       σ_w1/√d             1                   σ_w (1)      β (0.1)
 ``arora``  Arora et al. 2019       1                   1                   √2           0
-``paper``  the seed, §3.1 (NTKB)   1                   σ_w²/d              σ_w (1)      β (0.1)
+``paper``  the seed, §3.1 (NTKB)   1                   σ_w1²/d             σ_w (1)      β (0.1)
 ========== ======================= =================== =================== ============ ==========
 
+σ_w1 is the first layer's weight scale; by default σ_w1 = σ_w, which is SPEC §1's table.
+A separate σ_w1 lets the seed's published formulas be written as networks (SPEC §6; e.g.
+NTKB1 is ``paper`` with σ_w1 = 1 and σ_w = √2, see :mod:`ntklab.published`).
 Defaults σ_w = 1, β = 0.1 for ``jacot`` and ``paper`` are *assumed* (SPEC §1).
 """
 
@@ -49,9 +52,9 @@ class Parameterization:
     sigma_w, sigma_b : float
         Defaults for σ_w (layers l ≥ 2) and β.
     first_layer_scale : str
-        ``"sigma_w/sqrt(d)"`` (a₁ = σ_w/√d, v₁ = 1: Jacot),
-        ``"unit"`` (a₁ = 1, v₁ = 1: Arora), or
-        ``"init"`` (a₁ = 1, v₁ = σ_w²/d: the seed's NTKB).
+        ``"sigma_w/sqrt(d)"`` (a₁ = σ_w1/√d, v₁ = 1: Jacot),
+        ``"unit"`` (a₁ = 1, v₁ = 1: Arora; no σ_w1), or
+        ``"init"`` (a₁ = 1, v₁ = σ_w1²/d: the seed's NTKB).
     assumed : tuple of str
         Which defaults SPEC marks *assumed*.
     """
@@ -63,14 +66,14 @@ class Parameterization:
     first_layer_scale: str
     assumed: tuple[str, ...] = ()
 
-    def first_layer(self, d: int, sigma_w: float) -> tuple[float, float]:
-        """Return ``(a1, v1)`` for input dimension ``d``."""
+    def first_layer(self, d: int, sigma_w1: float | None) -> tuple[float, float]:
+        """Return ``(a1, v1)`` for input dimension ``d`` and first-layer weight scale σ_w1."""
         if self.first_layer_scale == "sigma_w/sqrt(d)":
-            return sigma_w / math.sqrt(d), 1.0
+            return sigma_w1 / math.sqrt(d), 1.0
         if self.first_layer_scale == "unit":
             return 1.0, 1.0
         if self.first_layer_scale == "init":
-            return 1.0, sigma_w**2 / d
+            return 1.0, sigma_w1**2 / d
         raise AssertionError(self.first_layer_scale)  # pragma: no cover
 
 
@@ -105,10 +108,16 @@ class Architecture:
     parameterization : {"jacot", "arora", "paper"}
         See the module docstring and SPEC §1.
     sigma_w : float, optional
-        Weight scale σ_w of layers l ≥ 2 (and, for ``jacot``/``paper``, of the first layer).
-        ``None``: the parameterization's default (1, or √2 for ``arora``).
+        Weight scale σ_w of layers l ≥ 2 (and, for ``jacot``/``paper``, of the first layer
+        unless ``sigma_w1`` is given). ``None``: the parameterization's default (1, or √2
+        for ``arora``).
     sigma_b : float, optional
         Bias scale β. ``None``: the parameterization's default (0.1, or 0 for ``arora``).
+    sigma_w1 : float, optional
+        σ_w of the first layer (``jacot``: :math:`a_1 = \sigma_{w1}/\sqrt d`; ``paper``:
+        :math:`v_1 = \sigma_{w1}^2/d`). ``None``: ``sigma_w``, so the default network is
+        SPEC §1's. ``arora`` has no such scale (:math:`a_1 = v_1 = 1`): it must stay ``None``
+        there, and is ``None`` after construction; for ``jacot``/``paper`` it is a float.
 
     Notes
     -----
@@ -138,6 +147,7 @@ class Architecture:
     parameterization: str = "jacot"
     sigma_w: float | None = None
     sigma_b: float | None = None
+    sigma_w1: float | None = None
     _param: Parameterization = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -154,14 +164,26 @@ class Architecture:
             else check_float(self.sigma_w, "sigma_w", strict=True)
         )
         sb = param.sigma_b if self.sigma_b is None else check_float(self.sigma_b, "sigma_b")
+        if param.first_layer_scale == "unit":
+            if self.sigma_w1 is not None:
+                raise ValueError(
+                    f"sigma_w1 must be None for parameterization={self.parameterization!r} "
+                    f"(its first layer has a1 = v1 = 1); got sigma_w1={self.sigma_w1!r}"
+                )
+            sw1 = None
+        elif self.sigma_w1 is None:
+            sw1 = float(sw)
+        else:
+            sw1 = check_float(self.sigma_w1, "sigma_w1", strict=True)
         object.__setattr__(self, "sigma_w", float(sw))
         object.__setattr__(self, "sigma_b", float(sb))
+        object.__setattr__(self, "sigma_w1", sw1)
 
     # -- the one definition -------------------------------------------------------------
     def layers(self, in_features: int) -> tuple:
         """The layer sequence for input dimension ``d``: Dense, (ReLU, Dense) × depth."""
         d = check_int(in_features, "in_features")
-        a1, v1 = self._param.first_layer(d, self.sigma_w)
+        a1, v1 = self._param.first_layer(d, self.sigma_w1)
         out = [Dense(gain=a1**2 * d, weight_var=v1, bias=self.sigma_b)]
         for _ in range(self.depth):
             out += [ReLU(), Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b)]

@@ -41,10 +41,17 @@ def _csv_ints(value: str, name: str) -> list[int]:
 
 @main.command()
 @click.option(
-    "--width", default=128, show_default=True, help="Hidden width of the random networks."
-)
-@click.option("--samples", default=200, show_default=True, help="Random networks per architecture.")
-@click.option("--points", default=8, show_default=True, help="Unit-norm input points in R^4.")
+    "--width", type=int, default=None,
+    help="Hidden width of the random networks [default: 128; 256 with --published].",
+)  # fmt: skip
+@click.option(
+    "--samples", type=int, default=None,
+    help="Random networks per architecture [default: 200; 400 with --published].",
+)  # fmt: skip
+@click.option(
+    "--points", default=8, show_default=True,
+    help="Unit-norm input points (in R^4; the seed's data in R^15 with --published).",
+)  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Root seed (points and networks).")
 @click.option("--depths", default="1,2,3", show_default=True, help="Comma-separated depths.")
 @click.option(
@@ -56,14 +63,45 @@ def _csv_ints(value: str, name: str) -> list[int]:
     show_default=True, help="outputs: raw f(x)f(z) (needs many more samples).",
 )  # fmt: skip
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available).")
-def verify(width, samples, points, seed, depths, parameterizations, nngp_estimator, device):
+@click.option(
+    "--published", is_flag=True,
+    help="Instead: which of the seed's nine published kernels (SPEC 6) are kernels of a "
+    "finite network, under both normalizations (ignores --depths, --parameterizations).",
+)  # fmt: skip
+def verify(
+    width, samples, points, seed, depths, parameterizations, nngp_estimator, device, published
+):
     """Compare analytic NNGP/NTK with Monte-Carlo estimates from finite networks (SPEC §5).
 
     Prints one row per parameterization, depth and kernel; exits non-zero if any row fails.
+    With --published, one row per published formula and normalization; informative (exit 0)
+    unless a corrected formula that is a network kernel fails its Monte-Carlo check.
     """
-    from .verify import format_table
+    from .verify import format_published_table, format_table, verify_published
     from .verify import verify as run_verify
 
+    if published:
+        width = 256 if width is None else width
+        samples = 400 if samples is None else samples
+        try:
+            rows = verify_published(
+                width=width, n_samples=samples, n_points=points, seed=seed,
+                nngp_estimator=nngp_estimator, device=device,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        click.echo(format_published_table(rows))
+        failed = [r for r in rows if r.must_pass and not r.passed]
+        required = sum(r.must_pass for r in rows)
+        click.echo(
+            f"{required - len(failed)}/{required} corrected network kernels pass "
+            f"(width={width}, samples={samples})"
+        )
+        if failed:
+            sys.exit(1)
+        return
+    width = 128 if width is None else width
+    samples = 200 if samples is None else samples
     try:
         rows = run_verify(
             width=width, n_samples=samples, n_points=points, seed=seed,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._validation import check_float, check_pair
 
-__all__ = ["KernelState", "relu_moments", "laplacian", "rbf"]
+__all__ = ["KernelState", "relu_moments", "arc_cosine", "laplacian", "rbf"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,28 @@ def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray, *, sam
     if same:  # pairs (i, i) are one input: exactly rho = 1 (where the variance is > 0)
         idx = np.arange(min(rho.shape))
         rho[idx, idx] = np.where(norm[idx, idx] > 0, 1.0, 0.0)
+    return arc_cosine(rho, norm)
+
+
+def arc_cosine(rho: np.ndarray, norm: np.ndarray):
+    r"""The two ReLU arc-cosine functions at correlation ``rho`` (Cho & Saul 2009).
+
+    With :math:`\theta = \arccos\rho` and :math:`s = \sqrt{\Sigma_{xx}\Sigma_{zz}}` (``norm``),
+
+    .. math::
+
+        s\,\frac{\sin\theta + (\pi-\theta)\cos\theta}{2\pi}, \qquad
+        \frac{\pi-\theta}{2\pi}.
+
+    :func:`relu_moments` calls it with the Gaussian correlation; :mod:`ntklab.published`
+    with the seed's published normalization. ``rho`` must lie in [-1, 1] and is used as
+    scratch space (overwritten).
+
+    Returns
+    -------
+    e_phi, e_dphi : ndarray
+        The two functions, shaped like ``rho``.
+    """
     theta = np.arccos(rho)
     # e_dphi = (pi - theta) / (2 pi), built in place in `theta`'s buffer.
     np.subtract(np.pi, theta, out=theta)  # theta now holds (pi - theta)

@@ -21,6 +21,11 @@ The statistic is the relative Frobenius error :math:`e = \lVert \hat K - K\rVert
 the second term allowing for the :math:`O(1/\text{width})` finite-width bias of the mean,
 which is zero at depth 1 (Yaida 2020; Hanin & Nica 2020). Defaults :math:`n_\sigma = 4`,
 :math:`c_\text{bias} = 2` (measured bias at width 64–256 is below :math:`1.5 (L-1)/\text{width}`).
+
+:func:`verify_published` (``ntklab verify --published``) puts the seed's nine published
+kernel formulas (:mod:`ntklab.published`, SPEC §6) to the same test: each formula, under
+both normalizations, against the analytic kernel and the finite networks of the
+architecture it would be the kernel of.
 """
 
 from __future__ import annotations
@@ -31,9 +36,22 @@ import numpy as np
 
 from ._validation import check_float, check_int
 from .architecture import PARAMETERIZATIONS, Architecture
+from .data import project_to_sphere
 from .empirical import MonteCarloEstimate, monte_carlo_kernels
+from .published import NORMALIZATIONS, PUBLISHED_KERNELS, PublishedKernel
 
-__all__ = ["VerifyRow", "verify", "relative_error", "threshold", "format_table", "to_frame"]
+__all__ = [
+    "VerifyRow",
+    "verify",
+    "relative_error",
+    "threshold",
+    "format_table",
+    "to_frame",
+    "PublishedRow",
+    "verify_published",
+    "format_published_table",
+    "describe",
+]
 
 N_SIGMA = 4.0
 BIAS_CONSTANT = 2.0
@@ -175,4 +193,189 @@ def format_table(rows: list[VerifyRow]) -> str:
             f"{r.parameterization:<16} {r.depth:>5} {r.kernel:<6} {r.rel_error:>10.4f} "
             f"{r.mc_error:>10.4f} {r.threshold:>10.4f}  {'PASS' if r.passed else 'FAIL'}"
         )
+    return "\n".join(lines)
+
+
+# ---- the seed's published formulas (SPEC §6) ----------------------------------------------
+SEED_IN_FEATURES = 15
+# A formula "equals" its network analytically when their max relative difference is below
+# this: far above float64 round-off, including the O(sqrt(eps)) ~ 1e-8 that arccos makes of
+# the published normalization's rho = 1 +- ulp (NTKA on unit-norm rows), and far below the
+# percent-level differences of the published GP/NTKB/NTKJ.
+ANALYTIC_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    r"""One line of the ``verify --published`` table.
+
+    Attributes
+    ----------
+    kernel, normalization : str
+        The published formula (:data:`ntklab.PUBLISHED_KERNELS`) and its normalization.
+    network : str
+        The network whose kernel the *corrected* formula is
+        (:meth:`ntklab.PublishedKernel.network`, :func:`describe`), or ``"none"``.
+    compared_with : str
+        The network kernel this row compares the formula with: ``network``; for NTKJ2 the
+        NTK of the network the seed trained at depth 2 (``jacot``, σ_w = 1, β = 1);
+        ``""`` for K1.
+    max_rel_diff : float
+        :math:`\max|K - K_\text{net}| / \max|K_\text{net}|` of the formula and the analytic
+        kernel of ``compared_with`` (NaN for K1).
+    rel_error, mc_error, threshold : float
+        Monte-Carlo check of the formula against finite networks of ``compared_with``
+        (:func:`relative_error`, :func:`threshold`; NaN for K1).
+    passed : bool
+        ``rel_error <= threshold`` (False for K1).
+    verdict : str
+        ``"network kernel"`` (MC passes and the analytic difference is below
+        :data:`ANALYTIC_TOL`), ``"not a network kernel"`` (MC fails, or no candidate
+        network), or ``"MC cannot tell"`` (MC passes but the formula differs analytically:
+        more samples or width needed).
+    """
+
+    kernel: str
+    normalization: str
+    network: str
+    compared_with: str
+    width: int
+    n_samples: int
+    max_rel_diff: float
+    rel_error: float
+    mc_error: float
+    threshold: float
+    passed: bool
+    verdict: str
+
+    @property
+    def must_pass(self) -> bool:
+        """A corrected formula that is a network kernel: its MC check must pass."""
+        return self.normalization == "corrected" and self.network != "none"
+
+
+def describe(arch: Architecture, kind: str) -> str:
+    """A one-line label such as ``NNGP jacot L=1 sw1=1 sw=1.414 b=1``."""
+    out = f"{kind.upper()} {arch.parameterization} L={arch.depth}"
+    if arch.sigma_w1 is not None:
+        out += f" sw1={arch.sigma_w1:.4g}"
+    out += f" sw={arch.sigma_w:.4g}"
+    if arch.sigma_b:
+        out += f" b={arch.sigma_b:.4g}"
+    return out
+
+
+def _seed_network(name: str, kernel: PublishedKernel) -> tuple[Architecture, str] | None:
+    """The network a row compares ``name`` with (see :class:`PublishedRow`)."""
+    if name == "NTKJ2":  # SPEC §6: the seed's NN2 is jacot, sigma_w = 1, beta = 1
+        return Architecture(2, "jacot", sigma_w=1.0, sigma_b=1.0), "ntk"
+    return kernel.network()
+
+
+def verify_published(
+    *,
+    width: int = 256,
+    n_samples: int = 400,
+    n_points: int = 8,
+    seed: int = 0,
+    nngp_estimator: str = "last_hidden",
+    n_sigma: float = N_SIGMA,
+    bias_constant: float = BIAS_CONSTANT,
+    device=None,
+) -> list[PublishedRow]:
+    r"""Which of the seed's published kernels are kernels of a finite network (SPEC §6)?
+
+    On ``n_points`` rows of the seed's data (Uniform(−5, 7) entries in :math:`d = 15`, rows
+    scaled to unit norm; drawn from ``seed``) and for each of the nine formulas under both
+    normalizations (seed constants), compares the formula with
+
+    * the analytic kernel of its candidate network (max relative difference), and
+    * Monte-Carlo estimates from ``n_samples`` random networks of that architecture at
+      ``width`` (relative Frobenius error against :func:`threshold`, as :func:`verify`).
+
+    Candidates: :meth:`ntklab.PublishedKernel.network`; for NTKJ2 (no network) the network
+    the seed trained at depth 2; none for K1. The two normalizations of a formula share one
+    Monte-Carlo estimate. With the defaults the published GP, NTKB and NTKJ (which differ
+    from their networks by 3–35 %) fail and the corrected ones pass, in about 3 s on a CPU.
+
+    Parameters
+    ----------
+    width, n_samples, n_points, seed, nngp_estimator, n_sigma, bias_constant, device
+        As in :func:`verify`.
+
+    Returns
+    -------
+    list of PublishedRow
+        Nine names × two normalizations, in :data:`ntklab.PUBLISHED_KERNELS` order.
+    """
+    width = check_int(width, "width")
+    n_samples = check_int(n_samples, "n_samples", minimum=2)
+    n_points = check_int(n_points, "n_points", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
+    n_sigma = check_float(n_sigma, "n_sigma", strict=True)
+    bias_constant = check_float(bias_constant, "bias_constant")
+    rng = np.random.default_rng(seed)
+    X = project_to_sphere(rng.uniform(-5.0, 7.0, (n_points, SEED_IN_FEATURES)))
+    estimates: dict[tuple[Architecture, str], MonteCarloEstimate] = {}
+    rows = []
+    for name in PUBLISHED_KERNELS:
+        for normalization in NORMALIZATIONS:
+            formula = PublishedKernel(name, normalization)
+            network = formula.network()
+            label = "none" if network is None else describe(*network)
+            candidate = _seed_network(name, formula)
+            if candidate is None:
+                nan = float("nan")
+                rows.append(PublishedRow(
+                    name, normalization, label, "", width, n_samples, nan, nan, nan, nan,
+                    False, "not a network kernel",
+                ))  # fmt: skip
+                continue
+            arch, kind = candidate
+            if (arch, kind) not in estimates:
+                estimates[arch, kind] = monte_carlo_kernels(
+                    arch, X, width=width, n_samples=n_samples, seed=seed, kinds=(kind,),
+                    nngp_estimator=nngp_estimator, device=device,
+                )[kind]  # fmt: skip
+            K, analytic = formula(X), getattr(arch, kind)(X)
+            diff = float(np.max(np.abs(K - analytic)) / np.max(np.abs(analytic)))
+            rel, mc = relative_error(estimates[arch, kind], K)
+            thr = threshold(mc, arch.depth, width, n_sigma=n_sigma, bias_constant=bias_constant)
+            passed = rel <= thr
+            if not passed:
+                verdict = "not a network kernel"
+            elif diff <= ANALYTIC_TOL:
+                verdict = "network kernel"
+            else:
+                verdict = "MC cannot tell"
+            rows.append(PublishedRow(
+                name, normalization, label, describe(arch, kind), width, n_samples, diff, rel,
+                mc, thr, passed, verdict,
+            ))  # fmt: skip
+    return rows
+
+
+def format_published_table(rows: list[PublishedRow]) -> str:
+    """A plain-text table of :func:`verify_published`'s rows."""
+    net_w = max(len("network"), *(len(r.network) for r in rows))
+    head = f"{'kernel':<6} {'normalization':<13} {'network (corrected formula)':<{net_w}} "
+    head += f"{'max_rel_diff':>12} {'rel_error':>9} {'mc_error':>8} {'threshold':>9}  MC    verdict"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if not r.compared_with:  # K1
+            lines.append(
+                f"{r.kernel:<6} {r.normalization:<13} {'not a network kernel':<{net_w}} "
+                f"{'-':>12} {'-':>9} {'-':>8} {'-':>9}  -     {r.verdict}"
+            )
+            continue
+        lines.append(
+            f"{r.kernel:<6} {r.normalization:<13} {r.network:<{net_w}} {r.max_rel_diff:>12.2e} "
+            f"{r.rel_error:>9.4f} {r.mc_error:>8.4f} {r.threshold:>9.4f}  "
+            f"{'PASS' if r.passed else 'FAIL'}  {r.verdict}"
+        )
+    notes = sorted(
+        {(r.kernel, r.compared_with) for r in rows if r.network == "none" and r.compared_with}
+    )
+    for kernel, other in notes:
+        lines.append(f"{kernel}: compared with the network the seed trained, {other}")
     return "\n".join(lines)
