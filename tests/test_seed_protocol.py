@@ -330,3 +330,21 @@ def test_extends_merges_and_applies_set(tmp_path):
 
 def test_published_formulas_are_importable_from_the_package():
     assert ntklab.published_kernel is not None and ntklab.PublishedKernel is not None
+
+
+def test_config_sigma_w1_names_the_network_of_a_corrected_formula():
+    raw = _raw()
+    raw["methods"].append(
+        {"name": "NTKB1-net", "kind": "ntk", "depth": 1, "parameterization": "paper",
+         "sigma_w": math.sqrt(2.0), "sigma_b": 1.0, "sigma_w1": 1.0}
+    )  # fmt: skip
+    m = plan_study(raw).config.method("NTKB1-net")
+    X = sphere(20, 15, np.random.default_rng(5), inputs="uniform")
+    from ntklab.published import published_kernel
+
+    np.testing.assert_allclose(
+        m.architecture().ntk(X), published_kernel("NTKB1", X, normalization="corrected"), rtol=1e-12
+    )
+    assert not np.allclose(
+        m.architecture().ntk(X), published_kernel("NTKB1", X, normalization="published"), rtol=1e-3
+    )

@@ -196,7 +196,7 @@ class KernelSpec(_Base):
             parameterization=self.parameterization,
             sigma_w=self.sigma_w,
             sigma_b=self.sigma_b,
-            **({} if self.sigma_w1 is None else {"sigma_w1": self.sigma_w1}),
+            sigma_w1=self.sigma_w1,
         )
 
     def published(self):
