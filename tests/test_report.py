@@ -37,6 +37,7 @@ from ntklab.report import (
     write_report,
 )
 from ntklab.report.reference import SEED_TABLE
+from ntklab.report.stats import holm
 from ntklab.store import FINAL, RunStore, TrialRecord
 
 PAPER = list(SEED_TABLE)  # NN1, NN2, GP1, ..., K1
@@ -238,6 +239,18 @@ def test_main_table_equals_recomputation_from_raw_rows(paper_dir):
     assert table.loc["NN2", "n"] == 6
     assert table.loc["NN1", "n"] == 5
     assert table.loc["K1", "n"] == 5
+    # what is left out of the means is counted, never dropped silently
+    assert (table.loc["NN1", "diverged"], table.loc["NN1", "missing"]) == (1, 1)
+    assert (table.loc["K1", "failed"], table.loc["K1", "missing"]) == (1, 1)
+    assert table.loc["NN2", "diverged"] == 0 and math.isnan(table.loc["K1", "diverged"])
+    assert table[["failed", "missing"]].drop(["NN1", "K1"]).eq(0).all().all()
+    # z-score of ours against the seed's row, and the 3-SE flag
+    for m in PAPER:
+        z = (table.loc[m, "mean"] - SEED_TABLE[m].mean_rmse) / math.sqrt(
+            table.loc[m, "se"] ** 2 + SEED_TABLE[m].se ** 2
+        )
+        assert table.loc[m, "z"] == pytest.approx(z, rel=1e-12)
+        assert table.loc[m, "within_3se"] == (abs(z) <= 3)
 
 
 def test_notes_say_what_is_unfinished(paper_dir):
@@ -274,16 +287,19 @@ def _p_t_df2(t: float) -> float:
     return 1 - abs(t) / math.sqrt(2 + t * t)
 
 
+#: RMSE values of the three trials of the ``small`` run.
+SMALL = {
+    "NN1": [0.2, 0.3, 0.4],
+    "NN2": [0.1, 0.25, 0.31],
+    "NTKJ1": [0.1, 0.1, 0.1],
+    "NTKJ2": [0.12, 0.1, 0.11],
+    "GP1": [0.2, 0.21, 0.22],
+}
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    values = {
-        "NN1": [0.2, 0.3, 0.4],
-        "NN2": [0.1, 0.25, 0.31],
-        "NTKJ1": [0.1, 0.1, 0.1],
-        "NTKJ2": [0.12, 0.1, 0.11],
-        "GP1": [0.2, 0.21, 0.22],
-    }
-    return load_run(write_small_run(tmp_path_factory.mktemp("small") / "r", values))
+    return load_run(write_small_run(tmp_path_factory.mktemp("small") / "r", SMALL))
 
 
 def test_layer_change_by_hand(small):
@@ -335,31 +351,78 @@ def test_seed_layer_change_computed_from_reference(paper_dir):
     assert r[("NN1", "NTKB1")] == pytest.approx(0.207151 / 0.0629396, rel=1e-12)
 
 
+def _tost_p_by_hand(d: np.ndarray, margin: float) -> float:
+    """max of the two one-sided paired t p-values, from scipy's t distribution."""
+    n, mean, se = len(d), d.mean(), d.std(ddof=1) / math.sqrt(len(d))
+    return max(stats.t.sf((mean + margin) / se, n - 1), stats.t.cdf((mean - margin) / se, n - 1))
+
+
 def test_ties_with_generator(paper_dir):
+    """Ties are equivalence by TOST at 2 % of the generator's mean, Holm across the table."""
     run = load_run(paper_dir)
     assert resolve_generator(run) == "NTKB1"  # from config data.generator
     ties = ties_with_generator(run).set_index("method")
     raw = _raw_finals(paper_dir).pivot(index="trial", columns="method", values="value")
+    expected = {}
     for m in ties.index:
         ok = np.isfinite(raw[m]) & np.isfinite(raw["NTKB1"])
-        p = stats.ttest_rel(raw[m][ok], raw["NTKB1"][ok]).pvalue
-        assert ties.loc[m, "p_t"] == pytest.approx(p, rel=1e-9)
-        assert ties.loc[m, "tied"] == (p > 0.05)
-    assert ties.loc["NTKB2", "tied"]  # built as NTKB1 +- 1e-4
-    assert not ties.loc["NN1", "tied"] and not ties.loc["K1", "tied"]
-    assert "NTKB1" not in ties.index
+        d = (raw[m][ok] - raw["NTKB1"][ok]).to_numpy()
+        margin = 0.02 * raw["NTKB1"][ok].mean()
+        assert ties.loc[m, "n"] == ok.sum()
+        assert ties.loc[m, "margin"] == pytest.approx(margin, rel=1e-12)
+        assert ties.loc[m, "mean_diff"] == pytest.approx(d.mean(), rel=1e-9)
+        assert ties.loc[m, "p_t"] == pytest.approx(
+            stats.ttest_rel(raw[m][ok], raw["NTKB1"][ok]).pvalue, rel=1e-9
+        )
+        expected[m] = _tost_p_by_hand(d, margin)
+        assert ties.loc[m, "p_tost"] == pytest.approx(expected[m], rel=1e-9)
+    adjusted = holm(list(expected.values()))  # holm: tested on a textbook example
+    np.testing.assert_allclose(ties["p_tost_holm"], adjusted, rtol=1e-9)
+    for m, p in zip(expected, adjusted, strict=True):
+        assert ties.loc[m, "verdict"] == ("equivalent" if p <= 0.05 else "not shown equivalent")
+    assert ties.loc["NTKB2", "verdict"] == "equivalent"  # built as NTKB1 +- 1e-4
+    assert ties.loc["NN1", "verdict"] == ties.loc["K1", "verdict"] == "not shown equivalent"
+    assert ties.loc["NN1", "p_beyond_holm"] < 0.05  # NN1 is shown to differ beyond the margin
+    assert "NTKB1" not in ties.index and set(ties["reference"]) == {"NTKB1"}
 
 
-def test_ties_by_hand(small):
+def test_ties_by_hand(small, tmp_path):
+    """Three trials: a non-significant difference is no longer a tie."""
     ties = ties_with_generator(small, "NTKJ1").set_index("method")
     assert list(ties.index) == ["NN1", "NN2", "NTKJ2", "GP1"]
-    # NN1 - NTKJ1 = (0.1, 0.2, 0.3): t = 2 sqrt(3), p = 0.074 > 0.05: tied (only 3 trials)
+    # NN1 - NTKJ1 = (0.1, 0.2, 0.3): paired t p = 0.074 > 0.05 (the old 'tied'), but at the
+    # default margin 0.02 x 0.1 = 0.002 nothing is shown equivalent
     assert ties.loc["NN1", "p_t"] == pytest.approx(_p_t_df2(2 * math.sqrt(3)), rel=1e-9)
-    assert ties.loc["NN1", "tied"]
-    # GP1 - NTKJ1 = (0.1, 0.11, 0.12): mean 0.11, sd 0.01, t = 11 sqrt(3), p = 0.0027
-    assert ties.loc["GP1", "p_t"] == pytest.approx(_p_t_df2(11 * math.sqrt(3)), rel=1e-6)
-    assert not ties.loc["GP1", "tied"]
-    assert not ties_with_generator(small, "NTKJ1", alpha=0.1).loc[0, "tied"]  # p = 0.074
+    assert ties.loc["NN1", "margin"] == pytest.approx(0.002, rel=1e-12)
+    assert set(ties["verdict"]) == {"not shown equivalent"}
+    # a margin declared in the config: 1.5 x mean(NTKJ1) = 0.15
+    values = SMALL
+    cfg = {"data": {"n": 10, "n_train": 5}, "report": {"equivalence_margin": 1.5, "alpha": 0.05}}
+    run = load_run(write_small_run(tmp_path / "r", values, config=cfg))
+    ties = ties_with_generator(run, "NTKJ1").set_index("method")
+    cdf = _p_t_df2  # two-sided p of t with 2 df; one-sided lower tail = p/2 for t < 0
+
+    def one_sided_below(t):  # P(T <= t), 2 df
+        return cdf(t) / 2 if t < 0 else 1 - cdf(t) / 2
+
+    by_hand = {}
+    for m in ties.index:
+        d = np.array(values[m]) - 0.1
+        se = d.std(ddof=1) / math.sqrt(3)
+        p_up = one_sided_below((d.mean() - 0.15) / se)
+        p_lo = 1 - one_sided_below((d.mean() + 0.15) / se)
+        by_hand[m] = max(p_up, p_lo)
+        assert ties.loc[m, "p_tost"] == pytest.approx(by_hand[m], rel=1e-9)
+    # NTKJ2: d = (0.02, 0, 0.01), t = (0.01 - 0.15)/(0.01/sqrt 3) = -14 sqrt 3: p = 0.0017;
+    # GP1: d = (0.1, 0.11, 0.12): t = -4 sqrt 3, p = 0.0101. Holm: 4 x 0.0017, 3 x 0.0101
+    assert by_hand["NTKJ2"] == pytest.approx(one_sided_below(-14 * math.sqrt(3)), rel=1e-12)
+    assert ties.loc["NTKJ2", "p_tost_holm"] == pytest.approx(4 * by_hand["NTKJ2"], rel=1e-9)
+    assert ties.loc["GP1", "p_tost_holm"] == pytest.approx(3 * by_hand["GP1"], rel=1e-9)
+    assert ties.loc["NTKJ2", "verdict"] == ties.loc["GP1", "verdict"] == "equivalent"
+    assert ties.loc["NN1", "verdict"] == ties.loc["NN2", "verdict"] == "not shown equivalent"
+    text = write_report(run, "md", figures=False, generator="NTKJ1")
+    assert "Equivalence margin 1.5 (relative: δ = 1.5 × mean RMSE of NTKJ1), α = 0.05." in text
+    assert "Holm's correction across the 4 comparison(s)" in text
 
 
 def test_generator_unknown_and_bad_names(small):
@@ -369,6 +432,8 @@ def test_generator_unknown_and_bad_names(small):
         paired_differences(small, "NN1", "NTKX")
     with pytest.raises(ReportError, match="alpha"):
         ties_with_generator(small, "NTKJ1", alpha=1.5)
+    with pytest.raises(ReportError, match="equivalence margin must be a positive number"):
+        ties_with_generator(small, "NTKJ1", margin=-0.1)
 
 
 # ---- equivalence -----------------------------------------------------------------------------
@@ -553,7 +618,11 @@ def test_cli_markdown(paper_dir, tmp_path):
     res = _cli(paper_dir, "--figures", figs, "--pair", "NN1,NTKB1")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert "| method | label | n | mean RMSE | SE | seed mean | seed SE | ours/seed |" in out
+    assert (
+        "| method | label | n | diverged | failed | missing (not in mean) | mean RMSE | SE | "
+        "seed mean | seed SE | ours/seed | z | within 3 SE |" in out
+    )
+    assert "| NN1 | NN (1 layer) | 5 | 1 | 0 | 1 |" in out  # the diverged trial is counted
     assert "## Change from 1 to 2 hidden layers" in out and "## Ties with the generating" in out
     assert "## Paired differences NN1 − NTKB1" in out
     assert "Assumed values (SPEC, set by this run): " in out and "n_train = 800" in out

@@ -1,5 +1,6 @@
 """Reports of stored runs: tables with standard errors beside the seed's, the paper's
-analyses computed from the rows, figures (PNG and SVG) and a self-contained HTML file.
+analyses computed from the rows, the attribution of the seed's NTK → NN gap and verdicts on
+its claims, figures (PNG and SVG) and a self-contained HTML file.
 
 >>> from ntklab.report import load_run, main_table, layer_change   # doctest: +SKIP
 >>> run = load_run("runs/paper-quick")                              # doctest: +SKIP
@@ -14,14 +15,28 @@ from .figures import (
     make_figures,
     mean_se_plot,
     metric_vs_width,
+    nn_vs_ntk_same_t,
     save_figures,
     training_curves,
 )
-from .reference import SEED_TABLE, seed_table
+from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
+from .seed import (
+    CLAIMS,
+    Verdict,
+    attribution_table,
+    evaluate_claims,
+    same_time_pairs,
+    seed_verdicts,
+    verdict_details,
+)
+from .stats import holm, log_mean_contrast, ratio_of_means, tost, tost_paired
 from .tables import (
+    REPORT_DEFAULTS,
     ReportError,
     Run,
+    compares_with_seed,
     equivalence_table,
+    is_seed_protocol,
     layer_change,
     load_run,
     main_table,
@@ -29,17 +44,39 @@ from .tables import (
     nn_ntk_ratios,
     paired_differences,
     paired_stats,
+    report_settings,
     resolve_generator,
     ties_with_generator,
+    tost_table,
     width_slopes,
 )
 
 __all__ = [
+    "ATTRIBUTION_CHAIN",
+    "CLAIMS",
     "FORMATS",
+    "REPORT_DEFAULTS",
     "ReportError",
     "Run",
     "SEED_TABLE",
+    "Verdict",
+    "attribution_chain",
+    "attribution_table",
     "boxplot",
+    "compares_with_seed",
+    "evaluate_claims",
+    "holm",
+    "is_seed_protocol",
+    "log_mean_contrast",
+    "nn_vs_ntk_same_t",
+    "ratio_of_means",
+    "report_settings",
+    "same_time_pairs",
+    "seed_verdicts",
+    "tost",
+    "tost_paired",
+    "tost_table",
+    "verdict_details",
     "build_sections",
     "discrepancy_vs_width",
     "equivalence_table",

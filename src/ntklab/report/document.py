@@ -17,14 +17,26 @@ from typing import Any
 import pandas as pd
 
 from .figures import caption, make_figures, save_figures
+from .seed import (
+    CLAIMS,
+    RATIO_TOLERANCE,
+    attribution_missing,
+    attribution_table,
+    has_attribution,
+    seed_verdicts,
+    verdict_details,
+)
 from .tables import (
     ReportError,
     Run,
+    _seed_flag,
     equivalence_table,
+    is_seed_protocol,
     layer_change,
     main_table,
     nn_ntk_ratios,
     paired_differences,
+    report_settings,
     resolve_generator,
     ties_with_generator,
     width_slopes,
@@ -66,8 +78,32 @@ _DISPLAY = {
     "sd_diff": "SD diff",
     "ci_low": "95% CI low",
     "ci_high": "95% CI high",
-    "tied": "tied (p > 0.05)",
     "nn_kernel_ratio": "NN / kernel",
+    "ratio_ci_low": "ratio 95% CI low",
+    "ratio_ci_high": "ratio 95% CI high",
+    "change_ci_low": "change 95% CI low",
+    "change_ci_high": "change 95% CI high",
+    "missing": "missing (not in mean)",
+    "within_3se": "within 3 SE",
+    "mean_method": "mean (method)",
+    "mean_reference": "mean (reference)",
+    "ci_tost_low": "TOST CI low",
+    "ci_tost_high": "TOST CI high",
+    "margin_rel": "margin (rel.)",
+    "margin": "margin δ",
+    "p_tost": "p (TOST)",
+    "p_tost_holm": "p (TOST, Holm)",
+    "p_beyond": "p (beyond margin)",
+    "p_beyond_holm": "p (beyond, Holm)",
+    "previous": "from",
+    "n_pairs": "n pairs",
+    "change": "change (paired)",
+    "share_pct": "share of gap %",
+    "estimate": "ours",
+    "seed": "seed",
+    "p_claim": "p (claim)",
+    "p_against": "p (against)",
+    "p_against_holm": "p (against, Holm)",
     "seed_ratio": "seed NN / kernel",
     "same_parameterization": "same param.",
     "n_widths": "widths",
@@ -76,6 +112,12 @@ _DISPLAY = {
     "ntk_same_t_rmse": "NTK RMSE (same T)",
     "ntk_inf_rmse": "NTK RMSE (T = ∞)",
 }
+
+
+_RATIO_COLUMNS = frozenset(
+    {"ratio", "seed_ratio", "nn_kernel_ratio", "ratio_ci_low", "ratio_ci_high", "slope", "slope_se"}
+)
+_COUNT_COLUMNS = frozenset({"n", "n_pairs", "diverged", "failed", "missing", "depth"})
 
 
 @dataclass
@@ -107,10 +149,14 @@ def format_value(column: str, value: Any) -> str:
         v = float(value)
         if column.startswith("p_"):
             return f"{v:.3g}"
-        if column.endswith("_pct"):
+        if column.endswith("_pct") or column.startswith("change_ci_"):
             return f"{v:+.2f}"
-        if column in ("ratio", "seed_ratio", "nn_kernel_ratio", "slope", "slope_se"):
+        if column == "z":
+            return f"{v:+.2f}"
+        if column in _RATIO_COLUMNS:
             return f"{v:.3f}"
+        if column in _COUNT_COLUMNS and v.is_integer():
+            return str(int(v))
         if column == "width" and v.is_integer():
             return str(int(v))
         return f"{v:.5g}"
@@ -181,24 +227,40 @@ def build_sections(
     pairs: tuple[tuple[str, str], ...] = (),
     compare_seed: bool | None = None,
 ) -> list[Section]:
-    """The report's sections, in order: main table per sweep point, layer change, network /
-    kernel ratios, ties with the generating kernel, requested paired differences, the
-    equivalence measures and width slopes (when stored)."""
+    """The report's sections, in order: main table per sweep point (beside the seed's, with
+    what is left out of each mean), the verdicts on the seed's claims and the attribution
+    of its NTK → NN gap (runs of the seed's experiment with those methods), layer change,
+    network / kernel ratios, ties with the generating kernel (TOST), the comparisons behind
+    the verdicts, requested paired differences, the equivalence measures and width slopes
+    (when stored). A section whose methods are absent is left out or says what is missing."""
     run.require_finished()
+    settings = report_settings(run)
+    margin, alpha = settings["equivalence_margin"], settings["alpha"]
     sections = []
     table = main_table(run, compare_seed=compare_seed)
     seed = "seed_mean" in table
     for point in run.point_ids:
         part = table[table["point"] == point].drop(columns="point")
-        notes = [_assumed_line(run)]
+        notes = [_counts_note(part)]
         if seed:
             notes.insert(
                 0,
-                "Seed: the seed paper's table (SPEC §4, 50 trials); ours/seed = "
-                "ratio of the mean RMSEs. Absolute values need not match (the seed's "
-                "constants were lost); compare the patterns.",
+                "Seed: the seed paper's table (SPEC §4, 50 trials); ours/seed = ratio of the "
+                "mean RMSEs; z = (ours − seed) / √(SE² + SE_seed²), the two-sample z-score of "
+                "the difference; within 3 SE: |z| ≤ 3."
+                + (
+                    ""
+                    if is_seed_protocol(run)
+                    else " Absolute values need not match (the seed's constants were lost); "
+                    "compare the patterns."
+                ),
             )
+        if run.reductions:
+            notes.append("Reduced against the full preset: " + "; ".join(run.reductions) + ".")
+        notes.append(_assumed_line(run))
         title = "Test RMSE" + ("" if len(run.points) <= 1 else f" — {run.point_label(point)}")
+        if seed and is_seed_protocol(run):
+            title = "Test RMSE beside the seed's table" + title[len("Test RMSE") :]
         key = "main" if len(run.points) <= 1 else f"main_point{point}"
         sections.append(
             Section(
@@ -209,6 +271,11 @@ def build_sections(
                 "Mean test RMSE over finished trials; SE = sample SD / √n.",
             )
         )
+    verdicts = _seed_flag(run, compare_seed)
+    if verdicts:
+        sections.append(_verdict_section(run, margin, alpha))
+    if has_attribution(run):
+        sections.append(_attribution_section(run))
     lc = layer_change(run, compare_seed=compare_seed)
     if len(lc):
         sections.append(
@@ -217,8 +284,9 @@ def build_sections(
                 "Change from 1 to 2 hidden layers",
                 _drop_point(run, lc),
                 [
-                    "change % = 100 (mean(to) − mean(from)) / mean(from); p (paired t): paired t-test "
-                    "of the per-trial difference."
+                    "change % = 100 (mean(to) / mean(from) − 1) on the n trials both methods "
+                    "have; 95 % CI by the delta method on the log of the ratio of paired means; "
+                    "p (paired t): paired t-test of the per-trial difference."
                 ]
                 + (["seed change %: the same formula on the seed's table."] if seed else []),
             )
@@ -232,7 +300,9 @@ def build_sections(
                 _drop_point(run, ratios),
                 [
                     "ratio = mean RMSE of the network / mean RMSE of the kernel method of the same "
-                    "depth; same param.: the kernel is the network's own NTK or NNGP."
+                    "depth, on the n trials both have, with its 95 % CI (delta method on the log "
+                    "ratio); mean diff = paired mean of network − kernel with its 95 % t CI; "
+                    "same param.: the kernel is the network's own NTK or NNGP."
                 ],
             )
         )
@@ -244,13 +314,9 @@ def build_sections(
                 "ties",
                 f"Ties with the generating kernel ({gen})",
                 _drop_point(run, ties),
-                [
-                    "mean diff = mean over trials of RMSE(method) − RMSE(generator) (paired, same "
-                    "data); tied: two-sided paired t-test p > 0.05 (no multiple-comparison "
-                    "correction); the Wilcoxon signed-rank p-value is shown alongside. Tied means "
-                    "the trials could not tell the two apart, which with few trials is weak "
-                    "evidence of equality."
-                ],
+                _tost_notes(margin, alpha, "the generator", len(ties)),
+                f"Equivalence margin {margin:g} (relative: δ = {margin:g} × mean RMSE of "
+                f"{gen}), α = {alpha:g}.",
             )
         )
     elif generator is None:
@@ -265,6 +331,23 @@ def build_sections(
                 ],
             )
         )
+    if verdicts:
+        details = verdict_details(run)
+        if len(details):
+            sections.append(
+                Section(
+                    "verdict_details",
+                    "The comparisons behind the verdicts",
+                    _drop_point(run, details),
+                    [
+                        "ours: our estimate (ratio, paired difference or % change) on the n "
+                        "trials all its methods have, with its 95 % CI; seed: the same from the "
+                        "seed's table; p (claim): the test of the statement; p (against): the "
+                        "test of its opposite, Holm-adjusted across the claim's deciding "
+                        "comparisons; context rows inform but do not decide."
+                    ],
+                )
+            )
     for a, b in pairs:
         pd_ = paired_differences(run, a, b)
         sections.append(
@@ -310,6 +393,95 @@ def build_sections(
                 )
             )
     return sections
+
+
+def _counts_note(part: pd.DataFrame) -> str:
+    """What the main table leaves out of its means, in words."""
+    text = (
+        "n: trials in the mean; diverged: network trials whose training diverged; failed: "
+        "trials in which the method raised an error; missing: finished trials that should have "
+        "a value of the method but have no finite one (diverged, failed or absent), left out of "
+        "the mean."
+    )
+    div = part.loc[part["diverged"].fillna(0) > 0, ["method", "diverged"]]
+    if len(div):
+        text += " Diverged: " + ", ".join(
+            f"{m} in {int(k)} trial(s)" for m, k in zip(div["method"], div["diverged"], strict=True)
+        )
+        text += "; a network's mean RMSE covers only the trials in which it converged."
+    return text
+
+
+def _tost_notes(margin: float, alpha: float, reference: str, m: int) -> list[str]:
+    return [
+        f"Equivalence by two one-sided paired t-tests (TOST): the method ties with "
+        f"{reference} ('equivalent') when |mean diff| < δ = {margin:g} × the reference's mean "
+        f"RMSE is shown at α = {alpha:g} after Holm's correction across the {m} comparison(s) "
+        f"of this table; 'not shown equivalent' is not evidence of a difference. mean diff = "
+        f"mean over trials of RMSE(method) − RMSE(reference) (paired, same data) with its 95 % "
+        f"t CI; TOST CI: the {100 * (1 - 2 * alpha):g} % interval TOST implies (inside ±δ "
+        f"exactly when the raw TOST p ≤ α); p (paired t): the ordinary test of no difference; "
+        f"p (beyond margin): the test that |difference| > δ."
+    ]
+
+
+def _verdict_section(run: Run, margin: float, alpha: float) -> Section:
+    verdicts = _drop_point(run, seed_verdicts(run))
+    shown = verdicts.drop(columns="seed_says")
+    notes = [f"The seed says ({claim}): “{words}”." for claim, words in CLAIMS.items()]
+    notes += [
+        "reproduced: every comparison of the claim is shown at α = "
+        f"{alpha:g} (intersection-union test); not reproduced: the opposite is shown for at "
+        "least one comparison (Holm-adjusted across the claim's comparisons); cannot tell: "
+        "neither, or the methods are missing. Intervals are 95 %, on the trials all methods "
+        "of a comparison have.",
+        f"NN ≈ 3× NTK: our NN/NTK ratio (delta-method CI) within ×/÷ {1 + RATIO_TOLERANCE:g} "
+        "of the seed's own ratio (TOST on the log ratio); the ratio to the network's own NTK "
+        "at the same training time (NTK-NNk-T) says where the factor comes from. GP ≈ NTK: "
+        f"TOST of GPk − NTKBk and GPk − NTKJk at the margin {margin:g} × the NTK's mean, "
+        "Holm across the four. K1 nearer: the paired contrast |K1 − NN| − |NTK − NN| < 0 "
+        "against each of the seed's NTK rows (one-sided paired t). Layer changes: the "
+        "network's 1 → 2 change ≠ 0 and each NTK family's change ≠ the network's (ratio of the "
+        f"2/1 ratios ≠ 1); the opposite: equivalence within ×/÷ {1 + margin:g} (TOST).",
+    ]
+    return Section(
+        "verdicts",
+        "The seed's claims (§4.2): verdicts",
+        verdicts,
+        notes,
+        f"Margin {margin:g} (relative), α = {alpha:g}.",
+        display=shown,
+    )
+
+
+def _attribution_section(run: Run) -> Section:
+    att = _drop_point(run, attribution_table(run))
+    notes = [
+        "From the seed's NTK row to its network row, one cause at a time (SPEC §7.2): change = "
+        "paired mean difference of the method and the previous step's (from), on the n pairs "
+        "of trials both have, with its 95 % t CI; share of gap % = 100 change / the total "
+        "NNk − NTKJk (last row). With different trials per step the shares need not add up "
+        "to 100 %; a missing step merges its cause into the next."
+    ]
+    for point in run.point_ids:
+        where = "" if len(run.points) <= 1 else f" at {run.point_label(point)}"
+        for k, missing in attribution_missing(run, point).items():
+            if missing:
+                notes.append(f"Depth {k}{where}: missing {', '.join(missing)} (steps merged).")
+        for k in (1, 2):
+            info = run.method_info(f"NTKJ{k}")
+            norm = str((info.get("spec") or {}).get("normalization") or "").lower()
+            if norm == "corrected" and f"NTKJ{k}" in run.method_names:
+                notes.append(
+                    f"NTKJ{k} in this run already uses the corrected normalization, so the "
+                    "normalization step compares like with like."
+                )
+    return Section(
+        "attribution",
+        "Attribution: from the seed's NTK row to its network, one cause at a time",
+        att,
+        notes,
+    )
 
 
 def _plus_minus(df: pd.DataFrame) -> pd.DataFrame:
@@ -417,6 +589,26 @@ _LATEX_ESC = {
     "Θ": r"$\Theta$",
     "‖": r"$\|$",
     "§": r"\S{}",
+    "→": r"$\to$",
+    "≈": r"$\approx$",
+    "×": r"$\times$",
+    "÷": r"$\div$",
+    "±": r"$\pm$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "≠": r"$\neq$",
+    "<": r"$<$",
+    ">": r"$>$",
+    "|": r"$|$",
+    "ρ": r"$\rho$",
+    "α": r"$\alpha$",
+    "δ": r"$\delta$",
+    "σ": r"$\sigma$",
+    "β": r"$\beta$",
+    "₀": r"$_0$",
+    "²": r"$^2$",
+    "“": "``",
+    "”": "''",
     "∞": r"$\infty$",
     "·": r"$\cdot$",
 }

@@ -12,6 +12,8 @@ backend for SVG), so tests can inspect it and servers can draw without a display
   sweep with the fitted slope in the legend (:func:`metric_vs_width`).
 * :func:`training_curves` -- network test RMSE during training against the NTK prediction
   at the same training time (Lee et al. 2019).
+* :func:`nn_vs_ntk_same_t` -- per trial, the network's test RMSE against that of its own
+  NTK prediction at the same training time (``NNk`` vs ``NTK-NNk-T``), with the identity line.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from .seed import same_time_pairs
+from .stats import paired_t
 from .tables import (
     ReportError,
     Run,
@@ -40,6 +44,7 @@ __all__ = [
     "discrepancy_vs_width",
     "kernel_drift_vs_width",
     "training_curves",
+    "nn_vs_ntk_same_t",
     "make_figures",
     "save_figures",
     "caption",
@@ -60,6 +65,10 @@ _CAPTIONS = {
     "kernel_drift_vs_width": "Relative change of the empirical NTK during training, "
     "||Theta_T - Theta_0||_F / ||Theta_0||_F, against width; log-log, fitted slope in the "
     "legend (theory: -1/2).",
+    "nn_vs_ntk_same_t": "Per trial: test RMSE of the network (NNk) against that of its own NTK "
+    "prediction at the same training time with the network's f0 (NTK-NNk-T); on the dashed "
+    "line they are equal. The legend gives the paired mean difference NN - NTK with its 95 % "
+    "interval.",
     "curves": "Test RMSE during training: the network (solid) against the NTK prediction at "
     "the same training time and initialization (dashed); dotted: the NTK at T = infinity.",
 }
@@ -236,12 +245,63 @@ def training_curves(run: Run, point: int | None = None) -> Figure:
     return fig
 
 
+def nn_vs_ntk_same_t(run: Run, point: int | None = None, metric: str = "rmse") -> Figure:
+    """Scatter, one point per trial, of the network's ``metric`` (y) against its own NTK
+    prediction at the same training time (x), one panel per depth that has both methods
+    (:func:`~ntklab.report.seed.same_time_pairs`), with the identity line."""
+    run.require_finished()
+    point = _point(run, point)
+    pairs = same_time_pairs(run, point, metric)
+    if not pairs:
+        raise ReportError(
+            f"the run has no network with its NTK at the same training time (NNk and "
+            f"NTK-NNk-T) at {run.point_label(point)}"
+        )
+    wide = run.final(metric, point)
+    fig = Figure(figsize=(4.8 * len(pairs), 5.0), layout="constrained")
+    axes = fig.subplots(1, len(pairs), squeeze=False).ravel()
+    for ax, (_, nn, ntk) in zip(axes, pairs, strict=True):
+        both = wide[[nn, ntk]].dropna()
+        x, y = both[ntk].to_numpy(float), both[nn].to_numpy(float)
+        d = paired_t(y - x)
+        ci = (
+            f"\n95 % CI [{d['ci_low']:.3g}, {d['ci_high']:.3g}]" if np.isfinite(d["ci_low"]) else ""
+        )
+        ax.scatter(x, y, s=18, alpha=0.8, label=f"trials (n = {len(x)})")
+        ax.text(
+            0.97,
+            0.03,
+            f"{nn} − {ntk}: {d['mean']:.3g}{ci}",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize="small",
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+        )
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        pad = 0.05 * (hi - lo) if hi > lo else 0.05 * abs(hi) or 0.01
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=1, label="equal")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_aspect("equal")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel(f"{ntk} test {metric.upper() if metric == 'rmse' else metric}")
+        ax.set_ylabel(f"{nn} test {metric.upper() if metric == 'rmse' else metric}")
+        ax.set_title(f"{nn} vs its NTK at the same T")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc="upper left")
+    fig.suptitle(_title(run, point))
+    return fig
+
+
 def make_figures(run: Run) -> dict[str, Figure]:
     """Every figure the run's data supports, by name.
 
     ``boxplot`` and ``mean_se`` (per sweep point, suffixed ``_point<k>`` when there is a
     sweep), ``nn_lin_rms_vs_width`` and ``kernel_drift_vs_width`` (width sweeps of networks),
-    ``curves`` (runs with training curves, per point).
+    ``curves`` (runs with training curves, per point), ``nn_vs_ntk_same_t`` (runs with a
+    network and its NTK at the same training time, per point).
     """
     run.require_finished()
     many = len(run.points) > 1
@@ -259,6 +319,11 @@ def make_figures(run: Run) -> dict[str, Figure]:
     for point in run.point_ids:
         if len(run.curves("curve_test_rmse", point)):
             figs["curves" + (f"_point{point}" if many else "")] = training_curves(run, point)
+    for point in run.point_ids:
+        if same_time_pairs(run, point):
+            figs["nn_vs_ntk_same_t" + (f"_point{point}" if many else "")] = nn_vs_ntk_same_t(
+                run, point
+            )
     return figs
 
 

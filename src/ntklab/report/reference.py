@@ -15,7 +15,20 @@ from typing import NamedTuple
 
 import pandas as pd
 
-__all__ = ["SeedResult", "SEED_TABLE", "SEED_GENERATOR", "SEED_N_TRIALS", "seed_table"]
+__all__ = [
+    "SeedResult",
+    "SEED_TABLE",
+    "SEED_GENERATOR",
+    "SEED_N_TRIALS",
+    "SEED_NTK_FAMILIES",
+    "SEED_DEPTHS",
+    "AttributionStep",
+    "ATTRIBUTION_CHAIN",
+    "attribution_chain",
+    "attribution_methods",
+    "same_time_pair",
+    "seed_table",
+]
 
 
 class SeedResult(NamedTuple):
@@ -55,3 +68,48 @@ def seed_table() -> pd.DataFrame:
     ).rename_axis("method")
     df["n"] = SEED_N_TRIALS
     return df
+
+
+#: The seed's NTK families (its rows NTKA1 ... NTKB2) and the depths of its networks.
+SEED_NTK_FAMILIES = ("NTKA", "NTKJ", "NTKB")
+SEED_DEPTHS = (1, 2)
+
+
+class AttributionStep(NamedTuple):
+    """One step of :data:`ATTRIBUTION_CHAIN`: what changes from the previous step (``cause``)
+    and the method that has the change (``method``, a template with ``{k}`` = depth)."""
+
+    cause: str
+    method: str
+
+
+#: The walk from the seed's NTK row to its network row, one cause at a time (SPEC §7.2),
+#: per depth k = 1, 2. The ``seed`` presets define methods under exactly these names and the
+#: report's attribution table walks them in this order, so both read this one constant.
+ATTRIBUTION_CHAIN: tuple[AttributionStep, ...] = (
+    AttributionStep("the seed's NTK row (published formula and normalization)", "NTKJ{k}"),
+    AttributionStep("normalization ρ_pub → ρ_cor", "NTKJ{k}-corrected"),
+    AttributionStep("the kernel the network really has (jacot, σ_w = 1, β = 1)", "NTK-NN{k}"),
+    AttributionStep("670 → 469 training points (those the network saw)", "NTK-NN{k}-469"),
+    AttributionStep("T = ∞ → the seed's training time (f₀ = 0)", "NTK-NN{k}-Tmean"),
+    AttributionStep("f₀ = 0 → f₀ of the very network trained", "NTK-NN{k}-T"),
+    AttributionStep("its linearization → the trained network itself", "NN{k}"),
+)
+
+
+def attribution_chain(depth: int) -> list[AttributionStep]:
+    """:data:`ATTRIBUTION_CHAIN` with the depth filled in (``NTKJ1``, ``NTKJ1-corrected``, ...)."""
+    return [AttributionStep(s.cause, s.method.format(k=depth)) for s in ATTRIBUTION_CHAIN]
+
+
+def attribution_methods(depth: int | None = None) -> list[str]:
+    """The method names of the chain at ``depth`` (default: every depth of the seed)."""
+    depths = SEED_DEPTHS if depth is None else (depth,)
+    return [s.method for k in depths for s in attribution_chain(k)]
+
+
+def same_time_pair(depth: int) -> tuple[str, str]:
+    """``(network, NTK at the network's training time with its f₀)``: the chain's last two
+    methods, e.g. ``("NN1", "NTK-NN1-T")``."""
+    chain = attribution_chain(depth)
+    return chain[-1].method, chain[-2].method

@@ -4,14 +4,17 @@ Every number a report prints comes from a function here, each returning a
 :class:`pandas.DataFrame` with one row per sweep point (``point``) and method or pair:
 
 * :func:`main_table` -- finished trials, mean test RMSE and its standard error per method,
-  with the seed's numbers (:mod:`ntklab.report.reference`) alongside for ``paper`` runs.
+  with the diverged, failed and missing trials counted, and the seed's numbers
+  (:mod:`ntklab.report.reference`) alongside, with the z-score of the difference, for runs
+  of the seed's experiment.
 * :func:`layer_change` -- percentage change of the mean RMSE from 1 to 2 hidden layers, per
-  family (the seed's §4.2), ours and the seed's, with a paired test of the change.
-* :func:`nn_ntk_ratios` -- mean RMSE of each network over each kernel of the same depth.
+  family (the seed's §4.2), ours (paired, with a 95 % interval) and the seed's.
+* :func:`nn_ntk_ratios` -- mean RMSE of each network over each kernel of the same depth,
+  with intervals for the ratio and for the paired difference.
 * :func:`paired_differences` -- per-trial paired differences of two methods: mean, 95 %
   t confidence interval, paired t-test and Wilcoxon signed-rank p-values.
-* :func:`ties_with_generator` -- which methods are statistically tied with the kernel that
-  generated the data.
+* :func:`tost_table`, :func:`ties_with_generator` -- equivalence by two one-sided paired
+  tests at a declared margin, Holm-adjusted across the family of comparisons.
 * :func:`equivalence_table`, :func:`width_slopes` -- network-vs-NTK measures over a width sweep.
 
 Only trials whose status is ``done`` enter any table; a run in progress or with failed
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,7 @@ from scipy import stats
 
 from ..store import FINAL, RunStore, StoreError
 from .reference import SEED_GENERATOR, SEED_TABLE
+from .stats import finite_rows, holm, paired_t, ratio_of_means, tost_paired
 
 __all__ = [
     "ReportError",
@@ -43,9 +48,16 @@ __all__ = [
     "nn_ntk_ratios",
     "paired_differences",
     "ties_with_generator",
+    "tost_table",
     "resolve_generator",
+    "report_settings",
+    "compares_with_seed",
+    "is_seed_protocol",
+    "method_depth",
     "equivalence_table",
     "width_slopes",
+    "REPORT_DEFAULTS",
+    "TOST_COLUMNS",
     "EQUIVALENCE_METRICS",
     "NETWORK_KINDS",
 ]
@@ -105,6 +117,24 @@ class Run:
 
     def __post_init__(self) -> None:
         self._final = self.results[self.results["step"] == FINAL]
+        done = self.trials[self.trials["status"] == "done"]
+        self._done: dict[int, set[int]] = {}
+        for p, t in zip(done["point"], done["trial"], strict=True):
+            self._done.setdefault(int(p), set()).add(int(t))
+        keys = set(zip(done["point"].astype(int), done["trial"].astype(int), strict=True))
+        errs = self.errors
+        if len(errs):
+            mask = [
+                (int(p), int(t)) in keys for p, t in zip(errs["point"], errs["trial"], strict=True)
+            ]
+            errs = errs[mask]
+        self._errors_done = errs
+        self._attempted: dict[tuple[int, str], set[int]] = {}
+        for df in (self.results, errs):
+            for (p, m), grp in df.groupby(["point", "method"]):
+                self._attempted.setdefault((int(p), str(m)), set()).update(
+                    int(t) for t in grp["trial"]
+                )
 
     # -- meta ----------------------------------------------------------------------------------
     @property
@@ -119,6 +149,21 @@ class Run:
     @property
     def versions(self) -> dict[str, Any]:
         return self.meta.get("versions") or {}
+
+    @property
+    def reductions(self) -> list[str]:
+        """What a reduced preset changed against its full version (meta ``reductions``, e.g.
+        ``"methods.NN2.width: 10000 -> 256"``); empty for a full run."""
+        red = self.meta.get("reductions") or []
+        if isinstance(red, str | dict):
+            red = [red] if isinstance(red, str) else [f"{k}: {v}" for k, v in red.items()]
+        return [str(r) for r in red]
+
+    @property
+    def settings(self) -> dict[str, float]:
+        """The report's statistical settings: ``equivalence_margin`` (relative) and ``alpha``
+        from the config's ``report`` table, else the defaults (:data:`REPORT_DEFAULTS`)."""
+        return report_settings(self)
 
     @property
     def name(self) -> str:
@@ -166,6 +211,44 @@ class Run:
                 info[key] = None
         info["label"] = info.get("label") or method
         return info
+
+    def method_trial_limit(self, method: str) -> int | None:
+        """The method's own trial count (``trials`` in its resolved spec, or in the config's
+        ``methods`` entry), when it runs in fewer trials than the study; else None."""
+        spec = self.method_info(method).get("spec") or {}
+        value = spec.get("trials") if isinstance(spec, dict) else None
+        if value is None:
+            entries = self.config.get("methods") if isinstance(self.config, dict) else None
+            if isinstance(entries, dict):
+                entries = [dict(v, name=k) for k, v in entries.items() if isinstance(v, dict)]
+            for entry in entries or []:
+                if isinstance(entry, dict) and entry.get("name") == method:
+                    value = entry.get("trials")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return int(value)
+
+    def expected_trials(self, method: str, point: int) -> int:
+        """Finished trials at ``point`` that should have a value of ``method``: all of them,
+        or with a per-method trial count the first ``trials`` of them (and any other in which
+        the method wrote a row or failed)."""
+        done = self._done.get(point, set())
+        limit = self.method_trial_limit(method)
+        if limit is None:
+            return len(done)
+        tried = self._attempted.get((point, method), set())
+        return len({t for t in done if t < limit} | (tried & done))
+
+    def n_diverged(self, method: str, point: int) -> int:
+        """Finished trials at ``point`` in which the network ``method`` diverged."""
+        div = self.final("diverged", point)
+        return int((div[method] > 0).sum()) if method in div else 0
+
+    def n_method_errors(self, method: str, point: int) -> int:
+        """Finished trials at ``point`` in which ``method`` raised an error."""
+        err = self._errors_done
+        sel = (err["point"] == point) & (err["method"] == method)
+        return int(err.loc[sel, "trial"].nunique())
 
     def is_network(self, method: str) -> bool:
         """True for a trained finite network (``kind`` in :data:`NETWORK_KINDS` or family NN)."""
@@ -284,12 +367,9 @@ class Run:
                 out.append(f"{method} failed in {len(grp)} finished trial(s) (first: {msg})")
         for point in self.point_ids:
             wide = self.final(metric, point)
-            n_trials = int(
-                (self.trials["point"].eq(point) & self.trials["status"].eq("done")).sum()
-            )
             where = "" if len(self.points) <= 1 else f" at point {point}"
             for method in wide.columns:
-                missing = n_trials - int(wide[method].notna().sum())
+                missing = self.expected_trials(method, point) - int(wide[method].notna().sum())
                 if missing > 0:
                     out.append(
                         f"{method}{where}: {missing} finished trial(s) without a finite "
@@ -300,6 +380,14 @@ class Run:
                 k = int((div[method] > 0).sum())
                 if k:
                     out.append(f"{method}{where}: training diverged in {k} trial(s)")
+        limits = {m: self.method_trial_limit(m) for m in self.method_names}
+        limits = {m: t for m, t in limits.items() if t is not None}
+        if limits:
+            out.append(
+                "per-method trial counts: "
+                + ", ".join(f"{m}: {t}" for m, t in limits.items())
+                + "; paired statistics use the trials both methods have"
+            )
         return out
 
 
@@ -386,33 +474,24 @@ def paired_stats(x: Any, y: Any, *, confidence: float = 0.95) -> dict[str, float
     signed-rank test (:func:`scipy.stats.wilcoxon`, exact for small n, zero differences
     dropped). NaN where undefined (n < 2, all differences equal).
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    x, y = finite_rows(x, y)
     d = x - y
-    n = d.size
+    s = paired_t(d, confidence=confidence)
     out = {
-        "n": n,
-        "mean_a": math.nan,
-        "mean_b": math.nan,
-        "mean_diff": math.nan,
-        "sd_diff": math.nan,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
+        "n": s["n"],
+        "mean_a": float(x.mean()) if x.size else math.nan,
+        "mean_b": float(y.mean()) if y.size else math.nan,
+        "mean_diff": s["mean"],
+        "sd_diff": s["sd"],
+        "ci_low": s["ci_low"],
+        "ci_high": s["ci_high"],
         "t": math.nan,
         "p_t": math.nan,
         "p_wilcoxon": math.nan,
     }
-    if n == 0:
+    if s["n"] < 2:
         return out
-    out.update(mean_a=float(x.mean()), mean_b=float(y.mean()), mean_diff=float(d.mean()))
-    if n < 2:
-        return out
-    sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    out.update(sd_diff=sd, ci_low=out["mean_diff"] - half, ci_high=out["mean_diff"] + half)
-    if sd > 0:
+    if s["sd"] > 0:
         res = stats.ttest_rel(x, y)
         out.update(t=float(res.statistic), p_t=float(res.pvalue))
     if np.any(d != 0):
@@ -425,15 +504,76 @@ def paired_stats(x: Any, y: Any, *, confidence: float = 0.95) -> dict[str, float
     return out
 
 
-# ---- tables ------------------------------------------------------------------------------------
+# ---- settings and the seed ---------------------------------------------------------------------
+#: Defaults of the config's ``[report]`` table: the equivalence margin, *relative* to the mean
+#: of the reference method of each comparison, and the level of every test.
+REPORT_DEFAULTS: dict[str, float] = {"equivalence_margin": 0.02, "alpha": 0.05}
+
+
+def report_settings(
+    run: Run, *, margin: float | None = None, alpha: float | None = None
+) -> dict[str, float]:
+    """``{"equivalence_margin": ..., "alpha": ...}``: the arguments, else the run config's
+    ``report`` table, else :data:`REPORT_DEFAULTS`.
+
+    Raises
+    ------
+    ReportError
+        If the margin is not a positive number or alpha is not in (0, 1).
+    """
+    cfg = run.config.get("report") if isinstance(run.config, dict) else None
+    cfg = cfg if isinstance(cfg, dict) else {}
+    out = {k: cfg.get(k, v) for k, v in REPORT_DEFAULTS.items()}
+    if margin is not None:
+        out["equivalence_margin"] = margin
+    if alpha is not None:
+        out["alpha"] = alpha
+    m, a = out["equivalence_margin"], out["alpha"]
+    if isinstance(m, bool) or not isinstance(m, int | float) or not (math.isfinite(m) and m > 0):
+        raise ReportError(
+            f"the equivalence margin must be a positive number (relative, e.g. 0.02); got {m!r}"
+        )
+    if isinstance(a, bool) or not isinstance(a, int | float) or not 0 < a < 1:
+        raise ReportError(f"alpha must be in (0, 1); got {a!r}")
+    return {"equivalence_margin": float(m), "alpha": float(a)}
+
+
+def _data_config(run: Run) -> dict[str, Any]:
+    data = run.config.get("data") if isinstance(run.config, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _published_kernel(spec: Any) -> tuple[str, str] | None:
+    """``(kernel, normalization)`` of a ``kind = "published"`` spec, else None."""
+    if not isinstance(spec, dict) or str(spec.get("kind") or "").lower() != "published":
+        return None
+    kernel = spec.get("kernel") or spec.get("name")
+    if not isinstance(kernel, str):
+        return None
+    return kernel.upper(), str(spec.get("normalization") or "published").lower()
+
+
+def is_seed_protocol(run: Run) -> bool:
+    """True for a run of the seed's released protocol (SPEC §6): simulated data generated by
+    the seed's published NTKB1 formula (either normalization)."""
+    data = _data_config(run)
+    if data.get("dataset", "simulated") not in (None, "simulated"):
+        return False
+    pub = _published_kernel(data.get("generator"))
+    return pub is not None and pub[0] == SEED_GENERATOR
+
+
 def compares_with_seed(run: Run) -> bool:
-    """True for a run of the seed's experiment: its method names include all of the seed's,
-    its data are simulated (not a real data set) and generated by the seed's NTKB1 (when the
-    config says)."""
+    """True for a run of the seed's experiment: a run of its released protocol
+    (:func:`is_seed_protocol`) with at least one of its rows (an ``--only`` run has a subset);
+    or a run whose method names include all of the seed's, on simulated data generated by
+    the seed's NTKB1 (when the config says)."""
+    if is_seed_protocol(run):
+        return bool(set(SEED_TABLE) & set(run.method_names))
     if not set(SEED_TABLE) <= set(run.method_names):
         return False
-    data = run.config.get("data") if isinstance(run.config, dict) else None
-    if isinstance(data, dict):
+    data = _data_config(run)
+    if data:
         if data.get("dataset", "simulated") not in (None, "simulated"):
             return False
         if data.get("generator") is not None:
@@ -441,8 +581,13 @@ def compares_with_seed(run: Run) -> bool:
     return True
 
 
+def _seed_flag(run: Run, compare_seed: bool | None) -> bool:
+    return compares_with_seed(run) if compare_seed is None else bool(compare_seed)
+
+
+# ---- tables ------------------------------------------------------------------------------------
 def main_table(run: Run, *, metric: str = "rmse", compare_seed: bool | None = None) -> pd.DataFrame:
-    """Mean and standard error of ``metric`` per method and sweep point.
+    r"""Mean and standard error of ``metric`` per method and sweep point, with what is left out.
 
     Parameters
     ----------
@@ -450,14 +595,20 @@ def main_table(run: Run, *, metric: str = "rmse", compare_seed: bool | None = No
     metric : str
         A final metric (default test RMSE).
     compare_seed : bool, optional
-        Add the seed's mean and SE and the ratio ours/seed (default: when the run's method
-        names include all of the seed's, see :func:`compares_with_seed`; only for ``rmse``).
+        Add the seed's row beside ours (default: :func:`compares_with_seed`; only for
+        ``rmse``): ``seed_mean, seed_se``, ``ratio`` = ours / seed, the two-sample z-score
+        :math:`z = (\bar r - \bar r_{seed}) / \sqrt{SE^2 + SE_{seed}^2}` and ``within_3se``
+        (:math:`|z| \le 3`; None where the seed has no such row).
 
     Returns
     -------
     DataFrame
-        ``point, method, label, n, mean, se`` (+ ``seed_mean, seed_se, ratio``), where ``n``
-        counts finished trials with a finite value and ``se`` = sample SD / sqrt(n).
+        ``point, method, label, n, diverged, failed, missing, mean, se`` (+ the seed's
+        columns). ``n`` counts finished trials with a finite value and ``se`` = sample SD /
+        sqrt(n); ``diverged`` (networks only, else NaN): trials whose training diverged;
+        ``failed``: trials in which the method raised an error; ``missing``: finished trials
+        that should have a value of the method (:meth:`Run.expected_trials`) but have no
+        finite one, for any of these reasons or none -- they are not in the mean.
     """
     run.require_finished()
     seed = _seed_flag(run, compare_seed) and metric == "rmse"
@@ -471,6 +622,11 @@ def main_table(run: Run, *, metric: str = "rmse", compare_seed: bool | None = No
                 "method": method,
                 "label": run.method_info(method)["label"],
                 "n": n,
+                "diverged": float(run.n_diverged(method, point))
+                if run.is_network(method)
+                else math.nan,
+                "failed": run.n_method_errors(method, point),
+                "missing": max(run.expected_trials(method, point) - n, 0),
                 "mean": mean,
                 "se": se,
             }
@@ -479,25 +635,71 @@ def main_table(run: Run, *, metric: str = "rmse", compare_seed: bool | None = No
                 row["seed_mean"] = ref.mean_rmse if ref else math.nan
                 row["seed_se"] = ref.se if ref else math.nan
                 row["ratio"] = mean / ref.mean_rmse if ref else math.nan
+                z = (mean - ref.mean_rmse) / math.hypot(se, ref.se) if ref else math.nan
+                row["z"] = z
+                row["within_3se"] = bool(abs(z) <= 3) if np.isfinite(z) else None
             rows.append(row)
-    cols = ["point", "method", "label", "n", "mean", "se"]
+    cols = ["point", "method", "label", "n", "diverged", "failed", "missing", "mean", "se"]
     if seed:
-        cols += ["seed_mean", "seed_se", "ratio"]
+        cols += ["seed_mean", "seed_se", "ratio", "z", "within_3se"]
     return pd.DataFrame(rows, columns=cols)
 
 
-def _seed_flag(run: Run, compare_seed: bool | None) -> bool:
-    return compares_with_seed(run) if compare_seed is None else bool(compare_seed)
+_SEED_NAME = re.compile(r"(NN|GP|NTKA|NTKJ|NTKB)([0-9]+)(-[A-Za-z0-9]+)?")
+_CHAIN_DEPTH = re.compile(r"(?:NTK-NN|NN|GP|NTKA|NTKJ|NTKB)([0-9]+)(?:-.*)?")
+
+
+def _family_depth(run: Run, method: str) -> tuple[str | None, int | None]:
+    """Family and depth of a method: from the methods table, else (for the seed's names and
+    the attribution methods, ``NTKJ1-corrected``, ``NTK-NN2-T``) from the name."""
+    info = run.method_info(method)
+    family, depth = info["family"], info["depth"]
+    m = _SEED_NAME.fullmatch(method)
+    if family is None and m:
+        family = m.group(1) + (m.group(3) or "")  # NTKJ1-corrected: family NTKJ-corrected
+    if depth is None:
+        m = _CHAIN_DEPTH.fullmatch(method)
+        if m:
+            depth = int(m.group(1))
+    return family, depth
+
+
+def method_depth(run: Run, method: str) -> int | None:
+    """Hidden layers of a method (methods table, else read from the seed's naming)."""
+    return _family_depth(run, method)[1]
 
 
 def _families(run: Run, methods: list[str]) -> dict[str, dict[int, str]]:
-    """{family: {depth: method}} for methods with both a family and a depth."""
+    """{family: {depth: method}} for methods with both a family and a depth.
+
+    Where several methods share a family and a depth (the seed's ``NTKJ1`` and the network's
+    own NTK ``NTK-NN1`` are both ``jacot`` NTKs), the one named ``<family><depth>`` keeps the
+    family and each other one is grouped by its name with the depth written ``k``
+    (``NTK-NNk``, ``NTK-NNk-T``), so that no method is lost and none is paired across kinds.
+    """
+    found = [(m, *_family_depth(run, m)) for m in methods]
+    found = [(m, f, d) for m, f, d in found if f and d is not None]
+    count: dict[tuple[str, int], int] = {}
+    for _, f, d in found:
+        count[(f, d)] = count.get((f, d), 0) + 1
+    crowded = {f for (f, _), c in count.items() if c > 1}
     fam: dict[str, dict[int, str]] = {}
-    for m in methods:
-        info = run.method_info(m)
-        if info["family"] and info["depth"] is not None:
-            fam.setdefault(info["family"], {})[info["depth"]] = m
+    for m, f, d in found:
+        key = f
+        if f in crowded and m != f"{f}{d}":
+            key = m.replace(str(d), "k") if m.count(str(d)) == 1 else m
+        fam.setdefault(key, {}).setdefault(d, m)
     return fam
+
+
+def _pair(run: Run, a: str, b: str, metric: str, point: int) -> tuple[pd.Series, pd.Series]:
+    """Final values of two methods on the trials both have (finite), aligned."""
+    wide = run.final(metric, point)
+    if a not in wide or b not in wide:
+        empty = pd.Series(dtype=float)
+        return empty, empty
+    both = wide[[a, b]].dropna()
+    return both[a], both[b]
 
 
 def layer_change(
@@ -506,40 +708,44 @@ def layer_change(
     r"""Percentage change of the mean ``metric`` when a hidden layer is added (seed §4.2).
 
     For each family (NN, GP, NTKA, ...) and each pair of consecutive depths
-    :math:`L < L'` present in the run:
+    :math:`L < L'` present in the run, on the n trials both methods have:
 
-    .. math:: \Delta = 100\,\frac{\bar r_{L'} - \bar r_{L}}{\bar r_{L}}\ \%
+    .. math:: \Delta = 100\,\Bigl(\frac{\bar r_{L'}}{\bar r_{L}} - 1\Bigr)\ \%
 
-    with :math:`\bar r` the mean over finished trials (as in :func:`main_table`). ``p_t`` is
-    the paired t-test of the per-trial difference (same data in both methods of a trial).
-    ``seed_change_pct`` is the same formula applied to the seed's table.
+    ``change_ci_low, change_ci_high``: its 95 % interval from the delta method on the log of
+    the ratio of paired means (:func:`~ntklab.report.stats.ratio_of_means`); ``p_t``: the
+    paired t-test of the per-trial difference. ``seed_change_pct`` is the same formula
+    applied to the seed's table.
 
     Returns
     -------
     DataFrame
-        ``point, family, method_from, method_to, mean_from, mean_to, change_pct, p_t``
-        (+ ``seed_change_pct``).
+        ``point, family, method_from, method_to, n, mean_from, mean_to, change_pct,
+        change_ci_low, change_ci_high, p_t`` (+ ``seed_change_pct``).
     """
-    table = main_table(run, metric=metric, compare_seed=False)
+    run.require_finished()
     seed = _seed_flag(run, compare_seed) and metric == "rmse"
     rows = []
     for point in run.point_ids:
-        at = table[table["point"] == point].set_index("method")
-        wide = run.final(metric, point)
-        for family, by_depth in _families(run, list(at.index)).items():
+        present = [m for m in run.final(metric, point).columns]
+        for family, by_depth in _families(run, present).items():
             depths = sorted(by_depth)
             for da, db in zip(depths[:-1], depths[1:], strict=True):
                 a, b = by_depth[da], by_depth[db]
-                ma, mb = at.loc[a, "mean"], at.loc[b, "mean"]
+                xa, xb = _pair(run, a, b, metric, point)
+                r = ratio_of_means(xb, xa)
                 row = {
                     "point": point,
                     "family": family,
                     "method_from": a,
                     "method_to": b,
-                    "mean_from": ma,
-                    "mean_to": mb,
-                    "change_pct": _pct(ma, mb),
-                    "p_t": paired_stats(wide[b], wide[a])["p_t"],
+                    "n": r["n"],
+                    "mean_from": r["mean_b"],
+                    "mean_to": r["mean_a"],
+                    "change_pct": 100 * (r["ratio"] - 1),
+                    "change_ci_low": 100 * (r["ci_low"] - 1),
+                    "change_ci_high": 100 * (r["ci_high"] - 1),
+                    "p_t": paired_stats(xb, xa)["p_t"],
                 }
                 if seed:
                     ra, rb = SEED_TABLE.get(a), SEED_TABLE.get(b)
@@ -552,9 +758,12 @@ def layer_change(
         "family",
         "method_from",
         "method_to",
+        "n",
         "mean_from",
         "mean_to",
         "change_pct",
+        "change_ci_low",
+        "change_ci_high",
         "p_t",
     ]
     return pd.DataFrame(rows, columns=cols + (["seed_change_pct"] if seed else []))
@@ -567,45 +776,73 @@ def _pct(a: float, b: float) -> float:
 def nn_ntk_ratios(
     run: Run, *, metric: str = "rmse", compare_seed: bool | None = None
 ) -> pd.DataFrame:
-    """Mean ``metric`` of each network over that of each kernel method of the same depth.
+    r"""Mean ``metric`` of each network over that of each kernel method of the same depth.
 
     Kernel methods are the non-network methods with a depth (NTK and NNGP kernels; the
-    Laplacian has none). ``same_parameterization`` marks the kernel of the network's own
+    Laplacian has none). Everything is computed on the n trials both methods have:
+    ``nn_kernel_ratio`` = :math:`\bar r_{NN} / \bar r_{kernel}` with its 95 % delta-method
+    interval ``ratio_ci_low, ratio_ci_high`` (:func:`~ntklab.report.stats.ratio_of_means`),
+    and the paired difference NN − kernel ``mean_diff`` with its 95 % t interval
+    ``ci_low, ci_high``. ``same_parameterization`` marks the kernel of the network's own
     parameterization (its theoretical limit). ``seed_ratio`` is computed from the seed's table.
 
     Returns
     -------
     DataFrame
-        ``point, depth, network, kernel, same_parameterization, nn_kernel_ratio`` (+ ``seed_ratio``).
+        ``point, depth, network, kernel, same_parameterization, n, nn_kernel_ratio,
+        ratio_ci_low, ratio_ci_high, mean_diff, ci_low, ci_high`` (+ ``seed_ratio``).
     """
-    table = main_table(run, metric=metric, compare_seed=False)
+    run.require_finished()
     seed = _seed_flag(run, compare_seed) and metric == "rmse"
     rows = []
     for point in run.point_ids:
-        at = table[table["point"] == point].set_index("method")
-        nets = [m for m in at.index if run.is_network(m)]
-        kernels = [m for m in at.index if not run.is_network(m)]
+        present = list(run.final(metric, point).columns)
+        nets = [m for m in present if run.is_network(m)]
+        kernels = [m for m in present if not run.is_network(m)]
         for net in nets:
             ni = run.method_info(net)
+            depth = method_depth(run, net)
             for ker in kernels:
                 ki = run.method_info(ker)
-                if ni["depth"] is None or ki["depth"] != ni["depth"]:
+                if depth is None or method_depth(run, ker) != depth:
                     continue
+                xn, xk = _pair(run, net, ker, metric, point)
+                r = ratio_of_means(xn, xk)
+                d = paired_t(xn.to_numpy() - xk.to_numpy())
                 row = {
                     "point": point,
-                    "depth": ni["depth"],
+                    "depth": depth,
                     "network": net,
                     "kernel": ker,
                     "same_parameterization": bool(
                         ni["parameterization"] and ni["parameterization"] == ki["parameterization"]
                     ),
-                    "nn_kernel_ratio": at.loc[net, "mean"] / at.loc[ker, "mean"],
+                    "n": r["n"],
+                    "nn_kernel_ratio": r["ratio"],
+                    "ratio_ci_low": r["ci_low"],
+                    "ratio_ci_high": r["ci_high"],
+                    "mean_diff": d["mean"],
+                    "ci_low": d["ci_low"],
+                    "ci_high": d["ci_high"],
                 }
                 if seed:
                     rn, rk = SEED_TABLE.get(net), SEED_TABLE.get(ker)
                     row["seed_ratio"] = rn.mean_rmse / rk.mean_rmse if rn and rk else math.nan
                 rows.append(row)
-    cols = ["point", "depth", "network", "kernel", "same_parameterization", "nn_kernel_ratio"]
+    cols = [
+        "point",
+        "depth",
+        "network",
+        "kernel",
+        "same_parameterization",
+        "n",
+        "nn_kernel_ratio",
+        "ratio_ci_low",
+        "ratio_ci_high",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+    ]
     return pd.DataFrame(rows, columns=cols + (["seed_ratio"] if seed else []))
 
 
@@ -662,14 +899,15 @@ def resolve_generator(run: Run, generator: str | None = None) -> str | None:
     """The method that equals the data's generating kernel.
 
     Order: the ``generator`` argument; the run config's ``data.generator`` (a method name, a
-    dict naming one under ``name``/``method``, or a dict of ``kind``/``family``/``depth``/
-    ``parameterization`` that matches exactly one kernel method); for a run with the seed's
-    methods and no such config entry, the seed's generator NTKB1 (SPEC §4). None if unknown.
+    dict naming one under ``name``/``method``, a ``kind = "published"`` formula matched to the
+    published method with the same ``kernel`` and ``normalization``, or a dict of
+    ``kind``/``family``/``depth``/``parameterization`` that matches exactly one kernel
+    method); for a run with the seed's methods and no such config entry, the seed's
+    generator NTKB1 (SPEC §4). None if unknown.
     """
     if generator is not None:
         return _check_method(run, generator, "generator")
-    data = run.config.get("data") if isinstance(run.config, dict) else None
-    if isinstance(data, dict) and data.get("generator") is not None:
+    if _data_config(run).get("generator") is not None:
         return _generator_from_config(run)
     if compares_with_seed(run):
         return SEED_GENERATOR
@@ -686,8 +924,22 @@ def _generator_from_config(run: Run) -> str | None:
     for key in ("name", "method"):
         if isinstance(gen.get(key), str) and gen[key] in names:
             return gen[key]
+    pub = _published_kernel(gen)
+    if pub is not None:
+        found = [m for m in names if _published_kernel(_method_spec(run, m)) == pub]
+        if len(found) > 1:  # several methods with the same formula: the one named after it
+            found = [m for m in found if m.upper() == pub[0]] or found[:1]
+        return found[0] if found else None
     found = [m for m in names if not run.is_network(m) and _matches(run.method_info(m), gen)]
     return found[0] if len(found) == 1 else None
+
+
+def _method_spec(run: Run, method: str) -> dict[str, Any]:
+    """The method's spec with its kind (the methods table keeps the kind in its own column)."""
+    info = run.method_info(method)
+    spec = dict(info.get("spec") or {})
+    spec.setdefault("kind", info.get("kind"))
+    return spec
 
 
 def _matches(info: dict[str, Any], spec: dict[str, Any]) -> bool:
@@ -705,31 +957,138 @@ def _matches(info: dict[str, Any], spec: dict[str, Any]) -> bool:
     return True
 
 
-def ties_with_generator(
-    run: Run, generator: str | None = None, *, metric: str = "rmse", alpha: float = 0.05
-) -> pd.DataFrame:
-    """Which methods are statistically tied with the generating kernel.
+#: Columns of :func:`tost_table`.
+TOST_COLUMNS = [
+    "point",
+    "method",
+    "reference",
+    "n",
+    "mean_method",
+    "mean_reference",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "ci_tost_low",
+    "ci_tost_high",
+    "margin_rel",
+    "margin",
+    "p_tost",
+    "p_tost_holm",
+    "verdict",
+    "p_t",
+    "p_beyond",
+    "p_beyond_holm",
+]
 
-    For every other method m, the paired differences ``m - generator`` over the finished
-    trials (:func:`paired_stats`). A method is *tied* when the two-sided paired t-test does
-    not reject equal means at level ``alpha`` (p > alpha); the Wilcoxon p-value is reported
-    alongside. No multiple-comparison correction is applied: with 10 methods, expect about
-    one in two runs to show a spurious difference at the 5 % level somewhere.
+
+def tost_table(
+    run: Run,
+    comparisons: list[tuple[int, str, str]],
+    *,
+    metric: str = "rmse",
+    margin: float | None = None,
+    alpha: float | None = None,
+) -> pd.DataFrame:
+    r"""Equivalence of paired methods by two one-sided tests (TOST), Holm-adjusted across the
+    family of all the comparisons given.
+
+    For each ``(point, method, reference)``, on the n trials both have, with
+    :math:`d_i = r_i(\text{method}) - r_i(\text{reference})`: the margin is
+    :math:`\delta = \text{margin\_rel} \times \bar r(\text{reference})` (the reference's mean
+    over the same trials) and TOST tests :math:`|\mu_d| < \delta` by the paired t statistics
+    :math:`(\bar d \pm \delta) / (s_d/\sqrt n)` (:func:`~ntklab.report.stats.tost`). The
+    verdict is ``equivalent`` when the Holm-adjusted TOST p-value is at most ``alpha``, else
+    ``not shown equivalent``: that is never evidence of a difference.
+
+    Columns: ``mean_diff`` with its 95 % t interval ``ci_low, ci_high``; ``ci_tost_low,
+    ci_tost_high`` the :math:`1 - 2\alpha` interval TOST implies (inside
+    :math:`(-\delta, \delta)` exactly when the raw ``p_tost`` :math:`\le \alpha`); ``p_t``
+    the ordinary two-sided paired t-test of no difference; ``p_beyond`` (and Holm-adjusted)
+    the test that the difference exceeds the margin (the 95 % interval entirely outside
+    :math:`(-\delta, \delta)`).
+
+    Parameters
+    ----------
+    margin, alpha : float, optional
+        Relative margin and level (default: :func:`report_settings`).
+    """
+    run.require_finished()
+    settings = report_settings(run, margin=margin, alpha=alpha)
+    rel, level = settings["equivalence_margin"], settings["alpha"]
+    rows = []
+    for point, method, ref in comparisons:
+        x, y = _pair(run, method, ref, metric, point)
+        ref_mean = float(y.mean()) if len(y) else math.nan
+        delta = rel * abs(ref_mean)
+        row: dict[str, Any] = {
+            "point": point,
+            "method": method,
+            "reference": ref,
+            "margin_rel": rel,
+            "margin": delta,
+        }
+        if np.isfinite(delta) and delta > 0:
+            t = tost_paired(x, y, delta, alpha=level)
+            row.update(
+                n=t["n"],
+                mean_method=t["mean_x"],
+                mean_reference=t["mean_y"],
+                mean_diff=t["mean_diff"],
+                ci_low=t["ci_low"],
+                ci_high=t["ci_high"],
+                ci_tost_low=t["ci_tost_low"],
+                ci_tost_high=t["ci_tost_high"],
+                p_tost=t["p_tost"],
+                p_t=t["p_t"],
+                p_beyond=t["p_beyond"],
+            )
+        else:
+            row.update(n=len(x), p_tost=math.nan, p_beyond=math.nan)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=TOST_COLUMNS)
+    if len(df):
+        df["p_tost_holm"] = holm(df["p_tost"].to_numpy(float))
+        df["p_beyond_holm"] = holm(df["p_beyond"].to_numpy(float))
+        df["verdict"] = [
+            "equivalent" if np.isfinite(p) and p <= level else "not shown equivalent"
+            for p in df["p_tost_holm"]
+        ]
+        for col in ("n", "point"):
+            df[col] = df[col].astype(int)
+    return df
+
+
+def ties_with_generator(
+    run: Run,
+    generator: str | None = None,
+    *,
+    metric: str = "rmse",
+    alpha: float | None = None,
+    margin: float | None = None,
+) -> pd.DataFrame:
+    """Which methods are *equivalent* to the generating kernel: TOST at the declared margin,
+    Holm-adjusted across all the methods compared (:func:`tost_table`).
+
+    A method ties with the generator (``verdict == "equivalent"``) only when the two one-sided
+    paired tests show its mean RMSE within ``margin`` (relative to the generator's mean) of
+    the generator's; a non-significant difference test is not a tie.
 
     Parameters
     ----------
     generator : str, optional
         The generating method; default from :func:`resolve_generator`.
+    alpha, margin : float, optional
+        Level and relative margin (default: the config's ``report`` table, else 0.05 and 0.02).
 
     Returns
     -------
     DataFrame
-        ``point, method, generator, n, mean_diff, ci_low, ci_high, p_t, p_wilcoxon, tied``.
+        :data:`TOST_COLUMNS`, ``reference`` = the generator, one row per other method and point.
 
     Raises
     ------
     ReportError
-        If the generator is unknown (pass ``generator=``).
+        If the generator is unknown (pass ``generator=``), or alpha / margin are invalid.
     """
     run.require_finished()
     gen = resolve_generator(run, generator)
@@ -738,46 +1097,13 @@ def ties_with_generator(
             "the run's config names no data.generator that matches one of its methods; pass "
             "the generating method explicitly (generator='NTKB1' or --generator NTKB1)"
         )
-    if not 0 < alpha < 1:
-        raise ReportError(f"alpha must be in (0, 1); got {alpha}")
-    rows = []
+    report_settings(run, margin=margin, alpha=alpha)
+    comparisons = []
     for point in run.point_ids:
         wide = run.final(metric, point)
-        if gen not in wide:
-            continue
-        for m in wide.columns:
-            if m == gen:
-                continue
-            s = paired_stats(wide[m], wide[gen])
-            rows.append(
-                {
-                    "point": point,
-                    "method": m,
-                    "generator": gen,
-                    "n": s["n"],
-                    "mean_diff": s["mean_diff"],
-                    "ci_low": s["ci_low"],
-                    "ci_high": s["ci_high"],
-                    "p_t": s["p_t"],
-                    "p_wilcoxon": s["p_wilcoxon"],
-                    "tied": bool(s["p_t"] > alpha)
-                    if np.isfinite(s["p_t"])
-                    else bool(s["n"] >= 2 and s["mean_diff"] == 0),
-                }
-            )
-    cols = [
-        "point",
-        "method",
-        "generator",
-        "n",
-        "mean_diff",
-        "ci_low",
-        "ci_high",
-        "p_t",
-        "p_wilcoxon",
-        "tied",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+        if gen in wide:
+            comparisons += [(point, m, gen) for m in wide.columns if m != gen]
+    return tost_table(run, comparisons, metric=metric, margin=margin, alpha=alpha)
 
 
 def equivalence_table(run: Run) -> pd.DataFrame:

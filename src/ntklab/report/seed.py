@@ -1,0 +1,655 @@
+r"""The seed's reproduction: the attribution of its NTK → NN gap, and verdicts on its claims.
+
+* :func:`attribution_table` -- walks :data:`~ntklab.report.reference.ATTRIBUTION_CHAIN`
+  from the seed's NTK row to its network row, one cause at a time, with the paired change
+  at each step, its 95 % interval and its share of the whole gap.
+* :func:`seed_verdicts` -- one line per claim of the seed's §4.2 (NN ≈ 3× NTK; GP ≈ NTK;
+  K1 nearer to NN than any NTK; the 1 → 2 layer changes do not match): ``reproduced``,
+  ``not reproduced`` or ``cannot tell``, with the numbers; :func:`verdict_details` gives
+  every comparison behind them.
+* :func:`same_time_pairs` -- the (network, NTK at its training time) pairs a run has.
+
+How a verdict is decided
+------------------------
+Each claim is split into *components* (one comparison each: NN1 / NTKJ1, GP2 − NTKB2, ...),
+each with a test of the claim's statement and a test of its opposite, on the trials all its
+methods have (paired):
+
+* ``reproduced``: every component's statement is shown at level :math:`\alpha` -- an
+  intersection-union test, which needs no multiplicity adjustment (Berger & Hsu 1996);
+* ``not reproduced``: the opposite is shown for at least one component, Holm-adjusted across
+  the claim's components;
+* ``cannot tell``: neither (too few trials for the intervals to decide), or the methods of
+  every component are missing.
+
+Components whose methods are missing are listed and left out; a verdict on the components
+present says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .reference import (
+    SEED_DEPTHS,
+    SEED_NTK_FAMILIES,
+    SEED_TABLE,
+    attribution_chain,
+    attribution_methods,
+    same_time_pair,
+)
+from .stats import holm, log_mean_contrast, paired_t, tost
+from .tables import Run, report_settings, tost_table
+
+__all__ = [
+    "RATIO_TOLERANCE",
+    "CLAIMS",
+    "Verdict",
+    "attribution_table",
+    "attribution_missing",
+    "has_attribution",
+    "same_time_pairs",
+    "seed_verdicts",
+    "verdict_details",
+    "evaluate_claims",
+]
+
+#: "Almost three times": our NN/NTK ratio reproduces the seed's when it lies within a factor
+#: 1 + RATIO_TOLERANCE of the seed's own ratio (TOST on the log of the ratio).
+RATIO_TOLERANCE = 0.25
+
+#: The seed's four claims of its §4.2: short name -> its words.
+CLAIMS: dict[str, str] = {
+    "NN ≈ 3× NTK": "NN1 and NN2 have almost three times the mean RMSE of the corresponding NTKs",
+    "GP ≈ NTK": "the performances of GP1 and GP2 are very close to the performance of NTKB "
+    "and NTKJ variants",
+    "K1 nearer to NN than any NTK": "the mean RMSE of the Laplacian kernel is closer to that "
+    "of the neural networks than any of the NTKs",
+    "1 → 2 layer changes do not match": "the neural network gained performance with an "
+    "additional layer [...] None of the NTK variants we tested came close to matching the "
+    "percentage change in mean RMSE of the NN",
+}
+
+_COMPONENT_COLUMNS = [
+    "point",
+    "claim",
+    "comparison",
+    "n",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "seed",
+    "statement",
+    "p_claim",
+    "p_against",
+    "p_against_holm",
+    "role",
+]
+
+
+# ---- attribution ---------------------------------------------------------------------------------
+def _present(run: Run, point: int, metric: str = "rmse") -> set[str]:
+    wide = run.final(metric, point)
+    return {m for m in wide.columns if wide[m].notna().any()}
+
+
+def has_attribution(run: Run) -> bool:
+    """True if the run has a method of the attribution chain beyond the seed's own rows."""
+    extra = set(attribution_methods()) - set(SEED_TABLE)
+    return bool(extra & set(run.method_names))
+
+
+def attribution_missing(run: Run, point: int, metric: str = "rmse") -> dict[int, list[str]]:
+    """{depth: chain methods without a finite value at ``point``}, for the depths that have
+    at least one attribution method."""
+    present = _present(run, point, metric)
+    out = {}
+    for k in SEED_DEPTHS:
+        names = [s.method for s in attribution_chain(k)]
+        if (set(names) - set(SEED_TABLE)) & present:
+            out[k] = [m for m in names if m not in present]
+    return out
+
+
+def _pair(run: Run, a: str, b: str, metric: str, point: int) -> tuple[np.ndarray, np.ndarray]:
+    wide = run.final(metric, point)
+    if a not in wide or b not in wide:
+        return np.array([]), np.array([])
+    both = wide[[a, b]].dropna()
+    return both[a].to_numpy(float), both[b].to_numpy(float)
+
+
+def attribution_table(run: Run, *, metric: str = "rmse") -> pd.DataFrame:
+    r"""The walk from the seed's NTK row to its network row, one cause at a time (SPEC §7.2).
+
+    For each depth k = 1, 2 and sweep point, the methods of
+    :data:`~ntklab.report.reference.ATTRIBUTION_CHAIN` present in the run, in order. Each row:
+    the method's mean and SE over its own finite trials; ``change`` = the paired mean
+    difference from the previous method present, on the ``n_pairs`` trials both have, with
+    its 95 % t interval; ``share_pct`` = 100 change / total, where the total is the paired
+    mean difference ``NNk − NTKJk`` (the last row, ``total``). A missing method merges its
+    cause into the next present step (``step`` lists the causes). With different trials per
+    step the shares need not add up to 100 %.
+
+    Returns
+    -------
+    DataFrame
+        ``point, depth, step, method, n, mean, se, previous, n_pairs, change, ci_low,
+        ci_high, share_pct``; empty unless the run has an attribution method
+        (:func:`has_attribution`).
+    """
+    run.require_finished()
+    cols = [
+        "point",
+        "depth",
+        "step",
+        "method",
+        "n",
+        "mean",
+        "se",
+        "previous",
+        "n_pairs",
+        "change",
+        "ci_low",
+        "ci_high",
+        "share_pct",
+    ]
+    rows = []
+    if not has_attribution(run):
+        return pd.DataFrame(rows, columns=cols)
+    for point in run.point_ids:
+        wide = run.final(metric, point)
+        missing = attribution_missing(run, point, metric)
+        for k in SEED_DEPTHS:
+            if k not in missing:
+                continue
+            chain = attribution_chain(k)
+            start, end = chain[0].method, chain[-1].method
+            total = paired_t(np.subtract(*_pair(run, end, start, metric, point)))
+            gap = total["mean"]
+            prev: str | None = None
+            causes: list[str] = []
+            for step in chain:
+                causes.append(step.cause)
+                if step.method in missing[k]:
+                    continue
+                values = wide[step.method].dropna()
+                row: dict[str, Any] = {
+                    "point": point,
+                    "depth": k,
+                    "step": " + ".join(causes) if prev is not None else step.cause,
+                    "method": step.method,
+                    "n": int(values.size),
+                    "mean": float(values.mean()),
+                    "se": float(values.std(ddof=1) / math.sqrt(values.size))
+                    if values.size > 1
+                    else math.nan,
+                    "previous": prev,
+                }
+                if prev is not None:
+                    d = paired_t(np.subtract(*_pair(run, step.method, prev, metric, point)))
+                    row.update(
+                        n_pairs=d["n"],
+                        change=d["mean"],
+                        ci_low=d["ci_low"],
+                        ci_high=d["ci_high"],
+                        share_pct=100 * d["mean"] / gap if np.isfinite(gap) and gap else math.nan,
+                    )
+                rows.append(row)
+                prev, causes = step.method, []
+            if np.isfinite(gap):
+                rows.append(
+                    {
+                        "point": point,
+                        "depth": k,
+                        "step": "total: the seed's NTK row → its network row",
+                        "method": end,
+                        "previous": start,
+                        "n_pairs": total["n"],
+                        "change": gap,
+                        "ci_low": total["ci_low"],
+                        "ci_high": total["ci_high"],
+                        "share_pct": 100.0 if gap else math.nan,
+                    }
+                )
+    df = pd.DataFrame(rows, columns=cols)
+    df["n_pairs"] = df["n_pairs"].astype(float)
+    return df
+
+
+def same_time_pairs(run: Run, point: int, metric: str = "rmse") -> list[tuple[int, str, str]]:
+    """``(depth, network, NTK at its training time)`` for each depth whose two methods have
+    at least one trial in common at ``point`` (e.g. ``(1, "NN1", "NTK-NN1-T")``)."""
+    out = []
+    for k in SEED_DEPTHS:
+        nn, ntk = same_time_pair(k)
+        if len(_pair(run, nn, ntk, metric, point)[0]):
+            out.append((k, nn, ntk))
+    return out
+
+
+# ---- verdicts ------------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    """One claim of the seed, judged on one sweep point of a run."""
+
+    point: int
+    claim: str
+    verdict: str
+    numbers: str
+    components: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def seed_says(self) -> str:
+        return CLAIMS[self.claim]
+
+
+def _t_side(estimate: float, se: float, df: float, side: str) -> float:
+    """p-value of a t test of 0: ``less`` (H1 < 0), ``greater`` or ``two-sided``."""
+    if not (np.isfinite(estimate) and np.isfinite(se) and np.isfinite(df) and df >= 1):
+        return math.nan
+    if se == 0:
+        hit = {"less": estimate < 0, "greater": estimate > 0, "two-sided": estimate != 0}[side]
+        return 0.0 if hit else 1.0
+    t = estimate / se
+    if side == "less":
+        return float(stats.t.cdf(t, df))
+    if side == "greater":
+        return float(stats.t.sf(t, df))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _fmt_ci(est: float, lo: float, hi: float, spec: str) -> str:
+    if not np.isfinite(est):
+        return "–"
+    ci = f" [{lo:{spec}}, {hi:{spec}}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"{est:{spec}}{ci}"
+
+
+def _decide(components: list[dict[str, Any]], alpha: float) -> tuple[str, str]:
+    """The verdict from the deciding components (module docstring); fills p_against_holm."""
+    deciding = [c for c in components if c["role"] == "decides"]
+    if not deciding:
+        return "cannot tell (missing methods)", ""
+    adj = holm([c["p_against"] for c in deciding])
+    for c, a in zip(deciding, adj, strict=True):
+        c["p_against_holm"] = float(a)
+    p_claim = np.array([c["p_claim"] for c in deciding], dtype=float)
+    if np.all(np.isfinite(p_claim)) and np.all(p_claim <= alpha):
+        return "reproduced", ""
+    if np.any(np.isfinite(adj) & (adj <= alpha)):
+        return "not reproduced", ""
+    few = any(c["n"] < 2 for c in deciding)
+    why = "fewer than 2 paired trials" if few else "the intervals do not decide"
+    return "cannot tell (too few trials)", why
+
+
+def _exp_fields(c: dict[str, float]) -> dict[str, float]:
+    """``n, estimate, ci_low, ci_high`` of a log contrast, back on the ratio scale."""
+    out = {"n": c["n"]}
+    for key in ("estimate", "ci_low", "ci_high"):
+        out[key] = math.exp(c[key]) if np.isfinite(c[key]) else math.nan
+    return out
+
+
+def _component(point: int, claim: str, comparison: str, **kw: Any) -> dict[str, Any]:
+    row = dict.fromkeys(_COMPONENT_COLUMNS, math.nan)
+    row.update(point=point, claim=claim, comparison=comparison, role="decides", statement="")
+    row.update(kw)
+    return row
+
+
+def _columns(run: Run, names: list[str], metric: str, point: int) -> np.ndarray:
+    """Trials x methods, the trials that all ``names`` have (finite)."""
+    wide = run.final(metric, point)
+    if not set(names) <= set(wide.columns):
+        return np.empty((0, len(names)))
+    return wide[names].dropna().to_numpy(float)
+
+
+def _need(present: set[str], names: list[str], missing: list[str]) -> bool:
+    lack = [m for m in names if m not in present]
+    missing.extend(m for m in lack if m not in missing)
+    return not lack
+
+
+def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
+    claim = "NN ≈ 3× NTK"
+    present, missing, comps = _present(run, point, metric), [], []
+    bound = math.log1p(RATIO_TOLERANCE)
+    for k in SEED_DEPTHS:
+        for fam in ("NTKJ", "NTKB"):
+            nn, ker = f"NN{k}", f"{fam}{k}"
+            if not _need(present, [nn, ker], missing):
+                continue
+            c = log_mean_contrast(_columns(run, [nn, ker], metric, point), [1.0, -1.0])
+            seed = SEED_TABLE[nn].mean_rmse / SEED_TABLE[ker].mean_rmse
+            t = tost(c["estimate"] - math.log(seed), c["se"], c["df"], -bound, bound, alpha=alpha)
+            comps.append(
+                _component(
+                    point,
+                    claim,
+                    f"{nn} / {ker}",
+                    **_exp_fields(c),
+                    seed=seed,
+                    statement=f"ratio within ×/÷ {1 + RATIO_TOLERANCE:g} of the seed's",
+                    p_claim=t["p_tost"],
+                    p_against=t["p_beyond"],
+                )
+            )
+    for k in SEED_DEPTHS:
+        nn, ntk = same_time_pair(k)
+        if nn in present and ntk in present:
+            c = log_mean_contrast(_columns(run, [nn, ntk], metric, point), [1.0, -1.0])
+            comps.append(
+                _component(
+                    point,
+                    claim,
+                    f"{nn} / {ntk}",
+                    **_exp_fields(c),
+                    statement="context: the network over its own NTK at the same training time",
+                    role="context",
+                )
+            )
+    verdict, why = _decide(comps, alpha)
+    parts = [
+        f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3f')}"
+        f" (seed {c['seed']:.3f}, n = {c['n']})"
+        for c in comps
+        if c["role"] == "decides"
+    ]
+    text = "ours " + "; ".join(parts) if parts else ""
+    same_t = [c for c in comps if c["role"] == "context"]
+    if same_t:
+        text += (
+            ("; " if text else "")
+            + "at the same training time "
+            + "; ".join(
+                f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3f')}"
+                f" (n = {c['n']})"
+                for c in same_t
+            )
+        )
+        text += ": " + _same_t_reading(same_t)
+    else:
+        text += ("; " if text else "") + (
+            "what the factor comes from needs NTK-NNk-T (the network's own NTK at its "
+            "training time): not in this run"
+        )
+    return Verdict(point, claim, verdict, _finish(text, why, missing), comps, missing)
+
+
+def _same_t_reading(same_t: list[dict[str, Any]]) -> str:
+    lo = np.array([c["ci_low"] for c in same_t], dtype=float)
+    hi = np.array([c["ci_high"] for c in same_t], dtype=float)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return "too few trials to say how close the network is to its own NTK"
+    if np.all((lo <= 1) & (hi >= 1)):
+        return (
+            "the network is indistinguishable from its own NTK prediction at the same "
+            "training time, so a factor against the seed's NTK rows comes from the kernel and "
+            "the training time compared, not from the network leaving the NTK regime"
+        )
+    if np.all(lo > 1):
+        return (
+            "the network is worse than its own NTK prediction at the same training time: "
+            "part of any factor is the network leaving the NTK regime"
+        )
+    if np.all(hi < 1):
+        return "the network is better than its own NTK prediction at the same training time"
+    return "the depths disagree on whether the network matches its own NTK at the same time"
+
+
+def _finish(text: str, why: str, missing: list[str]) -> str:
+    if why:
+        text = f"{why}; {text}" if text else why
+    if missing:
+        text += ("; " if text else "") + "not judged, missing: " + ", ".join(missing)
+    return text
+
+
+def _claim_gp(run: Run, point: int, metric: str, margin: float, alpha: float) -> Verdict:
+    claim = "GP ≈ NTK"
+    present, missing, pairs = _present(run, point, metric), [], []
+    for k in SEED_DEPTHS:
+        for fam in ("NTKB", "NTKJ"):
+            if _need(present, [f"GP{k}", f"{fam}{k}"], missing):
+                pairs.append((point, f"GP{k}", f"{fam}{k}"))
+    comps = []
+    if pairs:
+        t = tost_table(run, pairs, metric=metric, margin=margin, alpha=alpha)
+        for r in t.itertuples(index=False):
+            comps.append(
+                _component(
+                    point,
+                    claim,
+                    f"{r.method} − {r.reference}",
+                    n=int(r.n),
+                    estimate=r.mean_diff,
+                    ci_low=r.ci_low,
+                    ci_high=r.ci_high,
+                    statement=f"|difference| < {margin:g} × mean {r.reference} = {r.margin:.3g} "
+                    "(TOST, Holm across these comparisons)",
+                    p_claim=r.p_tost_holm,
+                    p_against=r.p_beyond,
+                    mean_reference=r.mean_reference,
+                )
+            )
+    verdict, why = _decide(comps, alpha)
+    parts = []
+    for c in comps:
+        gp, ntk = c["comparison"].split(" − ")
+        rel = 100 * c["estimate"] / c["mean_reference"]
+        seed = 100 * (SEED_TABLE[gp].mean_rmse / SEED_TABLE[ntk].mean_rmse - 1)
+        parts.append(
+            f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3g')}"
+            f" ({rel:+.1f} % of {ntk}; seed {seed:+.1f} %; "
+            f"{'equivalent' if c['p_claim'] <= alpha else 'not shown equivalent'})"
+        )
+    text = (f"margin {100 * margin:g} % of the NTK's mean, α = {alpha:g}: " if parts else "") + (
+        "; ".join(parts)
+    )
+    return Verdict(point, claim, verdict, _finish(text, why, missing), comps, missing)
+
+
+def _seed_ntk_rows() -> list[str]:
+    return [f"{fam}{k}" for fam in SEED_NTK_FAMILIES for k in SEED_DEPTHS]
+
+
+def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict:
+    claim = "K1 nearer to NN than any NTK"
+    present, missing, comps, parts = _present(run, point, metric), [], [], []
+    _need(present, ["K1"], missing)
+    for k in SEED_DEPTHS:
+        nn = f"NN{k}"
+        if "K1" not in present or not _need(present, [nn], missing):
+            continue
+        ntks = [t for t in _seed_ntk_rows() if _need(present, [t], missing)]
+        best: dict[str, Any] | None = None
+        for ntk in ntks:
+            x = _columns(run, ["K1", nn, ntk], metric, point)
+            mk, mn, mt = x.mean(axis=0) if len(x) else (math.nan,) * 3
+            sk, st = np.sign(mk - mn), np.sign(mt - mn)
+            d = paired_t(sk * (x[:, 0] - x[:, 1]) - st * (x[:, 2] - x[:, 1]))
+            comp = _component(
+                point,
+                claim,
+                f"|K1 − {nn}| − |{ntk} − {nn}|",
+                n=d["n"],
+                estimate=d["mean"],
+                ci_low=d["ci_low"],
+                ci_high=d["ci_high"],
+                seed=abs(SEED_TABLE["K1"].mean_rmse - SEED_TABLE[nn].mean_rmse)
+                - abs(SEED_TABLE[ntk].mean_rmse - SEED_TABLE[nn].mean_rmse),
+                statement="< 0 (K1 nearer to the network than this NTK)",
+                p_claim=_t_side(d["mean"], d["se"], d["n"] - 1, "less"),
+                p_against=_t_side(d["mean"], d["se"], d["n"] - 1, "greater"),
+                dist_k1=abs(mk - mn),
+                dist_ntk=abs(mt - mn),
+                ntk=ntk,
+            )
+            comps.append(comp)
+            if best is None or comp["dist_ntk"] < best["dist_ntk"]:
+                best = comp
+        if best is not None:
+            seed_k1 = abs(SEED_TABLE["K1"].mean_rmse - SEED_TABLE[nn].mean_rmse)
+            seed_ntk = min(
+                (abs(SEED_TABLE[t].mean_rmse - SEED_TABLE[nn].mean_rmse), t)
+                for t in _seed_ntk_rows()
+            )
+            parts.append(
+                f"{nn}: |K1 − {nn}| = {best['dist_k1']:.4g} vs nearest NTK {best['ntk']} "
+                f"{best['dist_ntk']:.4g}, paired difference "
+                f"{_fmt_ci(best['estimate'], best['ci_low'], best['ci_high'], '.3g')} "
+                f"(seed {seed_k1:.4g} vs {seed_ntk[1]} {seed_ntk[0]:.4g})"
+            )
+    verdict, why = _decide(comps, alpha)
+    return Verdict(point, claim, verdict, _finish("; ".join(parts), why, missing), comps, missing)
+
+
+def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float) -> Verdict:
+    claim = "1 → 2 layer changes do not match"
+    present, missing, comps = _present(run, point, metric), [], []
+    bound = math.log1p(margin)
+
+    def pct(x: float) -> float:
+        return 100 * math.expm1(x) if np.isfinite(x) else math.nan
+
+    def seed_pct(fam: str) -> float:
+        return 100 * (SEED_TABLE[f"{fam}2"].mean_rmse / SEED_TABLE[f"{fam}1"].mean_rmse - 1)
+
+    nn = ["NN2", "NN1"]
+    have_nn = _need(present, nn, missing)
+    if have_nn:
+        c = log_mean_contrast(_columns(run, nn, metric, point), [1.0, -1.0])
+        t = tost(c["estimate"], c["se"], c["df"], -bound, bound, alpha=alpha)
+        comps.append(
+            _component(
+                point,
+                claim,
+                "NN: % change 1 → 2 layers",
+                n=c["n"],
+                estimate=pct(c["estimate"]),
+                ci_low=pct(c["ci_low"]),
+                ci_high=pct(c["ci_high"]),
+                seed=seed_pct("NN"),
+                statement="≠ 0 (the network changes)",
+                p_claim=_t_side(c["estimate"], c["se"], c["df"], "two-sided"),
+                p_against=t["p_tost"],
+            )
+        )
+    parts = (
+        [
+            f"NN {_fmt_ci(comps[0]['estimate'], comps[0]['ci_low'], comps[0]['ci_high'], '+.1f')} %"
+            f" (seed {seed_pct('NN'):+.1f} %)"
+        ]
+        if comps
+        else []
+    )
+    for fam in SEED_NTK_FAMILIES:
+        names = [f"{fam}2", f"{fam}1"]
+        if not _need(present, names, missing):
+            continue
+        own = log_mean_contrast(_columns(run, names, metric, point), [1.0, -1.0])
+        comps.append(
+            _component(
+                point,
+                claim,
+                f"{fam}: % change 1 → 2 layers",
+                n=own["n"],
+                estimate=pct(own["estimate"]),
+                ci_low=pct(own["ci_low"]),
+                ci_high=pct(own["ci_high"]),
+                seed=seed_pct(fam),
+                statement="context: the NTK's own change",
+                role="context",
+            )
+        )
+        text = (
+            f"{fam} {_fmt_ci(pct(own['estimate']), pct(own['ci_low']), pct(own['ci_high']), '+.1f')}"
+            f" % (seed {seed_pct(fam):+.1f} %)"
+        )
+        if have_nn:
+            c = log_mean_contrast(_columns(run, names + nn, metric, point), [1.0, -1.0, -1.0, 1.0])
+            t = tost(c["estimate"], c["se"], c["df"], -bound, bound, alpha=alpha)
+            seed_ratio = (1 + seed_pct(fam) / 100) / (1 + seed_pct("NN") / 100)
+            comps.append(
+                _component(
+                    point,
+                    claim,
+                    f"{fam} change vs NN change (ratio of the 2/1 ratios)",
+                    **_exp_fields(c),
+                    seed=seed_ratio,
+                    statement="≠ 1 (the NTK's change does not match the network's)",
+                    p_claim=_t_side(c["estimate"], c["se"], c["df"], "two-sided"),
+                    p_against=t["p_tost"],
+                )
+            )
+            r = comps[-1]
+            text += f", ÷ NN's {_fmt_ci(r['estimate'], r['ci_low'], r['ci_high'], '.3f')}"
+        parts.append(text)
+    verdict, why = _decide(comps, alpha)
+    text = "% change 1 → 2 layers, ours [95 % CI]: " + "; ".join(parts) if parts else ""
+    return Verdict(point, claim, verdict, _finish(text, why, missing), comps, missing)
+
+
+def evaluate_claims(
+    run: Run,
+    *,
+    metric: str = "rmse",
+    margin: float | None = None,
+    alpha: float | None = None,
+) -> list[Verdict]:
+    """The four verdicts on the seed's §4.2 claims, per sweep point (module docstring)."""
+    run.require_finished()
+    settings = report_settings(run, margin=margin, alpha=alpha)
+    rel, level = settings["equivalence_margin"], settings["alpha"]
+    out = []
+    for point in run.point_ids:
+        out += [
+            _claim_ratio(run, point, metric, level),
+            _claim_gp(run, point, metric, rel, level),
+            _claim_laplacian(run, point, metric, level),
+            _claim_layers(run, point, metric, rel, level),
+        ]
+    return out
+
+
+def seed_verdicts(run: Run, **kwargs: Any) -> pd.DataFrame:
+    """One row per claim of the seed's §4.2 and sweep point: ``point, claim, verdict,
+    numbers, seed_says`` (verdict: ``reproduced``, ``not reproduced``, ``cannot tell (...)``)."""
+    rows = [
+        {
+            "point": v.point,
+            "claim": v.claim,
+            "verdict": v.verdict,
+            "numbers": v.numbers,
+            "seed_says": v.seed_says,
+        }
+        for v in evaluate_claims(run, **kwargs)
+    ]
+    return pd.DataFrame(rows, columns=["point", "claim", "verdict", "numbers", "seed_says"])
+
+
+def verdict_details(run: Run, **kwargs: Any) -> pd.DataFrame:
+    """Every comparison behind :func:`seed_verdicts`: ``point, claim, comparison, n,
+    estimate, ci_low, ci_high`` (95 %), ``seed`` (the same quantity from the seed's table),
+    ``statement`` (what the claim says of it), ``p_claim`` (the test of the statement),
+    ``p_against``, ``p_against_holm`` (the test of its opposite), ``role`` (``decides`` or
+    ``context``)."""
+    rows = [c for v in evaluate_claims(run, **kwargs) for c in v.components]
+    return pd.DataFrame(
+        [{k: c.get(k, math.nan) for k in _COMPONENT_COLUMNS} for c in rows],
+        columns=_COMPONENT_COLUMNS,
+    )
