@@ -282,7 +282,7 @@ class DataConfig(_Base):
     n: PosInt | None = None
     d: PosInt | None = None
     n_train: PosInt
-    noise: NonNegFloat = 0.0
+    noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     generator: GeneratorSpec | None = None
 
     @model_validator(mode="after")
