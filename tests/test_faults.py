@@ -88,16 +88,16 @@ def _wait_for(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120.0)
 
 
 def _children(pid: int) -> list[int]:
-    """All descendants of ``pid`` (workers, the resource tracker)."""
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    """All descendants of ``pid`` (workers, the resource tracker), from /proc/*/stat."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            kids = [int(k) for k in (task / "children").read_text().split()]
-        except OSError:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        for kid in kids:
-            out += [kid, *_children(kid)]
-    return out
+        if ppid == pid:
+            kids.append(int(stat.parent.name))
+    return kids + [g for k in kids for g in _children(k)]
 
 
 def _workers(pid: int) -> list[int]:

@@ -187,7 +187,7 @@ def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overri
         for line in summary.failures[:5]:
             click.echo(f"failed: {line}", err=True)
         named = "; ".join(line.split(":", 1)[0] for line in summary.failures[:3]) + (
-            f"; and {summary.failed - 3} more" if summary.failed > 3 else ""
+            "; ..." if len(summary.failures) > 3 else ""
         )
         if summary.memory_errors:
             advice = (

@@ -285,7 +285,7 @@ class RunStore:
             if not db.is_file():
                 raise StoreError(f"{path} is not an ntklab run: it has no {DB_NAME}")
         if write:
-            store = cls(db, _connect_rw(db), writable=True)
+            store = cls(db, _connect_rw(db))
         else:
             store = cls(db, _connect_ro(db))
         try:
@@ -340,7 +340,7 @@ class RunStore:
             raise StoreError(_unwritable_dir_message(run_dir, None))
         if existed and db.is_file() and not os.access(db, os.W_OK):
             raise StoreError(_readonly_file_message(db))
-        store = cls(db, _connect_rw(db), writable=True)
+        store = cls(db, _connect_rw(db))  # writable (checkpoint on close) once checked
         try:
             if existed:
                 store._check_store()  # read-only checks: a foreign file is never changed
@@ -404,6 +404,7 @@ class RunStore:
         with self._writing("open the store for writing"):
             self._conn.execute("PRAGMA journal_mode=WAL").fetchall()
             self._conn.execute("PRAGMA synchronous=NORMAL")
+        self.writable = True
 
     def close(self) -> None:
         """Close; a writer first checkpoints the WAL into ``results.sqlite``."""
@@ -702,10 +703,13 @@ def _connect_rw(db: Path) -> sqlite3.Connection:
 
 def _connect_ro(db: Path) -> sqlite3.Connection:
     """A read-only connection: ``mode=ro``, or ``mode=ro&immutable=1`` when SQLite cannot
-    keep its shared-memory file next to the store (a read-only directory or file system)."""
+    keep its shared-memory file next to the store (a read-only directory or file system).
+
+    ``immutable`` ignores the WAL, which holds nothing once checkpointed (after every trial);
+    it is used first only when the directory is read-only and has no WAL file."""
     uri = "file:" + quote(str(db.resolve())) + "?mode=ro"
     tries = [uri, uri + "&immutable=1"]
-    if not os.access(db.parent, os.W_OK):
+    if not os.access(db.parent, os.W_OK) and not Path(f"{db}-wal").exists():
         tries = tries[1:]
     for i, candidate in enumerate(tries):
         try:
