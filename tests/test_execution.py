@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import sqlite3
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_trials_extend_a_run_and_failed_trials_are_retried(tmp_path):
     cfg = write_tiny(tmp_path, trials=2)
     out = tmp_path / "run"
     run_study(load_config(str(cfg)), out, workers=1, threads=1, echo=None)
-    with RunStore.open(out) as store:
+    with RunStore.open(out, write=True) as store:
         store.write_trial(TrialRecord(point=0, trial=1, seed="x", status="failed", error="crash"))
     plan = load_config(str(cfg), trials=3)
     summary = run_study(
@@ -115,11 +116,15 @@ def test_trials_extend_a_run_and_failed_trials_are_retried(tmp_path):
 
 
 @pytest.mark.slow
-def test_same_rows_with_one_or_two_workers_and_on_dask(tmp_path):
+def test_same_rows_with_one_or_two_workers_and_on_dask(tmp_path, capfd):
     cfg = write_tiny(tmp_path, trials=3)
     plan = load_config(str(cfg), overrides=["sweep.methods.NN1.width=[8, 16]"])
     run_study(plan, tmp_path / "one", workers=1, threads=1, echo=None)
     run_study(plan, tmp_path / "two", workers=2, echo=None)
+    # every worker has exited when the run returns: none can still be starting and open the
+    # progress queue's semaphores after they are gone (SemLock FileNotFoundError, issue 10)
+    assert multiprocessing.active_children() == []
+    assert "Traceback" not in capfd.readouterr().err
     one, two = result_table(tmp_path / "one"), result_table(tmp_path / "two")
     assert len(one) > 6 * 6
     _assert_same_tables(one, two)

@@ -267,7 +267,7 @@ def test_no_seed_columns_for_other_runs(tmp_path):
     assert "seed_mean" not in main_table(run)
     # all 11 names but real data: not the seed's experiment either
     d = write_paper_run(tmp_path / "real", n_done=3, n_failed=0, n_trials=3)
-    with RunStore.open(d) as s:
+    with RunStore.open(d, write=True) as s:
         s._conn.execute(
             "UPDATE meta SET value=? WHERE key='config'",
             ('{"data": {"dataset": "diabetes", "generator": null}}',),

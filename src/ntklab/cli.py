@@ -182,11 +182,12 @@ def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overri
     from pathlib import Path
 
     from .config import ConfigError, load_config
-    from .execution import ExecutionError, run_study
+    from .execution import ExecutionError, Interrupted, run_study
     from .store import StoreError
 
     if trials is not None and trials < 1:
         raise UserError(f"--trials must be a positive integer; got {trials}")
+    _check_source(source)
     only_names = None
     if only is not None:
         only_names = [n.strip() for n in only.split(",") if n.strip()]
@@ -211,22 +212,74 @@ def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overri
         )
     except (ConfigError, ExecutionError, StoreError, ValueError) as exc:
         raise UserError(str(exc)) from None
+    except Interrupted as exc:
+        what = "Ctrl-C" if exc.signal == "SIGINT" else exc.signal
+        stored = (
+            f"{exc.stored} finished trial(s) are"
+            if exc.stored is not None
+            else "finished trials are"
+        )
+        raise UserError(
+            f"interrupted by {what}: {stored} stored in {out}; rerun the same command to resume"
+        ) from None
     except KeyboardInterrupt:
         raise UserError(
             f"interrupted; finished trials are stored in {out}: rerun the same command to resume"
         ) from None
+    methods_failed = (
+        f" ({summary.failed_methods} failed method run(s))" if summary.failed_methods else ""
+    )
     click.echo(
         f"results: {Path(out) / 'results.sqlite'} ({summary.done} trials run now, "
-        f"{summary.skipped} before, {summary.failed} failed; {summary.wall_time:.0f}s)"
+        f"{summary.skipped} before, {summary.failed} failed{methods_failed}; "
+        f"{summary.wall_time:.0f}s)"
     )
     click.echo(f"report:  ntklab report {out}")
     if summary.failed:
         for line in summary.failures[:5]:
             click.echo(f"failed: {line}", err=True)
-        raise UserError(
-            f"{summary.failed} trial(s) failed; rerun the same command to retry them "
-            f"(see ntklab status {out})"
+        named = "; ".join(line.split(":", 1)[0] for line in summary.failures[:3]) + (
+            "; ..." if len(summary.failures) > 3 else ""
         )
+        if summary.memory_errors:
+            advice = (
+                "out of memory: rerunning unchanged will fail again; use fewer --workers, "
+                "smaller networks (width, batch_size) or a larger machine, then rerun the same "
+                "command to retry exactly the failed ones"
+            )
+        else:
+            advice = "rerun the same command to retry exactly the failed ones"
+        raise UserError(
+            f"{summary.failed} trial(s) failed ({named}); {advice} (see ntklab status {out})"
+        )
+
+
+def _check_source(source: str) -> None:
+    """A directory given as the config: say what it is (a run or not) and what to pass."""
+    from pathlib import Path
+
+    from .config import preset_names
+    from .store import RunStore, StoreError, is_run_dir
+
+    path = Path(source)
+    if not path.is_dir() or source in preset_names():
+        return
+    if is_run_dir(path):
+        try:
+            with RunStore.open(path) as store:
+                origin = str(store.meta().get("source") or "")
+        except StoreError:
+            origin = ""
+        origin = origin.removeprefix("preset ") or "CONFIG_OR_PRESET"
+        raise UserError(
+            f"{source} is a run directory, not a config; to resume it, rerun the command that "
+            f"made it (ntklab run {origin} --out {source}, with the same --set options); "
+            f"to see it: ntklab status {source}"
+        )
+    raise UserError(
+        f"{source} is a directory, not a config file or preset; pass a .toml file or a preset "
+        f"name (see ntklab presets), and --out {source} to write the run there"
+    )
 
 
 @main.command("presets")
@@ -261,10 +314,16 @@ def status_cmd(run_dir):
     click.echo(
         f"{run_dir}: {st['name']} ({st['points']} point(s) x {st['trials_per_point']} trials)"
     )
+    beyond = f"; {st['beyond']} more stored beyond it" if st["beyond"] else ""
     click.echo(
         f"trials: {st['done']} done, {st['failed']} failed, {st['total']} total "
-        f"({st['total'] - st['done']} to run)"
+        f"({st['total'] - st['done']} to run){beyond}"
     )
+    if st["failed_methods"]:
+        click.echo(
+            f"failed methods: {st['failed_methods']} (trial, method) pair(s) in done trials; "
+            "rerun the same command to retry them"
+        )
     click.echo(
         f"wall time: {st['wall_time_sum']:.1f}s in done trials ({st['wall_time_mean']:.1f}s per trial)"
     )
@@ -324,7 +383,12 @@ def _parse_pair(text: str) -> tuple[str, str]:
     metavar="A,B",
     help="Also report the paired per-trial differences A - B (repeatable).",
 )
-def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs):
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing --out file that ntklab did not write (never a store or SQLite file).",
+)
+def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, force):
     """Tables, analyses and figures of the run in RUN_DIR (finished trials only).
 
     Markdown goes to stdout and the figures (PNG + SVG) to RUN_DIR/report/; a run still in
@@ -339,15 +403,19 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs):
     try:
         run = load_run(run_dir)
         run.require_finished()
-        text = write_report(
-            run,
-            fmt,
-            out,
+        options = dict(
             figures_dir=figures_dir,
             figures=not no_figures or fmt == "html",
             generator=generator,
             pairs=pair_list,
         )
+        if fmt == "csv" and out is not None:
+            text = _write_csv_guarded(run, run_dir, out, force, options)
+        else:
+            target = out if out is not None else (run.path / "report" / "report.html")
+            if fmt == "html" or out is not None:
+                _guard_output(target, run_dir, force)
+            text = write_report(run, fmt, out, **options)
     except ReportError as exc:
         raise UserError(str(exc)) from None
     if text is not None:
@@ -358,6 +426,112 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs):
         )
     for note in run.notes():
         click.echo(f"note: {note}", err=True)
+
+
+#: Text at the top of every report file ntklab writes (md, latex, html).
+_REPORT_MARK = b"ntklab report"
+
+
+def _guard_output(target, run_dir, force: bool, *, same_table=None) -> None:
+    """Refuse (one line) to write a report over a file it must not replace.
+
+    Never over a run's store files (``results.sqlite``, its ``-wal``/``-shm``/``-journal``,
+    the run lock) or any SQLite file, even with ``--force``; and not over an existing file
+    that ntklab did not write (no report mark; for CSV, ``same_table``) unless ``--force``.
+    """
+    from pathlib import Path
+
+    from .store import LOCK_NAME, is_sqlite_file, store_files
+
+    target = Path(target)
+    if not target.exists() or target.is_dir():
+        return  # a directory: the write itself fails with a clear error
+    run_dir = Path(run_dir)
+    protected = store_files(run_dir if run_dir.is_dir() else run_dir.parent)
+    protected = {p.resolve() for p in protected} | {run_dir.resolve()}
+    base = str(target)
+    for suffix in ("-wal", "-shm", "-journal"):
+        if base.endswith(suffix) and is_sqlite_file(base[: -len(suffix)]):
+            protected.add(target.resolve())
+    if target.resolve() in protected or is_sqlite_file(target) or target.name == LOCK_NAME:
+        raise UserError(
+            f"refusing to write the report over {target}: it is an SQLite database or a file of "
+            "a run's store; choose another --out"
+        )
+    if force:
+        return
+    if same_table is not None:
+        ours = same_table(target)
+    else:
+        try:
+            with open(target, "rb") as f:
+                ours = _REPORT_MARK in f.read(4096)
+        except OSError:
+            ours = False
+    if not ours:
+        raise UserError(
+            f"{target} exists and was not written by ntklab; choose another --out, or pass "
+            "--force to overwrite it"
+        )
+
+
+def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
+    """``report -f csv --out DIR``: write into a staging directory, then move each table into
+    DIR, checking first that no file ntklab did not write is replaced."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .report import write_report
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory (csv writes DIR/<table>.csv)")
+    with tempfile.TemporaryDirectory(prefix="ntklab-csv-") as staging:
+        write_report(run, "csv", staging, **options)
+        tables = sorted(Path(staging).glob("*.csv"))
+
+        def first_line(path) -> bytes:
+            with open(path, "rb") as f:
+                return f.readline()
+
+        for table in tables:
+            _guard_output(
+                out / table.name,
+                run_dir,
+                force,
+                same_table=lambda target, new=table: first_line(target) == first_line(new),
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for table in tables:
+                shutil.move(str(table), str(out / table.name))
+        except OSError as exc:
+            raise UserError(
+                f"cannot write CSV files to {out}: {exc.strerror or exc}; pass another --out"
+            ) from None
+    return None
+
+
+# ---- export ---------------------------------------------------------------------------------
+@main.command("export")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("out_file", type=click.Path(path_type=str))
+@click.option("--force", is_flag=True, help="Replace OUT_FILE if it exists.")
+def export_cmd(run_dir, out_file, force):
+    """Copy the results of RUN_DIR into OUT_FILE, one self-contained SQLite file.
+
+    Safe while the run is still going (SQLite's backup API on a read-only connection).
+    `ntklab status OUT_FILE` reads the copy; for a report, put it in a directory as
+    results.sqlite.
+    """
+    from .store import StoreError, export
+
+    try:
+        path, n_done = export(run_dir, out_file, force=force)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"exported {n_done} done trial(s) of {run_dir} to {path} (one self-contained file)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -379,7 +379,7 @@ class DataConfig(_Base):
     d: PosInt | None = None
     n_train: PosInt | None = None
     test_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
-    noise: NonNegFloat = 0.0
+    noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     inputs: Literal["normal", "uniform"] | None = None
     bounds: list[float] | None = None
     generator: GeneratorSpec | None = None

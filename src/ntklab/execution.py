@@ -3,8 +3,16 @@
 The main process is the only writer of ``RUN_DIR/results.sqlite``: trials run elsewhere
 (worker processes, Dask workers) and send back a :class:`~ntklab.store.TrialRecord`, which
 the main process commits in one transaction as soon as it arrives. Re-running the same
-command skips the trials already ``done`` (``failed`` ones are retried), so a ``kill -9``
-loses only the trials in flight.
+command skips the trials already ``done``; ``failed`` trials are rerun, and so are exactly
+the (trial, method) pairs whose method raised. So a ``kill -9`` loses only the trials in
+flight.
+
+Faults. The run holds an exclusive lock on its directory (:class:`~ntklab.store.RunLock`;
+a second run is refused with the holder's pid). Trials are planned lazily (``--trials``
+may be huge, and may be lowered later: that changes only what is planned). SIGTERM is
+handled like Ctrl-C: one line, the workers are stopped, the store is checkpointed and
+closed. Workers ignore Ctrl-C (the main process stops them) and exit when the main process
+dies, even by ``kill -9``.
 
 Backends
 --------
@@ -24,27 +32,50 @@ Network methods run on CUDA when the process running the trial has it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import multiprocessing
 import os
 import platform
 import queue
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
 from .config import StudyPlan
-from .store import DB_NAME, RunStore, StoreError, TrialRecord
+from .store import DB_NAME, RunLock, RunStore, StoreError, TrialRecord, is_run_dir
 from .study import run_trial
 
-__all__ = ["ExecutionError", "RunSummary", "Progress", "run_study", "run_status", "versions"]
+__all__ = [
+    "ExecutionError",
+    "Interrupted",
+    "RunSummary",
+    "Progress",
+    "run_study",
+    "run_status",
+    "versions",
+]
 
 
 class ExecutionError(RuntimeError):
     """A run that cannot start or continue (bad options, unreachable scheduler, dead worker)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT) or SIGTERM, after stopping its workers and
+    checkpointing its store. ``signal`` is ``"SIGINT"`` or ``"SIGTERM"``; ``stored`` the
+    number of ``done`` trials in the store (``None`` if unknown)."""
+
+    def __init__(self, signal_name: str = "SIGINT", stored: int | None = None):
+        super().__init__(signal_name)
+        self.signal = signal_name
+        self.stored = stored
 
 
 @dataclass
@@ -58,6 +89,10 @@ class RunSummary:
     failed: int
     wall_time: float
     failures: list[str] = field(default_factory=list)
+    #: failed (trial, method) pairs among ``failed`` (a trial counts as failed if any failed)
+    failed_methods: int = 0
+    #: failures that ran out of memory (rerunning unchanged will not help)
+    memory_errors: int = 0
 
 
 def versions() -> dict[str, str]:
@@ -131,9 +166,13 @@ def open_store(plan: StudyPlan, out: str | Path) -> RunStore:
         points=[p.params for p in plan.points],
         methods=_methods_table(plan),
     )
-    if plan.trials > int(store.meta().get("n_trials") or 0):  # --trials extends the run
-        store.set_meta("n_trials", plan.trials)
-        store.set_meta("config", plan.resolved)
+    try:
+        if plan.trials != int(store.meta().get("n_trials") or 0):  # --trials changes the plan
+            store.set_meta("n_trials", plan.trials)  # (stored trials beyond it are kept)
+            store.set_meta("config", plan.resolved)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -272,12 +311,31 @@ def limit_threads(threads: int | None) -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _init_worker(threads: int, progress_queue) -> None:
+def _init_worker(threads: int, progress_queue, parent: int | None = None) -> None:
+    # Ctrl-C reaches the whole process group: the main process stops the workers itself,
+    # so a worker ignores it (no tracebacks from every worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _exit_with_parent(parent)
     _WORKER["limits"] = limit_threads(threads)
     _WORKER["queue"] = progress_queue
 
 
-def _pool_trial(config: dict, point: int, trial: int, device) -> TrialRecord:
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this worker as soon as ``parent`` (the main process) is gone, however it died."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ntklab-exit-with-parent", daemon=True).start()
+
+
+def _pool_trial(
+    config: dict, point: int, trial: int, device, methods: tuple[str, ...] | None = None
+) -> TrialRecord:
     q = _WORKER.get("queue")
 
     def on_method(name: str) -> None:
@@ -287,70 +345,140 @@ def _pool_trial(config: dict, point: int, trial: int, device) -> TrialRecord:
             except Exception:  # progress is best effort
                 pass
 
-    return run_trial(config, point=point, trial=trial, device=device, on_method=on_method)
+    return _trial(config, point, trial, device, methods, on_method)
 
 
-def _dask_trial(config: dict, point: int, trial: int, device, threads: int | None) -> TrialRecord:
+def _dask_trial(
+    config: dict,
+    point: int,
+    trial: int,
+    device,
+    threads: int | None,
+    methods: tuple[str, ...] | None = None,
+) -> TrialRecord:
     """The task run on a Dask worker (module-level, so workers import it from ntklab)."""
     with limit_threads(threads):
-        return run_trial(config, point=point, trial=trial, device=device)
+        return _trial(config, point, trial, device, methods)
 
 
-Task = tuple[dict, int, int]  # (point config, point, trial)
+def _trial(config, point, trial, device, methods, on_method=None) -> TrialRecord:
+    """:func:`run_trial`, all methods or (a retry) only ``methods``, marked on the record."""
+    record = run_trial(
+        config, point=point, trial=trial, device=device, on_method=on_method, methods=methods
+    )
+    record.methods = tuple(methods) if methods is not None else None
+    return record
+
+
+#: (point config, point, trial, methods to retry or None for the whole trial)
+Task = tuple[dict, int, int, "tuple[str, ...] | None"]
 
 
 def _run_serial(
-    tasks: list[Task], device, threads: int, progress: Progress
+    tasks: Iterator[Task], device, threads: int, progress: Progress
 ) -> Iterator[TrialRecord]:
     import torch
 
     before = torch.get_num_threads()
-    for config, point, trial in tasks:
+    for config, point, trial, methods in tasks:
         with limit_threads(threads):
-            record = run_trial(
+            record = _trial(
                 config,
-                point=point,
-                trial=trial,
-                device=device,
+                point,
+                trial,
+                device,
+                methods,
                 on_method=lambda name, p=point, t=trial: progress.method(p, t, name),
             )
         torch.set_num_threads(before)
         yield record
 
 
+@contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread meanwhile: a worker process started here inherits the
+    blocked signal (Ctrl-C is the main process's to handle), and a Ctrl-C pressed meanwhile
+    is delivered when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _run_pool(
-    tasks: list[Task], workers: int, device, threads: int, progress: Progress
+    tasks: Iterator[Task], workers: int, device, threads: int, progress: Progress
 ) -> Iterator[TrialRecord]:
+    """Trials on a spawn process pool, at most ``2 * workers`` submitted at a time."""
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.Queue()
     pool = cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, progress_queue),
+        initargs=(threads, progress_queue, os.getpid()),
     )
-    futures = {}
+    running: dict[cf.Future, Task] = {}
     try:
-        for config, point, trial in tasks:
-            futures[pool.submit(_pool_trial, config, point, trial, device)] = (point, trial)
-        pending = set(futures)
-        while pending:
-            finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+        while True:
+            try:
+                with _sigint_blocked():
+                    for task in itertools.islice(tasks, max(0, 2 * workers - len(running))):
+                        config, point, trial, methods = task
+                        fut = pool.submit(_pool_trial, config, point, trial, device, methods)
+                        running[fut] = task
+            except cf.process.BrokenProcessPool:
+                raise ExecutionError(_worker_died(running.values())) from None
+            if not running:
+                break
+            finished, _ = cf.wait(running, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             _drain(progress_queue, progress)
             for fut in finished:
-                point, trial = futures[fut]
+                _, point, trial, methods = running.pop(fut)
                 try:
-                    yield fut.result()
+                    record = fut.result()
                 except cf.process.BrokenProcessPool:
-                    raise ExecutionError(
-                        "a worker process died (out of memory or killed?); the finished trials are "
-                        "stored: rerun the same command to resume, perhaps with fewer --workers"
-                    ) from None
+                    lost = [(None, point, trial, methods), *running.values()]
+                    raise ExecutionError(_worker_died(lost)) from None
                 except Exception as exc:  # pragma: no cover - run_trial catches everything
-                    yield _failed(point, trial, exc)
+                    record = _failed(point, trial, exc, methods)
+                yield record
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Stop every worker, idle, still starting or busy, before the progress queue goes:
+        # a worker still starting would open the queue's semaphores after the queue had
+        # unlinked them (the "SemLock FileNotFoundError" traceback after a finished run).
+        _stop_pool(pool)
         progress_queue.close()
+        progress_queue.join_thread()
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what is queued and terminate the workers (idle, still
+    starting, or in the middle of a long trial, which ``shutdown`` would wait for)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(5)
+        if proc.is_alive():  # pragma: no cover - SIGTERM is not caught in workers
+            proc.kill()
+            proc.join(1)
+
+
+def _worker_died(tasks) -> str:
+    trials = sorted({(t[1], t[2]) for t in tasks})
+    names = ", ".join(f"{t}" + (f" (point {p})" if p else "") for p, t in trials[:6])
+    more = f" and {len(trials) - 6} more" if len(trials) > 6 else ""
+    return (
+        f"a worker process died while trial(s) {names}{more} were running or queued (killed, "
+        "or out of memory); the finished trials are stored. If memory ran out, rerun the same "
+        "command with fewer --workers (or smaller networks); otherwise just rerun it to resume"
+    )
 
 
 def _drain(progress_queue, progress: Progress) -> None:
@@ -362,13 +490,16 @@ def _drain(progress_queue, progress: Progress) -> None:
         progress.method(point, trial, name)
 
 
-def _failed(point: int, trial: int, exc: BaseException) -> TrialRecord:
+def _failed(
+    point: int, trial: int, exc: BaseException, methods: tuple[str, ...] | None = None
+) -> TrialRecord:
     return TrialRecord(
         point=point,
         trial=trial,
         seed="",
         status="failed",
         error=f"{type(exc).__name__}: {exc}"[:500],
+        methods=tuple(methods) if methods is not None else None,
     )
 
 
@@ -400,24 +531,107 @@ def connect_dask(
 
 
 def _run_dask(
-    client, tasks: list[Task], device, threads: int | None, progress: Progress
+    client, tasks: Iterator[Task], device, threads: int | None, progress: Progress
 ) -> Iterator[TrialRecord]:
+    """Trials on Dask, at most twice the cluster's threads (at least 8) submitted at a time."""
     from distributed import as_completed
 
-    futures = {}
-    for config, point, trial in tasks:
-        fut = client.submit(_dask_trial, config, point, trial, device, threads, pure=False)
-        futures[fut] = (point, trial)
+    def window() -> int:
+        try:
+            return max(8, 2 * sum(client.nthreads().values()))
+        except Exception:  # pragma: no cover - the scheduler went away; as_completed says so
+            return 8
+
+    futures: dict[Any, Task] = {}
+    completed = as_completed()
+
+    def submit(n: int) -> None:
+        for task in itertools.islice(tasks, max(0, n)):
+            config, point, trial, methods = task
+            fut = client.submit(
+                _dask_trial, config, point, trial, device, threads, methods, pure=False
+            )
+            futures[fut] = task
+            completed.add(fut)
+
     try:
-        for fut in as_completed(list(futures)):
-            point, trial = futures[fut]
+        submit(window())
+        for fut in completed:
+            _, point, trial, methods = futures.pop(fut)
             try:
-                yield fut.result()
+                record = fut.result()
             except Exception as exc:  # e.g. KilledWorker: the trial is retried on resume
-                yield _failed(point, trial, exc)
+                record = _failed(point, trial, exc, methods)
+            yield record
+            submit(window() - len(futures))
     finally:
         for fut in futures:
             fut.cancel()
+
+
+def _plan(plan: StudyPlan, store: RunStore) -> tuple[Iterator[Task], int, int, int]:
+    """What this invocation runs, lazily (no object per trial not yet started).
+
+    Returns ``(tasks, n_tasks, n_complete, n_retry)``: the tasks in trial order (a planned
+    trial not yet done runs whole; a done trial with failed methods reruns those alone),
+    their number, the number of planned trials complete, and how many tasks are retries.
+    """
+    done = store.done()
+    retry = store.failed_methods()
+    n_points, n_trials = len(plan.points), plan.trials
+
+    def planned(key: tuple[int, int]) -> bool:
+        return 0 <= key[0] < n_points and 0 <= key[1] < n_trials
+
+    n_done = sum(planned(k) for k in done)
+    n_retry = sum(planned(k) for k in retry)
+    n_tasks = n_points * n_trials - n_done + n_retry
+
+    def tasks() -> Iterator[Task]:
+        for point in plan.points:
+            point_config = point.config.model_dump(exclude_none=True)
+            for trial in range(n_trials):
+                key = (point.index, trial)
+                if key in retry:
+                    yield (point_config, point.index, trial, tuple(sorted(retry[key])))
+                elif key not in done:
+                    yield (point_config, point.index, trial, None)
+
+    return tasks(), n_tasks, n_done - n_retry, n_retry
+
+
+@contextmanager
+def _signals_interrupt():
+    """Ctrl-C (SIGINT) and SIGTERM raise :class:`Interrupted` in the main thread, once: a
+    repeat while the run is stopping is ignored. Signals already ignored stay ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[str] = []
+
+    def handler(signum, frame):
+        if hit:
+            return
+        hit.append(signal.Signals(signum).name)
+        raise Interrupted(hit[0])
+
+    previous = {}
+    for sig, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+    ):
+        if signal.getsignal(sig) is default:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _is_memory_error(message: str | None) -> bool:
+    text = (message or "").lower()
+    return "memoryerror" in text or "out of memory" in text or "outofmemory" in text
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -436,13 +650,17 @@ def run_study(
 ) -> RunSummary:
     """Run (or resume) every pending trial of ``plan`` and store it in ``out``.
 
+    Pending are the planned trials not yet ``done`` and, in ``done`` trials, the methods
+    that failed (rerun alone). Trials stored beyond ``plan.trials`` are kept.
+
     Parameters
     ----------
     plan : StudyPlan
         From :func:`ntklab.config.load_config`.
     out : path
         The run directory (created; an existing one of the same config is resumed, one of
-        another config is refused with :class:`~ntklab.store.StoreError`).
+        another config is refused with :class:`~ntklab.store.StoreError`, and so is one that
+        another run holds).
     workers : int, optional
         Local worker processes (default ``os.cpu_count()``); 1 runs in this process.
     threads : int, optional
@@ -462,6 +680,12 @@ def run_study(
     Returns
     -------
     RunSummary
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C or SIGTERM (in the main thread), after stopping the workers and
+        checkpointing the store.
     """
     say = echo or (lambda _line: None)
     backends = sum(x is not None for x in (scheduler, dask_local, client))
@@ -482,35 +706,63 @@ def run_study(
     if scheduler is not None and "://" not in scheduler:
         raise ExecutionError(f"--scheduler must look like tcp://HOST:PORT; got {scheduler!r}")
 
-    store = open_store(plan, out)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
+    if is_run_dir(out) and (out / DB_NAME).stat().st_size > 0:
+        RunStore.open(out).close()  # check it read-only before writing anything there
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create run directory {out}: {exc.strerror}; choose another --out"
+        ) from None
+    with _signals_interrupt(), RunLock(out):
+        store = None
+        try:
+            store = open_store(plan, out)
+            return _execute(
+                plan, out, store, workers, threads, scheduler, dask_local, client, device,
+                progress, say,
+            )  # fmt: skip
+        except KeyboardInterrupt as exc:
+            stored = None
+            if store is not None:
+                try:
+                    stored = len(store.done())
+                except StoreError:
+                    pass
+            raise Interrupted(getattr(exc, "signal", "SIGINT"), stored) from None
+        finally:
+            if store is not None:
+                store.close()
+
+
+def _execute(
+    plan, out, store, workers, threads, scheduler, dask_local, client, device, progress, say
+) -> RunSummary:
     started = time.monotonic()
     own_client = None
+    records = None
+    tasks, n_tasks, complete, n_retry = _plan(plan, store)
+    total = len(plan.points) * plan.trials
+    summary = RunSummary(Path(out), total, complete, 0, 0, 0.0)
+    progress = progress or Progress(total, complete, points=len(plan.points))
+    say(
+        f"run {plan.name} ({plan.source}) -> {Path(out) / DB_NAME}: {len(plan.config.methods)} methods, "
+        f"{len(plan.points)} point(s) x {plan.trials} trials"
+        + (f"; {complete} already done, {n_tasks} to run" if complete or n_retry else "")
+        + (f" ({n_retry} only to retry their failed methods)" if n_retry else "")
+    )
+    say("assumed values (SPEC): " + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)"))
+    if plan.only:
+        say(f"only: {', '.join(plan.only)} (of the config's methods)")
+    for line in plan.reductions:
+        say(f"reduced from preset {plan.config.study.reduced_from}: {line}")
+    if not n_tasks:
+        say("nothing to do: every trial is already done")
+        return summary
     try:
-        done = store.done()
-        tasks: list[Task] = []
-        for point in plan.points:
-            point_config = point.config.model_dump(exclude_none=True)
-            for trial in range(plan.trials):
-                if (point.index, trial) not in done:
-                    tasks.append((point_config, point.index, trial))
-        total = len(plan.points) * plan.trials
-        skipped = total - len(tasks)
-        summary = RunSummary(Path(out), total, skipped, 0, 0, 0.0)
-        progress = progress or Progress(total, skipped, points=len(plan.points))
-        say(
-            f"run {plan.name} ({plan.source}) -> {Path(out) / DB_NAME}: {len(plan.config.methods)} methods, "
-            f"{len(plan.points)} point(s) x {plan.trials} trials"
-            + (f"; {skipped} already done, {len(tasks)} to run" if skipped else "")
-        )
-        say("assumed values (SPEC): " + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)"))
-        if plan.only:
-            say(f"only: {', '.join(plan.only)} (of the config's methods)")
-        for line in plan.reductions:
-            say(f"reduced from preset {plan.config.study.reduced_from}: {line}")
-        if not tasks:
-            say("nothing to do: every trial is already done")
-            return summary
-
         if client is not None or scheduler is not None or dask_local is not None:
             if client is None:
                 own_client, dask_threads = connect_dask(scheduler, dask_local)
@@ -522,7 +774,7 @@ def run_study(
             say(f"executing on Dask ({where})")
             records = _run_dask(client, tasks, device, threads, progress)
         else:
-            n_workers = min(workers or os.cpu_count() or 1, len(tasks))
+            n_workers = min(workers or os.cpu_count() or 1, n_tasks)
             threads = threads or max(1, (os.cpu_count() or 1) // n_workers)
             say(f"executing locally: {n_workers} worker(s) x {threads} thread(s)")
             if n_workers == 1:
@@ -532,23 +784,41 @@ def run_study(
         for record in records:
             store.write_trial(record)
             progress.finished(record)
-            if record.status == "done":
-                summary.done += 1
-            else:
-                summary.failed += 1
-                summary.failures.append(
-                    f"trial {record.trial} (point {record.point}): {record.error}"
-                )
+            _count(summary, record)
         progress.close()
         summary.wall_time = time.monotonic() - started
         return summary
+    except KeyboardInterrupt:
+        if progress.tty:
+            progress.stream.write("\n")
+            progress.stream.flush()
+        raise
     finally:
-        store.close()
+        if records is not None:
+            records.close()  # stops the workers now if the run did not finish
         if own_client is not None:
             cluster = getattr(own_client, "cluster", None)
             own_client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _count(summary: RunSummary, record: TrialRecord, keep: int = 50) -> None:
+    """Add a stored record to the summary: a trial with a failed method counts as failed."""
+    where = f"trial {record.trial} (point {record.point})"
+    lines = []
+    if record.status != "done":
+        lines.append((f"{where}: {record.error}", record.error))
+    lines += [(f"{where} {method}: {message}", message) for method, message in record.errors]
+    if not lines:
+        summary.done += 1
+        return
+    summary.failed += 1
+    summary.failed_methods += len(record.errors)
+    for line, message in lines:
+        summary.memory_errors += _is_memory_error(message)
+        if len(summary.failures) < keep:
+            summary.failures.append(line)
 
 
 def _assumed_line(assumed: dict[str, Any]) -> str:
@@ -569,7 +839,12 @@ def _assumed_line(assumed: dict[str, Any]) -> str:
 
 
 def run_status(run_dir: str | Path) -> dict[str, Any]:
-    """Summary of a run directory: trials done/failed/total, per-method counts, wall time."""
+    """Summary of a run directory: trials done/failed/total, per-method counts, wall time.
+
+    ``done``, ``failed`` and ``total`` count the planned trials (``n_trials`` per point);
+    ``beyond`` counts done trials stored past it (a later run asked for fewer trials), and
+    ``failed_methods`` the failed (trial, method) pairs in done trials (rerun retries them).
+    The store is opened read-only."""
     with RunStore.open(run_dir) as store:
         meta = store.meta()
         trials = store.trials()
@@ -577,9 +852,11 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         methods = store.methods()
         results = store.results(final_only=True)
         errors = store.errors()
+        failed_methods = store.failed_methods()
     n_trials = int(meta.get("n_trials", 0))
     total = n_trials * len(points)
-    done = trials[trials.status == "done"]
+    all_done = trials[trials.status == "done"]
+    done = all_done[all_done.trial < n_trials]
     rmse = results[results.metric == "rmse"]
     per_method = []
     for name in methods.method:
@@ -597,7 +874,9 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         "trials_per_point": n_trials,
         "total": total,
         "done": int(len(done)),
-        "failed": int((trials.status == "failed").sum()),
+        "failed": int(((trials.status == "failed") & (trials.trial < n_trials)).sum()),
+        "beyond": int(len(all_done) - len(done)),
+        "failed_methods": sum(len(v) for v in failed_methods.values()),
         "wall_time_sum": float(done.wall_time.sum()) if len(done) else 0.0,
         "wall_time_mean": float(done.wall_time.mean()) if len(done) else 0.0,
         "methods": per_method,

@@ -200,6 +200,19 @@ def _check_square(K, name: str, m: int | None = None) -> np.ndarray:
     return K
 
 
+def _check_symmetric(K: np.ndarray, name: str, rtol: float = 1e-10) -> None:
+    """Raise unless ``K`` is symmetric to ``rtol`` relative to its largest entry (an
+    eigendecomposition of a non-symmetric matrix silently uses only one triangle)."""
+    scale = float(np.max(np.abs(K))) if K.size else 0.0
+    asym = float(np.max(np.abs(K - K.T))) if K.size else 0.0
+    if asym > rtol * scale:
+        raise ValueError(
+            f"{name} must be symmetric (a kernel matrix Theta(X, X)); max |K - K.T| = "
+            f"{asym:.3g} is {asym / scale:.3g} of max |K|; pass Theta(X, X) itself, or "
+            f"symmetrize it with 0.5 * (K + K.T)"
+        )
+
+
 def _gd_modes(ntk_train: np.ndarray, lr: float, steps: np.ndarray, eig=None):
     r"""Eigen-decomposition of Θ and the spectral factors of gradient descent.
 
@@ -271,7 +284,8 @@ def gradient_descent_mse(
     Parameters
     ----------
     ntk_train : array_like (m, m)
-        :math:`\Theta(X, X)`, float64, symmetric PSD.
+        :math:`\Theta(X, X)`, float64, symmetric PSD (symmetric to a relative 1e-10, else
+        ValueError).
     ntk_test_train : array_like (n, m)
         :math:`\Theta(X_*, X)`.
     y_train : array_like (m,)
@@ -306,6 +320,7 @@ def gradient_descent_mse(
     y = check_vector(y_train, "y_train")
     m = y.shape[0]
     K = _check_square(ntk_train, "ntk_train", m)
+    _check_symmetric(K, "ntk_train")
     Ks = check_matrix(ntk_test_train, "ntk_test_train", n_features=m)
     lr = check_float(lr, "lr", strict=True)
     steps_arr, scalar = _check_steps(steps)
@@ -374,6 +389,7 @@ def gradient_descent_mse_ensemble(
     y = check_vector(y_train, "y_train")
     m = y.shape[0]
     K = _check_square(ntk_train, "ntk_train", m)
+    _check_symmetric(K, "ntk_train")
     Ks = check_matrix(ntk_test_train, "ntk_test_train", n_features=m)
     n = Ks.shape[0]
     G = _check_square(nngp_train, "nngp_train", m)
