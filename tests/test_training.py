@@ -463,3 +463,61 @@ def test_no_host_synchronization_on_cuda(data):
         finally:
             torch.cuda.set_sync_debug_mode("default")
         assert torch.isfinite(out).all()
+
+
+def test_float32_at_the_seeds_width():
+    """NN1 at width 10 000 in float32 (the seed's Keras dtype) follows the float64 run."""
+    arch = ntklab.Architecture(1, "jacot", sigma_w=1.0, sigma_b=1.0)
+    rng = np.random.default_rng(2)
+    X, y = sphere(21, 15, rng), rng.standard_normal(21)
+    kw = dict(lr=0.002, epochs=4, batch_size=8, seed=1, device=CPU)
+    runs = []
+    for dtype in (torch.float32, torch.float64):
+        net = arch.network(10_000, seed=0, in_features=15, dtype=dtype, device=CPU)
+        runs.append(train(net, X, y, **kw))
+    r32, r64 = runs
+    assert next(r32.network.parameters()).dtype == torch.float32
+    moved = r64.predict(X) - r64.initial_predict(X)
+    assert np.abs(moved).max() > 1e-3
+    np.testing.assert_allclose(r32.predict(X), r64.predict(X), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(r32.train_loss, r64.train_loss, rtol=1e-5)
+
+
+@pytest.mark.parametrize("group_size", [3, 1])
+@pytest.mark.parametrize("batch_size, centered", [(None, False), (5, True), (5, False)])
+def test_ensemble_with_one_data_set_per_member(batch_size, centered, group_size):
+    """X (k, m, d), y (k, m): member j is trained on its own data, as train would alone."""
+    arch = ntklab.Architecture(2, "paper")
+    rng = np.random.default_rng(8)
+    seeds = [3, 1, 4]
+    X = np.stack([sphere(13, 4, rng) for _ in seeds])
+    y = rng.standard_normal((3, 13))
+    Xt = np.stack([sphere(5, 4, rng) for _ in seeds])
+    yt = rng.standard_normal((3, 5))
+    kw = dict(epochs=9, batch_size=batch_size, record_every=3, centered=centered, device=CPU)
+    ens = train_ensemble(arch, 24, X, y, seeds=seeds, lr="auto", X_test=Xt, y_test=yt,
+                         dtype=torch.float64, group_size=group_size, **kw)  # fmt: skip
+    for j, (s, r) in enumerate(zip(seeds, ens, strict=True)):
+        net = arch.network(24, seed=s, in_features=4, dtype=torch.float64, device=CPU)
+        alone = train(net, X[j], y[j], seed=s, lr="auto", X_test=Xt[j], y_test=yt[j], **kw)
+        assert r.lr == alone.lr == pytest.approx(auto_lr(arch.ntk(X[j])), rel=1e-12)
+        np.testing.assert_array_equal(r.epochs, alone.epochs)
+        np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=1e-10)
+        np.testing.assert_allclose(r.test_rmse, alone.test_rmse, rtol=1e-10)
+        np.testing.assert_allclose(r.predict(Xt[j]), alone.predict(Xt[j]), rtol=1e-10, atol=1e-12)
+    assert not np.allclose(ens[0].train_loss, ens[1].train_loss)
+
+
+def test_ensemble_data_per_member_bad_shapes(data):
+    X, y, _, _ = data
+    arch = ntklab.Architecture(1, "paper")
+    kw = dict(lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="k = len\\(seeds\\) = 3"):
+        train_ensemble(arch, 8, np.stack([X, X]), np.stack([y, y]), seeds=[0, 1, 2], **kw)
+    with pytest.raises(ValueError, match="X_test must be \\(k, n, d\\)"):
+        train_ensemble(arch, 8, np.stack([X, X]), np.stack([y, y]), seeds=[0, 1], X_test=X,
+                       y_test=y, **kw)  # fmt: skip
+    Xn = np.stack([X, X])
+    Xn[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        train_ensemble(arch, 8, Xn, np.stack([y, y]), seeds=[0, 1], **kw)

@@ -622,7 +622,8 @@ class _Stacked:
 
     Forward and backward passes are :class:`_Engine`'s batched products; the update is the
     same as ``torch.optim.SGD``'s, :math:`\theta_k \leftarrow \theta_k - \eta_k
-    \nabla_{\theta_k} \ell_k`, skipped for members that have stopped.
+    \nabla_{\theta_k} \ell_k`, skipped for members that have stopped. The training data
+    ``X`` (m, d), ``y`` (m,) are shared by the members, or (k, m, d), (k, m) one set each.
     """
 
     def __init__(self, nets: list[FullyConnectedNetwork], lrs: torch.Tensor, X, y,
@@ -650,10 +651,14 @@ class _Stacked:
         self.X, self.y, self.batch_size = X, y, batch_size
         self.f0 = None
 
+    def _members(self, xa: torch.Tensor) -> torch.Tensor:
+        """``xa`` with a leading member axis: (k, n, d[+1]), shared inputs expanded (no copy)."""
+        return xa if xa.dim() == 3 else xa.expand(self.k, *xa.shape)
+
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        """Outputs (k, n) on ``x`` (n, d) shared by the members, or (k, n, d) one per member."""
         with torch.no_grad():
-            xa = self.engine.augmented(x)
-            out = self.engine.forward(xa.expand(self.k, *xa.shape))[0]
+            out = self.engine.forward(self._members(self.engine.augmented(x)))[0]
         return out if f0 is None else out - f0
 
     def full_loss(self) -> torch.Tensor:
@@ -672,12 +677,16 @@ class _Stacked:
         with torch.no_grad():
             xa = self.engine.augmented(self.X)
             if perms is None:
-                out.copy_(self._step(xa.expand(self.k, *xa.shape), self.y, self.f0))
+                out.copy_(self._step(self._members(xa), self.y, self.f0))
                 return
             # the epoch's batches, gathered at once: (k, m, d[+1]), (k, m)
-            xe, ye = xa[perms], self.y[perms]
+            if xa.dim() == 3:  # one data set per member
+                xe = torch.gather(xa, 1, perms.unsqueeze(-1).expand(-1, -1, xa.shape[-1]))
+                ye = torch.gather(self.y, 1, perms)
+            else:
+                xe, ye = xa[perms], self.y[perms]
             f0e = None if self.f0 is None else torch.gather(self.f0, 1, perms)
-            m, bs = self.X.shape[0], self.batch_size
+            m, bs = self.X.shape[-2], self.batch_size
             total = torch.zeros(self.k, dtype=out.dtype, device=out.device)
             for b0 in range(0, m, bs):
                 sl = slice(b0, b0 + bs)
@@ -747,7 +756,7 @@ def _run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_e
     rec_test = None
     if X_test is not None:
         rec_test = torch.full(
-            (len(rec), k, X_test.shape[0]), float("nan"), dtype=dtype, device=device
+            (len(rec), k, X_test.shape[-2]), float("nan"), dtype=dtype, device=device
         )
     diverged: list[int | None] = [None] * k
     stopped = np.zeros(k, dtype=bool)
@@ -1028,17 +1037,24 @@ def train_ensemble(
     train it (same initialization, same mini-batch order, same update; equal up to float
     round-off). A member that diverges is stopped; the others are unaffected.
 
+    Each member may have its own data (e.g. one trial each): ``X`` of shape (k, m, d) and
+    ``y`` (k, m) with k = ``len(seeds)`` (and ``X_test`` (k, n, d), ``y_test`` (k, n)); member
+    ``j`` is then trained as ``train(..., X[j], y[j], ...)`` would train it, all k in one
+    stacked run (on a GPU; on a CPU with ``group_size`` > 1).
+
     Parameters
     ----------
     arch : Architecture
     width : int
-    X, y : array_like (m, d), (m,)
+    X, y : array_like (m, d), (m,); or (k, m, d), (k, m): one data set per seed
     seeds : sequence of int
         One network per seed (its initialization and its mini-batch order).
     lr : float, "auto" or sequence of float
-        One rate for all members, :func:`auto_lr` of ``arch.ntk(X)``, or one rate per seed.
+        One rate for all members, :func:`auto_lr` of ``arch.ntk(X)`` (of each member's own
+        ``X[j]`` when they differ), or one rate per seed.
     epochs, batch_size, record_every, X_test, y_test, centered, device, check_every, divergence_factor
-        As in :func:`train`.
+        As in :func:`train` (``X_test``, ``y_test`` with a leading member axis when ``X``
+        has one).
     dtype : torch.dtype, default torch.float32
     group_size : int, optional
         Members stacked per batched run. Default: all of them on a GPU; one at a time on a
@@ -1059,16 +1075,57 @@ def train_ensemble(
     if not seeds:
         raise ValueError("seeds must contain at least one seed")
     width = check_int(width, "width")
-    X = check_matrix(X, "X")
-    d = X.shape[1]
-    X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
-        X, y, X_test, y_test, in_features=d, epochs=epochs, batch_size=batch_size,
-        record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
-    )  # fmt: skip
-    lrs = _check_lr(lr, len(seeds), lambda: arch.ntk(X))
+    k = len(seeds)
+    per_member = np.ndim(X) == 3  # one data set per seed
+    if per_member:
+        if len(X) != k or np.ndim(y) != 2 or len(y) != k:
+            raise ValueError(
+                f"X of shape (k, m, d) needs k = len(seeds) = {k} data sets and y of shape "
+                f"(k, m); got X {np.shape(X)}, y {np.shape(y)}"
+            )
+        if X_test is not None and (np.ndim(X_test) != 3 or len(X_test) != k):
+            raise ValueError(f"X_test must be (k, n, d) like X; got shape {np.shape(X_test)}")
+        if y_test is not None and (np.ndim(y_test) != 2 or len(y_test) != k):
+            raise ValueError(f"y_test must be (k, n) like y; got shape {np.shape(y_test)}")
+        d = check_matrix(X[0], "X[0]").shape[1]
+        sets = [
+            _check_common(
+                X[j],
+                y[j],
+                None if X_test is None else X_test[j],
+                None if y_test is None else y_test[j],
+                in_features=d,
+                epochs=epochs,
+                batch_size=batch_size,
+                record_every=record_every,
+                check_every=check_every,
+                divergence_factor=divergence_factor,
+            )
+            for j in range(k)
+        ]
+        if len({s[0].shape for s in sets}) > 1:
+            raise ValueError("every member's X must have the same shape (m, d)")
+        if X_test is not None and len({s[2].shape for s in sets}) > 1:
+            raise ValueError("every member's X_test must have the same shape (n, d)")
+        epochs, batch_size, record_every, check_every, divergence_factor = sets[0][4:]
+        X, y = np.stack([s[0] for s in sets]), np.stack([s[1] for s in sets])
+        if X_test is not None:
+            X_test, y_test = np.stack([s[2] for s in sets]), np.stack([s[3] for s in sets])
+        if isinstance(lr, str) and lr == "auto":
+            lrs = [auto_lr(arch.ntk(Xj)) for Xj in X]
+        else:
+            lrs = _check_lr(lr, k, None)
+    else:
+        X = check_matrix(X, "X")
+        d = X.shape[1]
+        X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
+            X, y, X_test, y_test, in_features=d, epochs=epochs, batch_size=batch_size,
+            record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
+        )  # fmt: skip
+        lrs = _check_lr(lr, k, lambda: arch.ntk(X))
     dev = resolve_device(device)
     if group_size is None:
-        group_size = len(seeds) if dev.type == "cuda" else 1
+        group_size = k if dev.type == "cuda" else 1
     group_size = check_int(group_size, "group_size")
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
     yt = torch.as_tensor(y, dtype=dtype, device=dev)
@@ -1076,17 +1133,23 @@ def train_ensemble(
     opts = dict(epochs=epochs, batch_size=batch_size, record_every=record_every,
                 check_every=check_every, divergence_factor=divergence_factor, device=dev)  # fmt: skip
     results = []
-    for g in range(0, len(seeds), group_size):
+    for g in range(0, k, group_size):
+        sl = slice(g, g + group_size)
         results += _train_group(
-            arch, width, seeds[g : g + group_size], lrs[g : g + group_size], Xt, yt, Xtt,
-            y_test, centered=centered, dtype=dtype, **opts,
+            arch, width, seeds[sl], lrs[sl], Xt[sl] if per_member else Xt,
+            yt[sl] if per_member else yt,
+            None if Xtt is None else (Xtt[sl] if per_member else Xtt),
+            None if y_test is None else (y_test[sl] if per_member else y_test),
+            centered=centered, dtype=dtype, **opts,
         )  # fmt: skip
     return results
 
 
 def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtype, **opts):
-    """Train the networks of ``seeds`` stacked together (see :func:`train_ensemble`)."""
-    dev, m, d = opts["device"], Xt.shape[0], Xt.shape[1]
+    """Train the networks of ``seeds`` stacked together (see :func:`train_ensemble`); ``Xt``,
+    ``yt``, ``Xtt`` and ``y_test`` have a leading member axis when the members' data differ."""
+    dev, m, d = opts["device"], Xt.shape[-2], Xt.shape[-1]
+    per_member = Xt.dim() == 3
     # the individual networks wait on the CPU while their stacked copy trains on the device
     nets = [arch.network(width, seed=s, in_features=d, dtype=dtype, device="cpu") for s in seeds]
     initials = [copy.deepcopy(n).to(dev) for n in nets]
@@ -1096,6 +1159,9 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
     f0_train = f0_test = None
     if len(seeds) == 1:  # one network: trained in place by the fused SGD steps
         nets = [nets[0].to(dev)]
+        if per_member:
+            Xt, yt = Xt[0], yt[0]
+            Xtt = None if Xtt is None else Xtt[0]
         if centered:
             with torch.no_grad():
                 f0_train = initials[0](Xt)
@@ -1124,7 +1190,7 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
                 initial_network=initials[j],
                 epochs=curves.epochs[j],
                 train_loss=curves.train_loss[j],
-                test_rmse=_rmse(preds, y_test),
+                test_rmse=_rmse(preds, y_test[j] if per_member and y_test is not None else y_test),
                 test_predictions=preds,
                 wall_time=curves.wall_time / len(seeds),
                 diverged=curves.diverged_epoch[j] is not None,
