@@ -521,3 +521,44 @@ def test_ensemble_data_per_member_bad_shapes(data):
     Xn[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="X contains NaN"):
         train_ensemble(arch, 8, Xn, np.stack([y, y]), seeds=[0, 1], **kw)
+
+
+class _Tanh(torch.nn.Module):
+    """Not a network of ntklab's dense layers and ReLUs: trained by autograd."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.a = torch.nn.Linear(4, 6).double()
+        self.b = torch.nn.Linear(6, 1).double()
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).squeeze(-1)
+
+
+def test_other_modules_and_frozen_parameters_take_autograd(data):
+    X, y, _, _ = data
+    net = _Tanh()
+    res = train(net, X, y, lr=0.05, epochs=3, batch_size=5, seed=2, device=CPU)
+    ref = copy.deepcopy(net)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(2)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for _ in range(3):
+        order = torch.randperm(16, generator=gen)
+        for b0 in range(0, 16, 5):
+            i = order[b0 : b0 + 5]
+            opt.zero_grad()
+            (ref(Xt[i]) - yt[i]).square().mean().backward()
+            opt.step()
+    for p, q in zip(res.network.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-14, atol=1e-14)
+    # an ntklab network with a frozen layer: that layer stays, the others train
+    frozen = ARCH.network(8, seed=0, in_features=4, dtype=torch.float64, device=CPU)
+    frozen.layers[0].weight.requires_grad_(False)
+    res = train(frozen, X, y, lr=0.5, epochs=3, batch_size=5, device=CPU)
+    assert torch.equal(res.network.layers[0].weight, frozen.layers[0].weight)
+    assert not torch.equal(res.network.layers[0].bias, frozen.layers[0].bias)
