@@ -1,6 +1,8 @@
 """Training throughput of ntklab.train / train_ensemble against this machine's matmul limit.
 
-For n = 800 points in d = 15 (the seed's training set), depth 1 and 2 and widths 256 ... 2048,
+Two modes.
+
+**Full batch** (default). For n = 800 points in d = 15, depth 1 and 2 and widths 256 ... 2048,
 full-batch float32 gradient descent: prints epochs per second, the achieved GFLOP/s of the
 dense layers (forward + backward matrix products), and the GFLOP/s of the very same matrix
 products timed alone in this run, each in its faster memory layout (the physical limit here),
@@ -17,15 +19,42 @@ At depth 1 the products are thin and memory-bound (the script prints why after t
 the ratio there compares training with the bare products of the same shapes, not with the
 machine's peak for square products (the depth-2 rows show that).
 
+**Mini-batch SGD at the seed's settings** (``--sgd``; SPEC §6): m = 469 points in d = 15,
+batch 8 (59 steps an epoch, the last of 5 points), lr 0.002, `jacot` with σ_w = β = 1,
+float32, at the seed's shapes NN1 (depth 1, width 10 000) and NN2 (depth 2, width 1024, and
+the seed's 10 000). Prints milliseconds per SGD step, measured side by side in this run
+(interleaved, best of ``--repeats``):
+
+* ``ntklab``: :func:`ntklab.train` end to end (copying the network, recording epoch 0 and the
+  last), divided by its steps; at NN2 width 10 000 only ``--big-steps`` steps of the trainer's
+  own epoch loop (``_FusedSGD.epoch``);
+* ``plain loop``: the same network (an ``nn.Sequential`` of ntklab's dense layers) trained by
+  the textbook loop: ``torch.randperm`` each epoch, ``X[idx]`` each step, loss,
+  ``zero_grad``, ``backward``, ``torch.optim.SGD.step``;
+* ``products``: the matrix products such a step cannot avoid, timed alone: per layer the
+  forward product, the in-place gradient step on the weights, and (but for the first layer)
+  the input gradient, outputs preallocated;
+
+with the ratios plain/ntklab (the speed-up over the plain loop; targets ≥ 1.3 for NN1 and
+≥ 1.15 for NN2 at width 1024) and products/ntklab (the fraction of the floor reached), then
+the time the networks of one seed trial (177 000 steps NN1, 354 000 NN2) would take at
+these speeds. At batch 8 a step is bound by per-kernel overhead and memory traffic over the
+weights, not by arithmetic: NN1 width 10 000 is ≈ 6 MFLOP a step, NN2 width 10 000 reads
+its 400 MB hidden matrix three times and writes it once.
+
 Usage: ``python benchmarks/bench_training.py [--seconds 1] [--repeats 3] [--threads N]
-[--widths 256 512 1024 2048] [--device cuda]``. Each timing is repeated with more epochs until
-it lasts ``--seconds``, and the best of ``--repeats`` such timings is kept (other processes on a
-shared machine only ever slow a run down).
+[--widths 256 512 1024 2048] [--device cuda]``, or ``... --sgd --threads 1 [--sgd-shapes 1
+10000 2 1024 2 10000] [--big-steps 4]``. Each timing is repeated with more epochs until it
+lasts ``--seconds``, and the best of ``--repeats`` such timings is kept (other processes on a
+shared machine only ever slow a run down); with one CPU thread the clock is the process's CPU
+time. Compare ratios measured in one run, not absolute times across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -135,6 +164,164 @@ def timed_epochs(run, min_seconds: float) -> tuple[int, float]:
         epochs = int(epochs * min(16.0, max(2.0, 1.2 * min_seconds / max(seconds, 1e-6))))
 
 
+# ---- --sgd: the seed's mini-batch SGD (SPEC §6) -----------------------------------------------
+SEED_M, SEED_BATCH, SEED_LR = 469, 8, 0.002  # 59 steps an epoch, the last of 5 points
+SEED_STEPS = {1: 177_000, 2: 354_000}  # 3000 epochs (NN1), 6000 (NN2), x 59
+
+
+def plain_sgd(net, X, y, *, lr: float, epochs: int, batch_size: int, seed: int) -> None:
+    """The plain PyTorch loop: the same ``nn.Sequential`` network, ``torch.optim.SGD``, a new
+    ``torch.randperm`` order every epoch and per-step indexing, autograd for the gradient."""
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    m = X.shape[0]
+    for _ in range(epochs):
+        perm = torch.randperm(m, generator=gen).to(X.device)
+        for b0 in range(0, m, batch_size):
+            i = perm[b0 : b0 + batch_size]
+            loss = (net(X[i]) - y[i]).square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def step_products(d: int, width: int, depth: int, batch: int, device, dtype, clock):
+    """The matrix products of one SGD step on ``batch`` rows, timed alone: per layer the
+    forward product ``z W^T`` and the gradient step ``W += a g^T z`` (in place: a step must
+    read and write every weight once), and, but for the first layer, the input gradient
+    ``g W``; outputs preallocated, on random data. Thin layers (the first and the output
+    layer) get the faster of their two memory layouts; square ones (equally fast either
+    way) are kept in one copy."""
+    gen = torch.Generator().manual_seed(0)
+    products = []
+    for i, (fan_in, fan_out) in enumerate(layer_shapes(d, width, depth)):
+        z = torch.randn(batch, fan_in, generator=gen, dtype=dtype).to(device)
+        g = torch.randn(batch, fan_out, generator=gen, dtype=dtype).to(device)
+        h, gz = torch.empty_like(g), torch.empty_like(z)
+        layouts = [False] if fan_in == fan_out else [False, True]
+        candidates = []
+        for transposed in layouts:  # weights stored (fan_out, fan_in), or (fan_in, fan_out)
+            shape = (fan_in, fan_out) if transposed else (fan_out, fan_in)
+            w = torch.randn(*shape, generator=gen, dtype=dtype).to(device)
+            w_nat = w.T if transposed else w  # (fan_out, fan_in), a view
+            fns = [
+                lambda z=z, w=w_nat, h=h: torch.mm(z, w.T, out=h),
+                lambda z=z, w=w_nat, g=g: w.addmm_(g.T, z, alpha=-1e-9),
+            ]
+            if i:
+                fns.append(lambda g=g, w=w_nat, gz=gz: torch.mm(g, w, out=gz))
+            candidates.append(fns)
+        times = [seconds_per_call(lambda c=c: [f() for f in c], 3, device, clock)
+                 for c in candidates]  # fmt: skip
+        products += candidates[int(np.argmin(times))]
+
+    def step():
+        for product in products:
+            product()
+
+    return step
+
+
+def seconds_per_call(fn, calls: int, device, clock) -> float:
+    fn()  # warm up
+    sync(device)
+    start = clock()
+    for _ in range(calls):
+        fn()
+    sync(device)
+    return (clock() - start) / calls
+
+
+def bench_sgd(args, device, clock) -> None:
+    """ms per SGD step at the seed's shapes: ntklab.train, the plain loop, the bare products."""
+    dtype, d, m, bs, lr = torch.float32, args.d, SEED_M, SEED_BATCH, SEED_LR
+    steps_per_epoch = math.ceil(m / bs)
+    rng = np.random.default_rng(0)
+    X = sphere(m, d, rng)
+    y = rng.standard_normal(m)
+    Xt = torch.as_tensor(X, dtype=dtype, device=device)
+    yt = torch.as_tensor(y, dtype=dtype, device=device)
+    print(f"\nmini-batch SGD at the seed's settings (SPEC §6): m = {m}, d = {d}, batch {bs} "
+          f"({steps_per_epoch} steps an epoch), lr {lr}, jacot sigma_w = beta = 1, float32; "
+          f"ms per step, best of {args.repeats}")  # fmt: skip
+    head = ("net", "width", "ntklab", "plain loop", "products", "plain/ntklab", "products/ntklab")
+    print(f"{head[0]:>5}{head[1]:>7}" + "".join(f"{h:>16}" for h in head[2:]))
+    per_step = {}
+    for depth, width in args.sgd_shapes:
+        arch = ntklab.Architecture(depth, "jacot", sigma_w=1.0, sigma_b=1.0)
+        net = arch.network(width, seed=0, in_features=d, dtype=dtype, device=device)
+        big = width * width * (depth - 1) > 4_000_000  # time a handful of steps only
+        if big:  # one short epoch through the trainer's own loop, no recording
+            from ntklab.training import _fused
+
+            n_steps = args.big_steps
+            sub = slice(0, n_steps * bs)
+            model = _fused(net, lr, Xt[sub], yt[sub], None, bs)
+            perms = torch.randperm(n_steps * bs).to(device)[None]
+            out = torch.empty(1, dtype=dtype, device=device)
+            repeats = 2  # the first a warm-up, in effect
+
+            def ours(model=model, perms=perms, out=out, n_steps=n_steps):
+                model.epoch(perms, out)
+                return n_steps
+
+            def plain(net=net, sub=sub, n_steps=n_steps):
+                plain_sgd(net, Xt[sub], yt[sub], lr=lr, epochs=1, batch_size=bs, seed=0)
+                return n_steps
+        else:
+            repeats = args.repeats
+
+            def ours(net=net, epochs=2):
+                ntklab.train(net, X, y, lr=lr, epochs=epochs, batch_size=bs, record_every=epochs,
+                             seed=1, device=device)  # fmt: skip
+                return epochs * steps_per_epoch
+
+            def plain(net=net, epochs=2):  # on a copy, as ntklab.train
+                plain_sgd(copy.deepcopy(net), Xt, yt, lr=lr, epochs=epochs, batch_size=bs, seed=1)
+                return epochs * steps_per_epoch
+
+            sync(device)
+            start = clock()
+            ours()  # calibration: enough epochs for each timing to last about --seconds
+            sync(device)
+            epochs = max(2, round(args.seconds / (clock() - start) * 2))
+            ours = functools.partial(ours, epochs=epochs)
+            plain = functools.partial(plain, epochs=epochs)
+
+        floor = step_products(d, width, depth, bs, device, dtype, clock)
+        t_ours = t_plain = t_floor = math.inf
+        for _ in range(repeats):  # interleaved, so that all three see the same machine
+            for name, fn in (("ours", ours), ("plain", plain)):
+                sync(device)
+                start = clock()
+                n = fn()
+                sync(device)
+                t = (clock() - start) / n
+                if name == "ours":
+                    t_ours = min(t_ours, t)
+                else:
+                    t_plain = min(t_plain, t)
+            calls = args.big_steps if big else max(10, int(0.3 * args.seconds / max(t_ours, 1e-5)))
+            t_floor = min(t_floor, seconds_per_call(floor, calls, device, clock))
+        per_step[(depth, width)] = t_ours
+        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_plain:>16.3f}"
+              f"{1e3 * t_floor:>16.3f}{t_plain / t_ours:>16.2f}{t_floor / t_ours:>16.2f}")  # fmt: skip
+        del net, floor
+    if any(width * width * (depth - 1) > 4_000_000 for depth, width in per_step):
+        print(f"(width-10 000 NN2: {args.big_steps} steps through the trainer's epoch loop, "
+              "of the plain loop and of the products, best of 2)")  # fmt: skip
+    print("\nnetwork training of one trial at these speeds, on this device "
+          "(SPEC §6: NN1 177 000 steps, NN2 354 000):")  # fmt: skip
+    for (depth, width), t in per_step.items():
+        steps = SEED_STEPS.get(depth)
+        if steps:
+            print(f"  NN{depth} width {width:>5}: {steps * t:>9.0f} s = {steps * t / 3600:6.2f} h")
+    t1, t2 = per_step.get((1, 10_000)), per_step.get((2, 10_000))
+    if t1 and t2:
+        total = SEED_STEPS[1] * t1 + SEED_STEPS[2] * t2
+        print(f"  one seed trial (NN1 + NN2 at width 10 000): {total / 3600:.1f} h")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=800)
@@ -149,7 +336,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ensemble", type=int, default=8, help="networks in the ensemble")
     parser.add_argument("--ensemble-width", type=int, default=512)
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--sgd", action="store_true",
+        help="only the seed's mini-batch SGD: ms per step of ntklab.train, the plain loop, "
+             "the bare products",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sgd-shapes", type=int, nargs="+", default=[1, 10000, 2, 1024, 2, 10000],
+        help="pairs depth width for --sgd",
+    )  # fmt: skip
+    parser.add_argument(
+        "--big-steps", type=int, default=4, help="steps timed for the width-10 000 NN2"
+    )
     args = parser.parse_args(argv)
+    if len(args.sgd_shapes) % 2:
+        parser.error("--sgd-shapes takes pairs: depth width")
+    args.sgd_shapes = list(zip(args.sgd_shapes[::2], args.sgd_shapes[1::2], strict=True))
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -159,6 +361,11 @@ def main(argv: list[str] | None = None) -> None:
     X = sphere(args.n, args.d, rng)
     y = np.sin(3.0 * X[:, 0])
     clock, clock_name = choose_clock(device)
+    if args.sgd:
+        print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU "
+              f"threads; timed by {clock_name}")  # fmt: skip
+        bench_sgd(args, device, clock)
+        return
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
           f"n={args.n}, d={args.d}, float32, full batch; timed by {clock_name}, "
           f"best of {args.repeats}")  # fmt: skip

@@ -268,3 +268,297 @@ def test_stacked_engine_loss_and_gradients_equal_autograd(parameterization, dept
         for g, r in zip(ours, ref, strict=True):
             assert g.shape == r.shape
             assert torch.allclose(g, r, rtol=1e-11, atol=1e-13 * r.abs().max().item())
+
+
+# ---- the fused SGD steps against plain autograd SGD ---------------------------------------------
+class _PlainDense(torch.nn.Module):
+    """Reference layer ``s z W^T + beta b`` through autograd (``F.linear``), own parameters."""
+
+    def __init__(self, mod):
+        super().__init__()
+        self.weight = torch.nn.Parameter(mod.weight.detach().clone())
+        self.bias = None if mod.bias is None else torch.nn.Parameter(mod.bias.detach().clone())
+        self.s, self.beta = mod.scale, mod.beta
+
+    def forward(self, z):
+        out = self.s * torch.nn.functional.linear(z, self.weight)
+        return out if self.bias is None else out + self.beta * self.bias
+
+
+def _reference_sgd(net, X, y, *, lr, epochs, batch_size, seed, centered):
+    """nn.Sequential + torch.optim.SGD on the batch mean of (f - f0 - y)^2, same init and order."""
+    from ntklab.layers import DenseModule
+
+    seq = torch.nn.Sequential(
+        *[_PlainDense(m) if isinstance(m, DenseModule) else torch.nn.ReLU() for m in net.layers]
+    )
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    with torch.no_grad():
+        f0 = seq(X).squeeze(-1) if centered else torch.zeros_like(y)
+    opt = torch.optim.SGD(seq.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    m = len(y)
+    bs = batch_size or m
+    for _ in range(epochs):
+        order = torch.randperm(m, generator=gen) if batch_size else torch.arange(m)
+        for b0 in range(0, m, bs):
+            i = order[b0 : b0 + bs]
+            loss = (seq(X[i]).squeeze(-1) - f0[i] - y[i]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return [p.detach() for p in seq.parameters()]
+
+
+def _assert_params_close(got, want, start, rtol):
+    got, want, start = list(got), list(want), list(start)
+    assert len(got) == len(want) == len(start)
+    for g, w, s in zip(got, want, start, strict=True):
+        assert g.shape == w.shape
+        assert (w - s).norm() > 1e-4 * s.norm()  # the parameters really moved
+        assert (g - w).norm() <= rtol * w.norm(), ((g - w).norm() / w.norm()).item()
+
+
+@pytest.mark.parametrize("batch_size", [5, None])
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("parameterization", ["jacot", "arora", "paper"])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_fused_sgd_equals_autograd_sgd(depth, parameterization, centered, batch_size):
+    """train (and train_ensemble with one seed) = plain autograd SGD, parameter by parameter.
+
+    13 points in batches of 5 (last batch 3), reshuffled every epoch; float64. One hidden
+    layer takes the rank-one path, two or more the general one; arora has no biases."""
+    arch = ntklab.Architecture(depth, parameterization)
+    rng = np.random.default_rng(depth)
+    X, y = sphere(13, 4, rng), rng.standard_normal(13)
+    net = arch.network(9, seed=7, in_features=4, dtype=torch.float64, device=CPU)
+    kw = dict(lr=0.4, epochs=6, batch_size=batch_size, centered=centered, device=CPU,
+              check_every=4)  # batch orders drawn 4 epochs at a time, then 2  # fmt: skip
+    res = train(net, X, y, seed=3, **kw)
+    ref = _reference_sgd(net, X, y, lr=0.4, epochs=6, batch_size=batch_size, seed=3,
+                         centered=centered)  # fmt: skip
+    trained = res.network.network if centered else res.network
+    _assert_params_close(trained.parameters(), ref, net.parameters(), rtol=1e-12)
+    assert not res.diverged
+    (ens,) = train_ensemble(arch, 9, X, y, seeds=[7], dtype=torch.float64, **kw)
+    if batch_size is None:  # same path as train: bit for bit
+        inner = ens.network.network if centered else ens.network
+        for p, q in zip(inner.parameters(), trained.parameters(), strict=True):
+            assert torch.equal(p, q)
+        np.testing.assert_array_equal(ens.train_loss, res.train_loss)
+    # the recorded loss is that of the trained network
+    assert res.train_loss[-1] == pytest.approx(np.mean((res.predict(X) - y) ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_sgd_is_keras_sgd_at_the_seeds_settings(depth):
+    """The seed's optimizer (SPEC §6): Keras SGD, lr 0.002, batch 8 (last batch smaller),
+    reshuffled every epoch, on the batch mean of the squared error, for Keras Dense layers
+    (kernel (in, out), input x/sqrt(d), hidden x/sqrt(width), every weight and bias N(0, 1):
+    jacot with sigma_w = beta = 1). Each step is p <- p - lr * d(batch-mean (f - y)^2)/dp."""
+    arch = ntklab.Architecture(depth, "jacot", sigma_w=1.0, sigma_b=1.0)
+    rng = np.random.default_rng(11)
+    m, d, width, lr, epochs, seed = 21, 15, 12, 0.002, 3, 5  # batches 8, 8, 5
+    X, y = sphere(m, d, rng), rng.standard_normal(m)
+    net = arch.network(width, seed=1, in_features=d, dtype=torch.float64, device=CPU)
+    res = train(net, X, y, lr=lr, epochs=epochs, batch_size=8, seed=seed, device=CPU)
+    assert res.steps_per_epoch == 3 and res.steps == 9
+
+    # Keras layout: kernels (in, out), biases; forward as in the seed's script
+    dense = [m_ for m_ in net.layers if hasattr(m_, "weight")]
+    kernels = [m_.weight.detach().t().clone().requires_grad_() for m_ in dense]
+    biases = [m_.bias.detach().clone().requires_grad_() for m_ in dense]
+    assert all(m_.beta == 1.0 for m_ in dense)
+
+    def model(x):
+        z = x / np.sqrt(d)
+        for i, (k, b) in enumerate(zip(kernels, biases, strict=True)):
+            if i:
+                z = torch.relu(z) / np.sqrt(width)
+            z = z @ k + b
+        return z[:, 0]
+
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    gen = torch.Generator().manual_seed(seed)  # ntklab's epoch orders: randperm from the seed
+    orders = []
+    for _ in range(epochs):
+        order = torch.randperm(m, generator=gen)
+        orders.append(order)
+        for b0 in range(0, m, 8):
+            i = order[b0 : b0 + 8]
+            loss = torch.mean((yt[i] - model(Xt[i])) ** 2)  # Keras "mse"
+            grads = torch.autograd.grad(loss, kernels + biases)
+            with torch.no_grad():
+                for p, g in zip(kernels + biases, grads, strict=True):
+                    p -= lr * g
+    assert not torch.equal(orders[0], orders[1])  # reshuffled every epoch
+    for mod, k, b in zip(_dense(res.network), kernels, biases, strict=True):
+        torch.testing.assert_close(mod.weight.t(), k.detach(), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(mod.bias, b.detach(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res.predict(X), model(Xt).detach().numpy(), rtol=1e-12)
+
+
+def _dense(net):
+    return [m for m in net.layers if hasattr(m, "weight")]
+
+
+def test_train_ensemble_one_seed_is_train_bit_for_bit(data):
+    X, y, Xt, yt = data
+    arch = ntklab.Architecture(2, "jacot")
+    kw = dict(lr=0.3, epochs=12, batch_size=5, record_every=4, X_test=Xt, y_test=yt,
+              centered=True, device=CPU)  # fmt: skip
+    (ens,) = train_ensemble(arch, 32, X, y, seeds=[6], **kw)
+    alone = train(arch.network(32, seed=6, in_features=4, device=CPU), X, y, seed=6, **kw)
+    np.testing.assert_array_equal(ens.train_loss, alone.train_loss)
+    np.testing.assert_array_equal(ens.test_predictions, alone.test_predictions)
+    for p, q in zip(ens.network.parameters(), alone.network.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_no_host_synchronization_in_an_epoch(data, monkeypatch):
+    """The steps never read a device value back (so they queue on a GPU without waiting):
+    within an epoch no tensor is turned into a Python number, bool, list or numpy array,
+    nor copied to the CPU."""
+    from ntklab.training import _fused, _Stacked
+
+    X, y, _, _ = data
+    Xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    arch = ntklab.Architecture(2, "paper")
+    nets = [arch.network(16, seed=s, in_features=4, device=CPU) for s in range(2)]
+    models = [
+        _fused(copy.deepcopy(nets[0]), 0.1, Xt, yt, None, 5),
+        _fused(copy.deepcopy(nets[0]), 0.1, Xt, yt, None, None),
+        _Stacked(nets, torch.tensor([0.1, 0.2]), Xt, yt, 5),
+    ]
+    perms = torch.stack([torch.randperm(16), torch.randperm(16)])
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("host synchronization in the training loop")
+
+    outs = [torch.empty(mod.k) for mod in models]
+    for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    for mod, out in zip(models, outs, strict=True):
+        mod.epoch(perms[: mod.k] if mod is not models[1] else None, out)
+    monkeypatch.undo()
+    assert all(torch.isfinite(out).all() for out in outs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_no_host_synchronization_on_cuda(data):
+    from ntklab.training import _fused
+
+    X, y, _, _ = data
+    dev = torch.device("cuda")
+    Xt, yt = torch.as_tensor(X, device=dev), torch.as_tensor(y, device=dev)
+    for depth in (1, 2):
+        net = ntklab.Architecture(depth, "jacot").network(64, seed=0, in_features=4, device=dev)
+        model = _fused(net, 0.1, Xt.float(), yt.float(), None, 5)
+        perms = torch.randperm(16).to(dev)[None]
+        out = torch.empty(1, device=dev)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            model.epoch(perms, out)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert torch.isfinite(out).all()
+
+
+def test_float32_at_the_seeds_width():
+    """NN1 at width 10 000 in float32 (the seed's Keras dtype) follows the float64 run."""
+    arch = ntklab.Architecture(1, "jacot", sigma_w=1.0, sigma_b=1.0)
+    rng = np.random.default_rng(2)
+    X, y = sphere(21, 15, rng), rng.standard_normal(21)
+    kw = dict(lr=0.002, epochs=4, batch_size=8, seed=1, device=CPU)
+    runs = []
+    for dtype in (torch.float32, torch.float64):
+        net = arch.network(10_000, seed=0, in_features=15, dtype=dtype, device=CPU)
+        runs.append(train(net, X, y, **kw))
+    r32, r64 = runs
+    assert next(r32.network.parameters()).dtype == torch.float32
+    moved = r64.predict(X) - r64.initial_predict(X)
+    assert np.abs(moved).max() > 1e-3
+    np.testing.assert_allclose(r32.predict(X), r64.predict(X), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(r32.train_loss, r64.train_loss, rtol=1e-5)
+
+
+@pytest.mark.parametrize("group_size", [3, 1])
+@pytest.mark.parametrize("batch_size, centered", [(None, False), (5, True), (5, False)])
+def test_ensemble_with_one_data_set_per_member(batch_size, centered, group_size):
+    """X (k, m, d), y (k, m): member j is trained on its own data, as train would alone."""
+    arch = ntklab.Architecture(2, "paper")
+    rng = np.random.default_rng(8)
+    seeds = [3, 1, 4]
+    X = np.stack([sphere(13, 4, rng) for _ in seeds])
+    y = rng.standard_normal((3, 13))
+    Xt = np.stack([sphere(5, 4, rng) for _ in seeds])
+    yt = rng.standard_normal((3, 5))
+    kw = dict(epochs=9, batch_size=batch_size, record_every=3, centered=centered, device=CPU)
+    ens = train_ensemble(arch, 24, X, y, seeds=seeds, lr="auto", X_test=Xt, y_test=yt,
+                         dtype=torch.float64, group_size=group_size, **kw)  # fmt: skip
+    for j, (s, r) in enumerate(zip(seeds, ens, strict=True)):
+        net = arch.network(24, seed=s, in_features=4, dtype=torch.float64, device=CPU)
+        alone = train(net, X[j], y[j], seed=s, lr="auto", X_test=Xt[j], y_test=yt[j], **kw)
+        assert r.lr == alone.lr == pytest.approx(auto_lr(arch.ntk(X[j])), rel=1e-12)
+        np.testing.assert_array_equal(r.epochs, alone.epochs)
+        np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=1e-10)
+        np.testing.assert_allclose(r.test_rmse, alone.test_rmse, rtol=1e-10)
+        np.testing.assert_allclose(r.predict(Xt[j]), alone.predict(Xt[j]), rtol=1e-10, atol=1e-12)
+    assert not np.allclose(ens[0].train_loss, ens[1].train_loss)
+
+
+def test_ensemble_data_per_member_bad_shapes(data):
+    X, y, _, _ = data
+    arch = ntklab.Architecture(1, "paper")
+    kw = dict(lr=0.1, epochs=1, device=CPU)
+    with pytest.raises(ValueError, match="k = len\\(seeds\\) = 3"):
+        train_ensemble(arch, 8, np.stack([X, X]), np.stack([y, y]), seeds=[0, 1, 2], **kw)
+    with pytest.raises(ValueError, match="X_test must be \\(k, n, d\\)"):
+        train_ensemble(arch, 8, np.stack([X, X]), np.stack([y, y]), seeds=[0, 1], X_test=X,
+                       y_test=y, **kw)  # fmt: skip
+    Xn = np.stack([X, X])
+    Xn[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        train_ensemble(arch, 8, Xn, np.stack([y, y]), seeds=[0, 1], **kw)
+
+
+class _Tanh(torch.nn.Module):
+    """Not a network of ntklab's dense layers and ReLUs: trained by autograd."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.a = torch.nn.Linear(4, 6).double()
+        self.b = torch.nn.Linear(6, 1).double()
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).squeeze(-1)
+
+
+def test_other_modules_and_frozen_parameters_take_autograd(data):
+    X, y, _, _ = data
+    net = _Tanh()
+    res = train(net, X, y, lr=0.05, epochs=3, batch_size=5, seed=2, device=CPU)
+    ref = copy.deepcopy(net)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(2)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for _ in range(3):
+        order = torch.randperm(16, generator=gen)
+        for b0 in range(0, 16, 5):
+            i = order[b0 : b0 + 5]
+            opt.zero_grad()
+            (ref(Xt[i]) - yt[i]).square().mean().backward()
+            opt.step()
+    for p, q in zip(res.network.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-14, atol=1e-14)
+    # an ntklab network with a frozen layer: that layer stays, the others train
+    frozen = ARCH.network(8, seed=0, in_features=4, dtype=torch.float64, device=CPU)
+    frozen.layers[0].weight.requires_grad_(False)
+    res = train(frozen, X, y, lr=0.5, epochs=3, batch_size=5, device=CPU)
+    assert torch.equal(res.network.layers[0].weight, frozen.layers[0].weight)
+    assert not torch.equal(res.network.layers[0].bias, frozen.layers[0].bias)

@@ -10,17 +10,25 @@ minimized by plain (stochastic) gradient descent, :math:`\theta \leftarrow \thet
 steps is compared with :func:`ntklab.predict.gradient_descent_mse` at the same :math:`T`
 (Lee et al. 2019).
 
-* :func:`train` trains one network (``torch.optim.SGD``);
+* :func:`train` trains one network. For the networks of :meth:`Architecture.network` each
+  SGD step is written out by hand (:class:`_FusedSGD`: no autograd, no optimizer object, a
+  fixed handful of kernels into preallocated buffers, a whole epoch's batches gathered at
+  once); it equals autograd + ``torch.optim.SGD`` up to float round-off (tested to 1e-12 in
+  float64) and is 2–4× faster at the seed's batch size 8 (``benchmarks/bench_training.py
+  --sgd``). Other modules are trained by autograd and ``torch.optim.SGD``;
 * :func:`train_ensemble` trains networks of several seeds at once, with their weights stacked
   and every layer a single batched matrix product (``torch.bmm``), so a GPU stays busy;
   each member is trained exactly as :func:`train` would train it (up to float round-off;
-  on a CPU bit for bit with ``group_size=1``);
+  bit for bit with ``group_size=1``, which takes :func:`train`'s path);
 * :func:`auto_lr` picks a stable learning rate :math:`\eta = c\, m / \lambda_{\max}(\Theta)`
   from the analytic NTK.
 
 Divergence (a non-finite loss, or one above ``divergence_factor`` × the initial loss) stops
 that network and marks it ``diverged``; it never raises. The loss is checked on the device
-every ``check_every`` epochs, so training does not synchronize with the host every step.
+every ``check_every`` epochs, so training does not synchronize with the host every step:
+between checks nothing is read back from the device (the mini-batch orders, drawn on the
+CPU so that a seed gives the same order on every device, are sent ``check_every`` epochs at
+a time), and on a GPU the steps queue without waiting.
 
 References
 ----------
@@ -36,6 +44,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -232,7 +241,8 @@ class _Engine:
     The result is the gradient autograd would give, up to float round-off (relative
     differences near 1e-15 in float64 against :func:`torch.autograd.grad`, depths 1–3, all
     parameterizations). Only networks of dense layers and ReLUs with a scalar output (those
-    of :meth:`Architecture.network`) take this path; :func:`train` uses autograd otherwise.
+    of :meth:`Architecture.network`) take this path, in :func:`train_ensemble` with more than
+    one member per group (one network alone takes :class:`_FusedSGD`).
 
     Parameters
     ----------
@@ -325,63 +335,285 @@ class _Engine:
         return grads[::-1]
 
 
-class _Single:
-    """One network trained by ``torch.optim.SGD``; outputs have a leading member axis of size 1.
+_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
 
-    For networks from :meth:`Architecture.network` the gradient comes from :class:`_Engine`;
-    any other module is trained through autograd.
+
+class _BatchViews(NamedTuple):
+    """Buffers of :class:`_FusedSGD` for one batch size (views, made once)."""
+
+    h: list[torch.Tensor]  # phi(h^l) of each hidden layer, (B, n)
+    a_out: torch.Tensor  # the output layer's input: phi(h^L) [with a constant column]
+    a_out_t: torch.Tensor
+    g: list[torch.Tensor]  # backpropagated gradients (up to a factor), (B, n)
+    g_t: list[torch.Tensor]
+    ones: torch.Tensor  # (B,)
+    w_out: torch.Tensor  # output weights as a row (1, n); (B, n) expanded for one hidden layer
+    rx: torch.Tensor  # r * [s x, beta] (one hidden layer)
+    rx_t: torch.Tensor
+    alpha_out: float  # -lr x the factor of the output layer's gradient
+    alpha_w: list[float]  # same for each hidden layer's weight (index 0: the first layer)
+    alpha_b: list[float]  # and bias
+
+
+class _FusedSGD:
+    r"""Plain SGD for one network of dense layers and ReLUs, written out without autograd.
+
+    Each step is the exact SGD step on the batch mean of :math:`(f - y)^2`,
+    :math:`\theta \leftarrow \theta - \eta \nabla_\theta \frac1B \sum_{i \in \text{batch}}
+    (f(x_i) - y_i)^2`, computed with a fixed handful of kernels writing into buffers
+    allocated once (mini-batch SGD at batch size 8 is bound by per-operation overhead and
+    thin matrix products, not by arithmetic; see ``benchmarks/bench_training.py --sgd``):
+
+    * the first layer is kept as one matrix :math:`P_0 = [W^{1\top}; b^1]` (d[+1], width)
+      and the inputs as :math:`[s_1 x, \beta_1]`, so one product gives :math:`h^1` and one
+      in-place product (``addmm_``) applies the gradient of :math:`W^1` and :math:`b^1`
+      together; the output layer likewise as :math:`P_o = [w^\top; b]` (width[+1], 1)
+      against the last activations with a constant column :math:`\beta/s` appended;
+      both are copies (small) written back by :meth:`finish`;
+    * hidden (width × width) layers are trained in place in the network's own tensors
+      (no copy of a 10 000 × 10 000 matrix): forward ``addmm`` with the bias, backward one
+      product, update one in-place ``addmm_`` (and ``addmv_`` for the bias);
+    * the ReLU is applied in place; its derivative is ``threshold_backward`` on the stored
+      output (PyTorch's convention at 0); for one hidden layer the gradient reaching
+      :math:`h^1` is rank one, :math:`\delta = 1[h > 0] \odot (g\, s_o w)^\top`, so
+      :math:`\nabla P_0 = (g \odot x_a)^\top (1[h > 0] \odot s_o w)`;
+    * a whole epoch's inputs and targets are gathered at once (one ``index_select``
+      each, into preallocated buffers); each batch is then a fixed view, and its residuals
+      :math:`f - y` are written into an (m, 1) buffer whose mean square is the epoch's loss.
+
+    Nothing in a step reads a value back to the host, and all tensors live on the device
+    of the network, so on a GPU the steps queue without synchronizing. The centered model
+    :math:`f - f_0` is trained on the target :math:`y + f_0`.
+
+    Parameters
+    ----------
+    dense : list of DenseModule
+        The network's dense layers (:func:`_dense_layers`), at least two; trained in place.
+    lr : float
+    X, y : Tensor (m, d), (m,)
+        Training data, in the network's dtype and on its device.
+    f0 : Tensor (m,) or None
+        Initial outputs on ``X`` for a centered network.
+    batch_size : int or None
+        ``None``: full-batch gradient descent.
     """
 
     k = 1
 
-    def __init__(self, net: nn.Module, lr: float, f0_train: torch.Tensor | None):
-        self.net = net
-        self.f0 = f0_train
-        self.opt = torch.optim.SGD(net.parameters(), lr=lr)
-        dense = _dense_layers(net)
-        if not all(p.requires_grad for p in net.parameters()):
-            dense = None  # frozen parameters: leave them to autograd and SGD
-        self.engine = None
-        if dense is not None:
-            self.engine = _Engine(
-                [m.weight.unsqueeze(0) for m in dense],
-                [None if m.bias is None else m.bias.unsqueeze(0) for m in dense],
-                [m.scale for m in dense],
-                [m.beta for m in dense],
+    def __init__(self, dense: list[DenseModule], lr: float, X, y, f0, batch_size: int | None):
+        self.dense, self.lr, self.X = dense, float(lr), X
+        m = X.shape[0]
+        first, last = dense[0], dense[-1]
+        self.L = L = len(dense) - 1  # hidden layers
+        self.target = y if f0 is None else y + f0
+        dt, dev = X.dtype, X.device
+        with torch.no_grad():
+            rows = [first.weight.detach().t()]
+            if first.bias is not None:
+                rows.append(first.bias.detach().unsqueeze(0))
+            self.P0 = torch.cat(rows, 0)  # (d[+1], n)
+            rows = [last.weight.detach().t()]
+            if last.bias is not None:
+                rows.append(last.bias.detach().unsqueeze(0))
+            self.Po = torch.cat(rows, 0)  # (n[+1], 1)
+            self.Xa = self._augment(X)
+            self.NT = (-self.target).unsqueeze(1).contiguous()  # (m, 1): r = f - t = f + NT
+        self.W = [mod.weight.detach() for mod in dense[1:-1]]  # share storage with the net
+        self.b = [None if mod.bias is None else mod.bias.detach() for mod in dense[1:-1]]
+        self.s = [float(mod.scale) for mod in dense]
+        self.beta = [float(mod.beta) for mod in dense]
+        widths = [mod.weight.shape[0] for mod in dense[:-1]]
+        B = m if batch_size is None else min(batch_size, m)
+        empty = lambda *shape: torch.empty(*shape, dtype=dt, device=dev)  # noqa: E731
+        self.R = empty(m, 1)
+        if batch_size is None:
+            self.Xe, self.NTe = self.Xa, self.NT
+        else:
+            self.Xe, self.NTe = torch.empty_like(self.Xa), torch.empty_like(self.NT)
+        acts = [empty(B, n) for n in widths]
+        if last.bias is not None:  # [phi(h^L), beta_o / s_o]: the output bias in the product
+            acts[-1] = empty(B, widths[-1] + 1)
+            acts[-1][:, -1] = self.beta[-1] / self.s[-1]
+        grads = [empty(B, n) for n in widths]
+        ones = torch.ones(B, dtype=dt, device=dev)
+        rx = empty(B, self.Xa.shape[1])
+        w_out = self.Po[: widths[-1]].t()  # (1, n), a view: always the current weights
+        views = {}
+        for nb in {B, m % B} - {0}:  # the batch sizes: B, and a smaller last batch
+            c = 2.0 / nb  # d(batch mean of r^2)/dr = c r
+            coef = c * self.s[-1]  # d loss/d h^L = coef * g^L
+            alpha_w, alpha_b = [0.0] * L, [0.0] * L
+            for i in range(L - 1, 0, -1):
+                alpha_w[i] = -self.lr * coef * self.s[i]
+                alpha_b[i] = -self.lr * coef * self.beta[i]
+                coef *= self.s[i]
+            alpha_w[0] = -self.lr * coef
+            views[nb] = _BatchViews(
+                h=[a[:nb, : widths[i]] for i, a in enumerate(acts)],
+                a_out=acts[-1][:nb],
+                a_out_t=acts[-1][:nb].t(),
+                g=[g[:nb] for g in grads],
+                g_t=[g[:nb].t() for g in grads],
+                ones=ones[:nb],
+                w_out=w_out.expand(nb, widths[-1]) if L == 1 else w_out,
+                rx=rx[:nb],
+                rx_t=rx[:nb].t(),
+                alpha_out=-self.lr * c * self.s[-1],
+                alpha_w=alpha_w,
+                alpha_b=alpha_b,
             )
-            self._params = [p for m in dense for p in (m.weight, m.bias) if p is not None]
+        self.W_t = [w.t() for w in self.W]
+        self._batches = []
+        for b0 in range(0, m, B):
+            b1 = min(m, b0 + B)
+            xb = self.Xe[b0:b1]
+            self._batches.append((xb, xb.t(), self.NTe[b0:b1], self.R[b0:b1], views[b1 - b0]))
+        self._steps = self._steps_one_hidden if L == 1 else self._steps_deep
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """First-layer inputs ``[s_1 x, beta_1]`` (no column without a bias)."""
+        first = self.dense[0]
+        xs = x * first.scale
+        if first.bias is None:
+            return xs
+        ones = torch.full((x.shape[0], 1), first.beta, dtype=x.dtype, device=x.device)
+        return torch.cat([xs, ones], 1)
+
+    def _steps_one_hidden(self) -> None:
+        """The steps of one epoch for one hidden layer: 7 kernels a step."""
+        mm, addmm, mul, thr = torch.mm, torch.addmm, torch.mul, _THRESHOLD_BACKWARD
+        P0, Po, so = self.P0, self.Po, self.s[-1]
+        for xb, _, ntb, rb, v in self._batches:
+            h, g = v.h[0], v.g[0]
+            mm(xb, P0, out=h)
+            h.relu_()
+            addmm(ntb, v.a_out, Po, alpha=so, out=rb)  # r = f - t
+            mul(rb, xb, out=v.rx)
+            thr(v.w_out, h, 0.0, grad_input=g)  # 1[h > 0] w: the rank-one gradient / (c s_o r)
+            P0.addmm_(v.rx_t, g, alpha=v.alpha_w[0])
+            Po.addmm_(v.a_out_t, rb, alpha=v.alpha_out)
+
+    def _steps_deep(self) -> None:
+        """The steps of one epoch for two or more hidden layers."""
+        mm, addmm, mul, thr = torch.mm, torch.addmm, torch.mul, _THRESHOLD_BACKWARD
+        P0, Po, W, W_t, b, s, beta = self.P0, self.Po, self.W, self.W_t, self.b, self.s, self.beta
+        L = self.L
+        for xb, xb_t, ntb, rb, v in self._batches:
+            h, g, g_t = v.h, v.g, v.g_t
+            mm(xb, P0, out=h[0])
+            h[0].relu_()
+            for i in range(1, L):
+                if b[i - 1] is None:
+                    addmm(h[i], h[i - 1], W_t[i - 1], beta=0.0, alpha=s[i], out=h[i])
+                else:
+                    addmm(b[i - 1], h[i - 1], W_t[i - 1], beta=beta[i], alpha=s[i], out=h[i])
+                h[i].relu_()
+            addmm(ntb, v.a_out, Po, alpha=s[-1], out=rb)  # r = f - t
+            mul(rb, v.w_out, out=g[-1])
+            thr(g[-1], h[-1], 0.0, grad_input=g[-1])  # g^L = 1[h^L > 0] r w
+            Po.addmm_(v.a_out_t, rb, alpha=v.alpha_out)
+            for i in range(L - 1, 0, -1):  # g^i = 1[h^i > 0] (g^{i+1} W^{i+1})
+                mm(g[i], W[i - 1], out=g[i - 1])
+                thr(g[i - 1], h[i - 1], 0.0, grad_input=g[i - 1])
+                W[i - 1].addmm_(g_t[i], h[i - 1], alpha=v.alpha_w[i])
+                if b[i - 1] is not None:
+                    b[i - 1].addmv_(g_t[i], v.ones, alpha=v.alpha_b[i])
+            P0.addmm_(xb_t, g[0], alpha=v.alpha_w[0])
+
+    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
+        """One epoch (batches in the order of ``perms[0]``, or one full batch); its mean
+        squared residual (the mean of the batch losses weighted by batch size) into ``out``."""
+        with torch.inference_mode():
+            if perms is not None:
+                torch.index_select(self.Xa, 0, perms[0], out=self.Xe)
+                torch.index_select(self.NT, 0, perms[0], out=self.NTe)
+            self._steps()
+            torch.mean(self.R.square(), 0, out=out)
 
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
-        if self.engine is not None:
-            with torch.no_grad():
-                out = self.engine.forward(self.engine.augmented(x).unsqueeze(0))[0]
-        else:
+        """Outputs (1, n) on ``x`` (n, d) of the network being trained, minus ``f0``."""
+        with torch.no_grad():
+            h = torch.mm(self._augment(x), self.P0).relu_()
+            for i, (w, b) in enumerate(zip(self.W, self.b, strict=True), start=1):
+                if b is None:
+                    h = torch.mm(h, w.t()).mul_(self.s[i])
+                else:
+                    h = torch.addmm(b, h, w.t(), beta=self.beta[i], alpha=self.s[i])
+                h.relu_()
+            n = h.shape[1]
+            if self.Po.shape[0] > n:
+                out = torch.addmm(self.Po[n], h, self.Po[:n], beta=self.beta[-1], alpha=self.s[-1])
+            else:
+                out = torch.mm(h, self.Po).mul_(self.s[-1])
+        out = out.reshape(1, -1)
+        return out if f0 is None else out - f0
+
+    def full_loss(self) -> torch.Tensor:
+        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
+
+    def stop(self, member: int) -> None:  # the loop ends when every member has stopped
+        pass
+
+    def finish(self) -> None:
+        """Write the first and output layers (kept as copies) back into the network."""
+        with torch.no_grad():
+            for mod, P in ((self.dense[0], self.P0), (self.dense[-1], self.Po)):
+                n_in = mod.weight.shape[1]
+                mod.weight.copy_(P[:n_in].t())
+                if mod.bias is not None:
+                    mod.bias.copy_(P[n_in])
+
+
+def _fused(net: nn.Module, lr: float, X, y, f0, batch_size) -> _FusedSGD | None:
+    """:class:`_FusedSGD` for ``net`` when it is a trainable network of dense layers and ReLUs."""
+    dense = _dense_layers(net)
+    if dense is None or len(dense) < 2 or not all(p.requires_grad for p in net.parameters()):
+        return None
+    return _FusedSGD(dense, lr, X, y, f0, batch_size)
+
+
+class _Autograd:
+    """Any other module, trained by autograd and ``torch.optim.SGD``; member axis of size 1."""
+
+    k = 1
+
+    def __init__(self, net: nn.Module, lr: float, X, y, f0, batch_size: int | None):
+        self.net, self.X, self.y, self.f0, self.batch_size = net, X, y, f0, batch_size
+        self.opt = torch.optim.SGD(net.parameters(), lr=lr)
+
+    def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
             out = self.net(x).unsqueeze(0)
         return out if f0 is None else out - f0
 
-    def step(self, X, y, idx) -> torch.Tensor:
-        i = None if idx is None else idx[0]
-        yb = y if i is None else y[i]
-        f0 = self.f0 if i is None or self.f0 is None else self.f0[i]
-        if self.engine is not None:
-            with torch.no_grad():
-                xa = self.engine.augmented(X)
-                xa = (xa if i is None else xa[i]).unsqueeze(0)
-                losses, grads = self.engine.step(xa, yb, f0)
-            for p, g in zip(self._params, grads, strict=True):
-                p.grad = g.reshape(p.shape)
-            self.opt.step()
-            return losses
-        out = self.net(X if i is None else X[i])
+    def full_loss(self) -> torch.Tensor:
+        return (self.outputs(self.X, self.f0) - self.y).square().mean(dim=-1)
+
+    def _step(self, x, y, f0) -> torch.Tensor:
+        out = self.net(x)
         if f0 is not None:
             out = out - f0
-        loss = (out - yb).square().mean()
+        loss = (out - y).square().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return loss.detach().reshape(1)
+        return loss.detach()
 
-    def stop(self, member: int) -> None:  # the loop ends when every member has stopped
+    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
+        if perms is None:
+            out.copy_(self._step(self.X, self.y, self.f0))
+            return
+        m, total = self.X.shape[0], torch.zeros((), dtype=out.dtype, device=out.device)
+        for b0 in range(0, m, self.batch_size):
+            i = perms[0, b0 : b0 + self.batch_size]
+            f0 = None if self.f0 is None else self.f0[i]
+            total += self._step(self.X[i], self.y[i], f0) * i.shape[0]
+        out.copy_(total / m)
+
+    def stop(self, member: int) -> None:
+        pass
+
+    def finish(self) -> None:
         pass
 
 
@@ -390,10 +622,12 @@ class _Stacked:
 
     Forward and backward passes are :class:`_Engine`'s batched products; the update is the
     same as ``torch.optim.SGD``'s, :math:`\theta_k \leftarrow \theta_k - \eta_k
-    \nabla_{\theta_k} \ell_k`, skipped for members that have stopped.
+    \nabla_{\theta_k} \ell_k`, skipped for members that have stopped. The training data
+    ``X`` (m, d), ``y`` (m,) are shared by the members, or (k, m, d), (k, m) one set each.
     """
 
-    def __init__(self, nets: list[FullyConnectedNetwork], lrs: torch.Tensor, f0_train):
+    def __init__(self, nets: list[FullyConnectedNetwork], lrs: torch.Tensor, X, y,
+                 batch_size: int | None):  # fmt: skip
         self.k = len(nets)
         per_net = [_dense_layers(n) for n in nets]
         if any(d is None for d in per_net):  # pragma: no cover - nets come from Architecture
@@ -411,37 +645,61 @@ class _Stacked:
             weights, biases, [m.scale for m in per_net[0]], [m.beta for m in per_net[0]]
         )
         self.params = self.engine.params
-        self.lrs = lrs
+        self.neg_lrs = -lrs
         self.active = torch.ones(self.k, dtype=torch.bool, device=dev)
         self.all_active = True
-        self.f0 = f0_train
+        self.X, self.y, self.batch_size = X, y, batch_size
+        self.f0 = None
+
+    def _members(self, xa: torch.Tensor) -> torch.Tensor:
+        """``xa`` with a leading member axis: (k, n, d[+1]), shared inputs expanded (no copy)."""
+        return xa if xa.dim() == 3 else xa.expand(self.k, *xa.shape)
 
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        """Outputs (k, n) on ``x`` (n, d) shared by the members, or (k, n, d) one per member."""
         with torch.no_grad():
-            xa = self.engine.augmented(x)
-            out = self.engine.forward(xa.expand(self.k, *xa.shape))[0]
+            out = self.engine.forward(self._members(self.engine.augmented(x)))[0]
         return out if f0 is None else out - f0
 
-    def step(self, X, y, idx) -> torch.Tensor:
-        xa = self.engine.augmented(X)
-        if idx is None:
-            xa, yb, f0 = xa.expand(self.k, *xa.shape), y, self.f0
-        else:
-            xa, yb = xa[idx], y[idx]
-            f0 = None if self.f0 is None else torch.gather(self.f0, 1, idx)
-        with torch.no_grad():
-            losses, grads = self.engine.step(xa, yb, f0)
-            for p, g in zip(self.params, grads, strict=True):
-                shape = (self.k,) + (1,) * (p.dim() - 1)
-                g = g * self.lrs.view(shape)
-                if not self.all_active:
-                    g.masked_fill_(~self.active.view(shape), 0.0)
-                p.sub_(g)
+    def full_loss(self) -> torch.Tensor:
+        return (self.outputs(self.X, self.f0) - self.y).square().mean(dim=-1)
+
+    def _step(self, xa, yb, f0) -> torch.Tensor:
+        losses, grads = self.engine.step(xa, yb, f0)
+        for p, g in zip(self.params, grads, strict=True):
+            shape = (self.k,) + (1,) * (p.dim() - 1)
+            if not self.all_active:
+                g = g.masked_fill(~self.active.view(shape), 0.0)
+            p.addcmul_(g, self.neg_lrs.view(shape))
         return losses
+
+    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
+        with torch.no_grad():
+            xa = self.engine.augmented(self.X)
+            if perms is None:
+                out.copy_(self._step(self._members(xa), self.y, self.f0))
+                return
+            # the epoch's batches, gathered at once: (k, m, d[+1]), (k, m)
+            if xa.dim() == 3:  # one data set per member
+                xe = torch.gather(xa, 1, perms.unsqueeze(-1).expand(-1, -1, xa.shape[-1]))
+                ye = torch.gather(self.y, 1, perms)
+            else:
+                xe, ye = xa[perms], self.y[perms]
+            f0e = None if self.f0 is None else torch.gather(self.f0, 1, perms)
+            m, bs = self.X.shape[-2], self.batch_size
+            total = torch.zeros(self.k, dtype=out.dtype, device=out.device)
+            for b0 in range(0, m, bs):
+                sl = slice(b0, b0 + bs)
+                f0b = None if f0e is None else f0e[:, sl]
+                total.add_(self._step(xe[:, sl], ye[:, sl], f0b), alpha=min(bs, m - b0))
+            torch.div(total, m, out=out)
 
     def stop(self, member: int) -> None:
         self.active[member] = False
         self.all_active = False
+
+    def finish(self) -> None:
+        pass
 
     def copy_into(self, nets: list[FullyConnectedNetwork]) -> None:
         """Write the stacked parameters back into the individual networks."""
@@ -467,34 +725,43 @@ def _record_epochs(epochs: int, record_every: int) -> np.ndarray:
     return np.union1d(np.arange(0, epochs + 1, record_every), [epochs]).astype(np.int64)
 
 
-def _run(model, X, y, X_test, f0_test, *, epochs, batch_size, gens, record_every, check_every,
+def _permutations(gens, m: int, n_epochs: int, device: torch.device) -> torch.Tensor:
+    """Mini-batch orders of ``n_epochs`` epochs, (n_epochs, k, m), one ``torch.randperm`` per
+    epoch and generator (CPU generators: the same order on every device), sent to ``device``
+    in one copy (from pinned memory without blocking on a GPU)."""
+    perms = torch.stack(
+        [torch.stack([torch.randperm(m, generator=g) for g in gens]) for _ in range(n_epochs)]
+    )
+    if device.type == "cuda":
+        perms = perms.pin_memory()
+    return perms.to(device, non_blocking=True)
+
+
+def _run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_every, check_every,
          divergence_factor, device) -> _Curves:  # fmt: skip
     """The loop shared by :func:`train` (k = 1) and :func:`train_ensemble`.
 
     ``buf[e]`` holds each member's loss at epoch ``e`` (full batch: the loss of the forward
     pass of step ``e + 1``, i.e. of the parameters after ``e`` steps; mini-batch: the mean
-    batch loss of epoch ``e``); it is checked for divergence every ``check_every`` epochs.
+    batch loss of epoch ``e``, weighted by batch size); it is checked for divergence every
+    ``check_every`` epochs, the only time the loop waits for the device. The mini-batch
+    orders are drawn ``check_every`` epochs at a time.
     """
-    k, m = model.k, X.shape[0]
+    k = model.k
     full = batch_size is None or batch_size >= m
     rec = _record_epochs(epochs, record_every)
     rec_pos = {int(e): i for i, e in enumerate(rec)}
-    dtype = X.dtype
     buf = torch.full((epochs + 1, k), float("nan"), dtype=dtype, device=device)
     rec_loss = torch.full((len(rec), k), float("nan"), dtype=dtype, device=device)
     rec_test = None
     if X_test is not None:
         rec_test = torch.full(
-            (len(rec), k, X_test.shape[0]), float("nan"), dtype=dtype, device=device
+            (len(rec), k, X_test.shape[-2]), float("nan"), dtype=dtype, device=device
         )
     diverged: list[int | None] = [None] * k
     stopped = np.zeros(k, dtype=bool)
     threshold = None
     checked = 0
-
-    def full_loss():
-        with torch.no_grad():
-            return (model.outputs(X, model.f0) - y).square().mean(dim=-1)
 
     def check(upto: int) -> bool:
         """Check buf[checked:upto] for divergence; return True when every member stopped."""
@@ -511,33 +778,31 @@ def _run(model, X, y, X_test, f0_test, *, epochs, batch_size, gens, record_every
         return bool(stopped.all())
 
     start = time.perf_counter()
+    perms, first = None, 0  # a block of mini-batch orders, from epoch `first` on
     for epoch in range(epochs):
         pos = rec_pos.get(epoch)
         if pos is not None:
             if rec_test is not None:
-                with torch.no_grad():
-                    rec_test[pos] = model.outputs(X_test, f0_test)
+                rec_test[pos] = model.outputs(X_test, f0_test)
             if not full:
-                rec_loss[pos] = full_loss()
+                rec_loss[pos] = model.full_loss()
         if full:
-            buf[epoch] = model.step(X, y, None)
+            model.epoch(None, buf[epoch])
         else:
-            perms = torch.stack([torch.randperm(m, generator=g) for g in gens]).to(device)
-            total = torch.zeros(k, dtype=dtype, device=device)
-            for b0 in range(0, m, batch_size):
-                idx = perms[:, b0 : b0 + batch_size]
-                total += model.step(X, y, idx) * idx.shape[1]
-            buf[epoch] = total / m
+            if perms is None or epoch - first >= perms.shape[0]:
+                n = min(check_every - epoch % check_every, epochs - epoch)
+                perms, first = _permutations(gens, m, n, device), epoch
+            model.epoch(perms[epoch - first], buf[epoch])
         if (epoch + 1) % check_every == 0 and check(epoch + 1):
             break
     else:
-        buf[epochs] = full_loss()
+        buf[epochs] = model.full_loss()
         pos = rec_pos[epochs]
         rec_loss[pos] = buf[epochs]
         if rec_test is not None:
-            with torch.no_grad():
-                rec_test[pos] = model.outputs(X_test, f0_test)
+            rec_test[pos] = model.outputs(X_test, f0_test)
         check(epochs + 1)
+    model.finish()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - start
@@ -630,8 +895,13 @@ def train(
 ) -> TrainResult:
     r"""Train a copy of ``net`` by gradient descent on :math:`\frac1m\sum_i (f(x_i) - y_i)^2`.
 
-    ``net`` itself is not modified: a copy is moved to ``device`` and trained with
-    ``torch.optim.SGD`` (no momentum, no weight decay) in the network's dtype.
+    ``net`` itself is not modified: a copy is moved to ``device`` and trained by plain SGD
+    (no momentum, no weight decay) in the network's dtype: each step is
+    :math:`\theta \leftarrow \theta - \eta \nabla_\theta \frac1B \sum_{i \in \text{batch}}
+    (f(x_i) - y_i)^2` with :math:`B` the batch's size (the last batch of an epoch may be
+    smaller). Networks from :meth:`Architecture.network` take hand-written fused steps
+    (equal to autograd + ``torch.optim.SGD`` up to float round-off, several times faster at
+    small batches); any other module is trained by autograd and ``torch.optim.SGD``.
 
     Parameters
     ----------
@@ -711,12 +981,15 @@ def train(
         with torch.no_grad():
             f0_train = initial(Xt)
             f0_test = None if Xtt is None else initial(Xtt)
-    gens = [torch.Generator().manual_seed(seed)]
+    model = _fused(model_net, lr, Xt, yt, f0_train, batch_size)
+    if model is None:
+        model = _Autograd(model_net, lr, Xt, yt, f0_train, batch_size)
     curves = _run(
-        _Single(model_net, lr, f0_train), Xt, yt, Xtt, f0_test, epochs=epochs,
-        batch_size=batch_size, gens=gens, record_every=record_every, check_every=check_every,
-        divergence_factor=divergence_factor, device=dev,
+        model, Xtt, f0_test, m=Xt.shape[0], dtype=dtype, epochs=epochs, batch_size=batch_size,
+        gens=[torch.Generator().manual_seed(seed)], record_every=record_every,
+        check_every=check_every, divergence_factor=divergence_factor, device=dev,
     )  # fmt: skip
+    del model
     network = CenteredNetwork(model_net, copy.deepcopy(initial)) if centered else model_net
     preds = None if curves.test_predictions[0] is None else curves.test_predictions[0]
     return TrainResult(
@@ -764,17 +1037,24 @@ def train_ensemble(
     train it (same initialization, same mini-batch order, same update; equal up to float
     round-off). A member that diverges is stopped; the others are unaffected.
 
+    Each member may have its own data (e.g. one trial each): ``X`` of shape (k, m, d) and
+    ``y`` (k, m) with k = ``len(seeds)`` (and ``X_test`` (k, n, d), ``y_test`` (k, n)); member
+    ``j`` is then trained as ``train(..., X[j], y[j], ...)`` would train it, all k in one
+    stacked run (on a GPU; on a CPU with ``group_size`` > 1).
+
     Parameters
     ----------
     arch : Architecture
     width : int
-    X, y : array_like (m, d), (m,)
+    X, y : array_like (m, d), (m,); or (k, m, d), (k, m): one data set per seed
     seeds : sequence of int
         One network per seed (its initialization and its mini-batch order).
     lr : float, "auto" or sequence of float
-        One rate for all members, :func:`auto_lr` of ``arch.ntk(X)``, or one rate per seed.
+        One rate for all members, :func:`auto_lr` of ``arch.ntk(X)`` (of each member's own
+        ``X[j]`` when they differ), or one rate per seed.
     epochs, batch_size, record_every, X_test, y_test, centered, device, check_every, divergence_factor
-        As in :func:`train`.
+        As in :func:`train` (``X_test``, ``y_test`` with a leading member axis when ``X``
+        has one).
     dtype : torch.dtype, default torch.float32
     group_size : int, optional
         Members stacked per batched run. Default: all of them on a GPU; one at a time on a
@@ -795,16 +1075,57 @@ def train_ensemble(
     if not seeds:
         raise ValueError("seeds must contain at least one seed")
     width = check_int(width, "width")
-    X = check_matrix(X, "X")
-    d = X.shape[1]
-    X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
-        X, y, X_test, y_test, in_features=d, epochs=epochs, batch_size=batch_size,
-        record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
-    )  # fmt: skip
-    lrs = _check_lr(lr, len(seeds), lambda: arch.ntk(X))
+    k = len(seeds)
+    per_member = np.ndim(X) == 3  # one data set per seed
+    if per_member:
+        if len(X) != k or np.ndim(y) != 2 or len(y) != k:
+            raise ValueError(
+                f"X of shape (k, m, d) needs k = len(seeds) = {k} data sets and y of shape "
+                f"(k, m); got X {np.shape(X)}, y {np.shape(y)}"
+            )
+        if X_test is not None and (np.ndim(X_test) != 3 or len(X_test) != k):
+            raise ValueError(f"X_test must be (k, n, d) like X; got shape {np.shape(X_test)}")
+        if y_test is not None and (np.ndim(y_test) != 2 or len(y_test) != k):
+            raise ValueError(f"y_test must be (k, n) like y; got shape {np.shape(y_test)}")
+        d = check_matrix(X[0], "X[0]").shape[1]
+        sets = [
+            _check_common(
+                X[j],
+                y[j],
+                None if X_test is None else X_test[j],
+                None if y_test is None else y_test[j],
+                in_features=d,
+                epochs=epochs,
+                batch_size=batch_size,
+                record_every=record_every,
+                check_every=check_every,
+                divergence_factor=divergence_factor,
+            )
+            for j in range(k)
+        ]
+        if len({s[0].shape for s in sets}) > 1:
+            raise ValueError("every member's X must have the same shape (m, d)")
+        if X_test is not None and len({s[2].shape for s in sets}) > 1:
+            raise ValueError("every member's X_test must have the same shape (n, d)")
+        epochs, batch_size, record_every, check_every, divergence_factor = sets[0][4:]
+        X, y = np.stack([s[0] for s in sets]), np.stack([s[1] for s in sets])
+        if X_test is not None:
+            X_test, y_test = np.stack([s[2] for s in sets]), np.stack([s[3] for s in sets])
+        if isinstance(lr, str) and lr == "auto":
+            lrs = [auto_lr(arch.ntk(Xj)) for Xj in X]
+        else:
+            lrs = _check_lr(lr, k, None)
+    else:
+        X = check_matrix(X, "X")
+        d = X.shape[1]
+        X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
+            X, y, X_test, y_test, in_features=d, epochs=epochs, batch_size=batch_size,
+            record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
+        )  # fmt: skip
+        lrs = _check_lr(lr, k, lambda: arch.ntk(X))
     dev = resolve_device(device)
     if group_size is None:
-        group_size = len(seeds) if dev.type == "cuda" else 1
+        group_size = k if dev.type == "cuda" else 1
     group_size = check_int(group_size, "group_size")
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
     yt = torch.as_tensor(y, dtype=dtype, device=dev)
@@ -812,32 +1133,51 @@ def train_ensemble(
     opts = dict(epochs=epochs, batch_size=batch_size, record_every=record_every,
                 check_every=check_every, divergence_factor=divergence_factor, device=dev)  # fmt: skip
     results = []
-    for g in range(0, len(seeds), group_size):
+    for g in range(0, k, group_size):
+        sl = slice(g, g + group_size)
         results += _train_group(
-            arch, width, seeds[g : g + group_size], lrs[g : g + group_size], Xt, yt, Xtt,
-            y_test, centered=centered, dtype=dtype, **opts,
+            arch, width, seeds[sl], lrs[sl], Xt[sl] if per_member else Xt,
+            yt[sl] if per_member else yt,
+            None if Xtt is None else (Xtt[sl] if per_member else Xtt),
+            None if y_test is None else (y_test[sl] if per_member else y_test),
+            centered=centered, dtype=dtype, **opts,
         )  # fmt: skip
     return results
 
 
 def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtype, **opts):
-    """Train the networks of ``seeds`` stacked together (see :func:`train_ensemble`)."""
-    dev, m, d = opts["device"], Xt.shape[0], Xt.shape[1]
+    """Train the networks of ``seeds`` stacked together (see :func:`train_ensemble`); ``Xt``,
+    ``yt``, ``Xtt`` and ``y_test`` have a leading member axis when the members' data differ."""
+    dev, m, d = opts["device"], Xt.shape[-2], Xt.shape[-1]
+    per_member = Xt.dim() == 3
     # the individual networks wait on the CPU while their stacked copy trains on the device
     nets = [arch.network(width, seed=s, in_features=d, dtype=dtype, device="cpu") for s in seeds]
     initials = [copy.deepcopy(n).to(dev) for n in nets]
     for net in initials:
         for p in net.parameters():
             p.requires_grad_(False)
-    model = _Stacked(nets, torch.tensor(lrs, dtype=dtype, device=dev), None)
-    f0_test = None
-    if centered:
-        with torch.no_grad():
-            model.f0 = model.outputs(Xt, None)
-            f0_test = None if Xtt is None else model.outputs(Xtt, None)
+    f0_train = f0_test = None
+    if len(seeds) == 1:  # one network: trained in place by the fused SGD steps
+        nets = [nets[0].to(dev)]
+        if per_member:
+            Xt, yt = Xt[0], yt[0]
+            Xtt = None if Xtt is None else Xtt[0]
+        if centered:
+            with torch.no_grad():
+                f0_train = initials[0](Xt)
+                f0_test = None if Xtt is None else initials[0](Xtt)
+        model = _fused(nets[0], lrs[0], Xt, yt, f0_train, opts["batch_size"])
+    else:
+        model = _Stacked(nets, torch.tensor(lrs, dtype=dtype, device=dev), Xt, yt,
+                         opts["batch_size"])  # fmt: skip
+        if centered:
+            with torch.no_grad():
+                model.f0 = model.outputs(Xt, None)
+                f0_test = None if Xtt is None else model.outputs(Xtt, None)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    curves = _run(model, Xt, yt, Xtt, f0_test, gens=gens, **opts)
-    model.copy_into(nets)
+    curves = _run(model, Xtt, f0_test, m=m, dtype=dtype, gens=gens, **opts)
+    if len(seeds) > 1:
+        model.copy_into(nets)
     del model
     results = []
     for j, net in enumerate(nets):
@@ -850,7 +1190,7 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
                 initial_network=initials[j],
                 epochs=curves.epochs[j],
                 train_loss=curves.train_loss[j],
-                test_rmse=_rmse(preds, y_test),
+                test_rmse=_rmse(preds, y_test[j] if per_member and y_test is not None else y_test),
                 test_predictions=preds,
                 wall_time=curves.wall_time / len(seeds),
                 diverged=curves.diverged_epoch[j] is not None,
