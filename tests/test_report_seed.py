@@ -513,10 +513,12 @@ def test_partial_run_degrades_gracefully(tmp_path):
         "main",
         "verdicts",
         "attribution",
+        "same_time",
         "nn_kernel_ratios",
         "ties",
         "verdict_details",
     ]
+    assert len(sections["same_time"].table) == 5
     assert sections["ties"].table is None and "Skipped" in sections["ties"].notes[0]
     verdicts = sections["verdicts"].table.set_index("claim")
     assert set(verdicts["verdict"]) == {"cannot tell (missing methods)"}
@@ -642,3 +644,27 @@ def test_csv_latex_markdown(seed_run, tmp_path):
     md = write_report(seed_run, "md", figures=False)
     assert "## The seed's claims (§4.2): verdicts" in md
     assert "| NN ≈ 3× NTK | reproduced |" in md
+
+
+def test_same_time_table_pairs_each_network_with_its_own_ntk_per_trial(seed_run, tmp_path):
+    from ntklab.report import same_time_table
+
+    table = same_time_table(seed_run)
+    wide = seed_run.final("rmse")
+    assert list(table.depth.unique()) == [1, 2]
+    for k in (1, 2):
+        part = table[table.depth == k].set_index("trial")
+        assert set(part.network) == {f"NN{k}"} and set(part.ntk) == {f"NTK-NN{k}-T"}
+        np.testing.assert_array_equal(part.nn_rmse, wide[f"NN{k}"].to_numpy())
+        np.testing.assert_array_equal(part.ntk_same_t_rmse, wide[f"NTK-NN{k}-T"].to_numpy())
+        np.testing.assert_allclose(part.difference, part.nn_rmse - part.ntk_same_t_rmse, rtol=0)
+    assert "same_time" in [s.key for s in build_sections(seed_run)]
+    # a run with only NN1 and NTK-NN1-T (ntklab run seed --only NN1,NTK-NN1-T): one pair
+    only = write_seed_run(
+        tmp_path / "only", _holding_values(4), n_trials=4, methods=["NN1", "NTK-NN1-T"]
+    )
+    part = same_time_table(load_run(only))
+    assert len(part) == 4 and set(part.network) == {"NN1"}
+    # no pair, no table
+    none = write_seed_run(tmp_path / "none", _holding_values(3), n_trials=3, methods=["GP1"])
+    assert len(same_time_table(load_run(none))) == 0

@@ -363,7 +363,7 @@ class MethodConfig(KernelSpec):
         layers = f"{self.depth} layer{'s' if self.depth != 1 else ''}"
         base = {"network": "NN", "nngp": "GP", "ntk": f"NTK{self.letter}"}.get(self.kind)
         if base is None:  # ntk_time
-            return f"NTK{self.letter} at T={self.epochs} ({layers})"
+            return f"NTK{self.letter} after {self.epochs} epochs ({layers})"
         return f"{base} ({layers})"
 
     def spec(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from .seed import (
     attribution_table,
     evaluate_claims,
     same_time_pairs,
+    same_time_table,
     seed_verdicts,
     verdict_details,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "ratio_of_means",
     "report_settings",
     "same_time_pairs",
+    "same_time_table",
     "seed_verdicts",
     "tost",
     "tost_paired",

@@ -23,6 +23,7 @@ from .seed import (
     attribution_missing,
     attribution_table,
     has_attribution,
+    same_time_table,
     seed_verdicts,
     verdict_details,
 )
@@ -276,6 +277,23 @@ def build_sections(
         sections.append(_verdict_section(run, margin, alpha))
     if has_attribution(run):
         sections.append(_attribution_section(run))
+    same_t = same_time_table(run)
+    if len(same_t):
+        sections.append(
+            Section(
+                "same_time",
+                "Each network beside its own NTK at the same training time, per trial",
+                _drop_point(run, same_t),
+                [
+                    "nn_rmse: the trained network's test RMSE; ntk_same_t_rmse: its NTK's "
+                    "prediction after the same number of SGD steps (epochs × ⌈m/batch⌉), same "
+                    "lr, starting from the initial function of that very network (SPEC §6, time "
+                    "matching); difference = nn_rmse − ntk_same_t_rmse. nn_lin_rms: RMS over "
+                    "test points of the network minus its linearization; kernel_drift: "
+                    "‖Θ_T − Θ_0‖_F / ‖Θ_0‖_F of the empirical NTK (when stored)."
+                ],
+            )
+        )
     lc = layer_change(run, compare_seed=compare_seed)
     if len(lc):
         sections.append(

@@ -381,13 +381,31 @@ def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
                 for c in same_t
             )
         )
-        text += ": " + _same_t_reading(same_t)
+        text += ": " + _same_t_reading(same_t) + _log_shares(comps)
     else:
         text += ("; " if text else "") + (
             "what the factor comes from needs NTK-NNk-T (the network's own NTK at its "
             "training time): not in this run"
         )
     return Verdict(point, claim, verdict, _finish(text, why, missing), comps, missing)
+
+
+def _log_shares(comps: list[dict[str, Any]]) -> str:
+    """For each depth with NNk / NTKJk and NNk / NTK-NNk-T: the share of the factor (on the
+    log scale) that lies between the seed's NTK row and the network's own NTK at its training
+    time, i.e. ``1 − log(NN / NTK-NN-T) / log(NN / NTKJ)``."""
+    est = {c["comparison"]: c["estimate"] for c in comps}  # ratios of means
+    out = []
+    for k in SEED_DEPTHS:
+        nn, ntk = same_time_pair(k)
+        total, rest = est.get(f"{nn} / NTKJ{k}"), est.get(f"{nn} / {ntk}")
+        if total is None or rest is None or not (np.isfinite(total) and np.isfinite(rest)):
+            continue
+        if not (total > 1 and rest > 0):
+            continue
+        total, rest = math.log(total), math.log(rest)
+        out.append(f"{100 * (1 - rest / total):.0f} % of log({nn} / NTKJ{k}) lies between NTKJ{k} and {ntk}")
+    return ("; " + "; ".join(out)) if out else ""
 
 
 def _same_t_reading(same_t: list[dict[str, Any]]) -> str:
@@ -653,3 +671,37 @@ def verdict_details(run: Run, **kwargs: Any) -> pd.DataFrame:
         [{k: c.get(k, math.nan) for k in _COMPONENT_COLUMNS} for c in rows],
         columns=_COMPONENT_COLUMNS,
     )
+
+
+def same_time_table(run: Run, *, metric: str = "rmse") -> pd.DataFrame:
+    """The network beside its own NTK prediction at the same training time, per trial.
+
+    One row per trial that has both ``NNk`` and ``NTK-NNk-T`` (:func:`same_time_pair`), with
+    their test RMSEs and the difference; the network's RMS distance to its linearization on
+    the test points (``nn_lin_rms``, when the run stored it) and the empirical NTK's relative
+    drift during training (``kernel_drift``). The paired mean difference with its 95 % t
+    interval is in the attribution table's "its linearization → the trained network" step.
+
+    Returns
+    -------
+    DataFrame
+        ``point, depth, trial, network, ntk, nn_rmse, ntk_same_t_rmse, difference,
+        nn_lin_rms, kernel_drift`` (empty when no pair is present).
+    """
+    rows = []
+    for point in run.point_ids:
+        extra = {m: run.final(m, point) for m in ("nn_lin_rms", "kernel_drift") if run.has_metric(m)}
+        wide = run.final(metric, point)
+        for k, nn, ntk in same_time_pairs(run, point, metric):
+            both = wide[[nn, ntk]].dropna()
+            for (_, trial), (a, b) in zip(both.index, both.to_numpy(float), strict=True):
+                row = {"point": point, "depth": k, "trial": int(trial), "network": nn, "ntk": ntk,
+                       "nn_rmse": a, "ntk_same_t_rmse": b, "difference": a - b}  # fmt: skip
+                for name, table in extra.items():
+                    value = table[nn].get((point, trial), math.nan) if nn in table else math.nan
+                    row[name] = float(value)
+                rows.append(row)
+    cols = ["point", "depth", "trial", "network", "ntk", "nn_rmse", "ntk_same_t_rmse",
+            "difference", "nn_lin_rms", "kernel_drift"]  # fmt: skip
+    out = pd.DataFrame(rows, columns=cols)
+    return out.dropna(axis=1, how="all") if len(out) else out
