@@ -154,13 +154,28 @@ def test_kernel_methods_take_their_settings_from_their_network():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda r: r["data"].update(bounds=[7.0, -5.0]), "data: bounds = [7.0, -5.0]: the low bound"),
+        (
+            lambda r: r["data"].update(bounds=[7.0, -5.0]),
+            "data: bounds = [7.0, -5.0]: the low bound",
+        ),
         (lambda r: r["data"].update(inputs="normal"), "bounds apply to inputs = 'uniform' only"),
-        (lambda r: r["data"]["generator"].update(normalization="sqrt"), "data.generator.normalization: input should be 'published' or 'corrected'"),
-        (lambda r: r["methods"][0].update(holdout_fraction=1.0), "holdout_fraction: input should be less than 1"),
-        (lambda r: r["methods"][0].update(holdout_fraction=-0.1), "holdout_fraction: input should be greater than or equal to 0"),
+        (
+            lambda r: r["data"]["generator"].update(normalization="sqrt"),
+            "data.generator.normalization: input should be 'published' or 'corrected'",
+        ),
+        (
+            lambda r: r["methods"][0].update(holdout_fraction=1.0),
+            "holdout_fraction: input should be less than 1",
+        ),
+        (
+            lambda r: r["methods"][0].update(holdout_fraction=-0.1),
+            "holdout_fraction: input should be greater than or equal to 0",
+        ),
         (lambda r: r["methods"][5].update(epochs=7), "epochs = 7 but network 'NN1' has epochs = 3"),
-        (lambda r: r["methods"][5].update(network="GP1"), "names no network method; network methods: NN1"),
+        (
+            lambda r: r["methods"][5].update(network="GP1"),
+            "names no network method; network methods: NN1",
+        ),
         (lambda r: r["methods"][1].update(length_scale=2.0), "apply to kernel 'K1' only"),
         (lambda r: r["methods"][1].update(kernel="GP3"), "kernel: input should be"),
         (lambda r: r["data"].update(n_train=40), "n_train = 40 and test_fraction = 0.25 disagree"),
@@ -205,9 +220,10 @@ def test_trial_of_the_seed_protocol_matches_direct_computation():
     fit = d.train[:32]  # 45 - floor(0.3 * 45) = 45 - 13
     assert np.array_equal(ctx.fit(0.3), fit)
     # the generator is the published NTKB1 formula: the cached matrix is exactly it
-    from ntklab.published import published_kernel
+    from ntklab.published import PublishedKernel, published_kernel
 
     K_gen = published_kernel("NTKB1", d.X, normalization="published")
+    np.testing.assert_array_equal(ctx.cache[("published", PublishedKernel("NTKB1"))], K_gen)
     arch = cfg.method("NN1").architecture()
     ntk = arch.ntk(d.X)
 
@@ -215,7 +231,9 @@ def test_trial_of_the_seed_protocol_matches_direct_computation():
         a = np.linalg.solve(K[np.ix_(rows, rows)], d.y[rows])
         return _rmse(K[np.ix_(d.test, rows)] @ a, d.y_test)
 
-    np.testing.assert_allclose(rows[("GP1", "rmse", -1)], krr(published_kernel("GP1", d.X), d.train), rtol=1e-8)
+    np.testing.assert_allclose(
+        rows[("GP1", "rmse", -1)], krr(published_kernel("GP1", d.X), d.train), rtol=1e-8
+    )
     np.testing.assert_allclose(rows[("NTK-NN1", "rmse", -1)], krr(ntk, d.train), rtol=1e-8)
     np.testing.assert_allclose(rows[("NTK-NN1-fit", "rmse", -1)], krr(ntk, fit), rtol=1e-8)
     assert rows[("NTK-NN1-fit", "rmse", -1)] != rows[("NTK-NN1", "rmse", -1)]
@@ -225,13 +243,17 @@ def test_trial_of_the_seed_protocol_matches_direct_computation():
     _, f_mean = gradient_descent_mse(
         ntk[np.ix_(fit, fit)], ntk[np.ix_(d.test, fit)], d.y[fit], lr=0.01, steps=steps
     )
-    np.testing.assert_allclose(rows[("NTK-NN1-Tmean", "rmse", -1)], _rmse(f_mean, d.y_test), rtol=1e-9)
+    np.testing.assert_allclose(
+        rows[("NTK-NN1-Tmean", "rmse", -1)], _rmse(f_mean, d.y_test), rtol=1e-9
+    )
     # ... and f0 of the very network NN1 trains in this trial
     (res,) = train_ensemble(
         arch, 32, d.X[fit], d.y[fit], seeds=[network_seed(11, 1, "NN1")], lr=0.01, epochs=0,
         device="cpu",
     )  # fmt: skip
-    f0_fit, f0_test = initial_outputs(cfg.method("NTK-NN1-T"), ctx, study_seed=11, trial=1, device="cpu")
+    f0_fit, f0_test = initial_outputs(
+        cfg.method("NTK-NN1-T"), ctx, study_seed=11, trial=1, device="cpu"
+    )
     np.testing.assert_array_equal(f0_fit, res.initial_predict(d.X[fit]))
     np.testing.assert_array_equal(f0_test, res.initial_predict(d.X_test))
     _, f_t = gradient_descent_mse(
@@ -316,9 +338,7 @@ def test_seed_quick_states_its_reductions():
 
 def test_extends_merges_and_applies_set(tmp_path):
     child = tmp_path / "child.toml"
-    child.write_text(
-        'extends = "seed"\n[study]\nname = "child"\n[set]\n"methods.NN1.width" = 64\n'
-    )
+    child.write_text('extends = "seed"\n[study]\nname = "child"\n[set]\n"methods.NN1.width" = 64\n')
     cfg = load_config(str(child)).config
     assert cfg.study.name == "child" and cfg.study.trials == 50
     assert cfg.method("NN1").width == 64 and cfg.method("NTK-NN1-T").width == 64

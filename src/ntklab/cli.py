@@ -192,7 +192,9 @@ def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overri
     if only is not None:
         only_names = [n.strip() for n in only.split(",") if n.strip()]
         if not only_names:
-            raise UserError(f"--only takes method names separated by commas, e.g. NN1,NTK-NN1-T; got {only!r}")
+            raise UserError(
+                f"--only takes method names separated by commas, e.g. NN1,NTK-NN1-T; got {only!r}"
+            )
     try:
         plan = load_config(source, overrides=list(overrides), trials=trials, only=only_names)
         if device is not None:

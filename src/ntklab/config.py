@@ -124,11 +124,17 @@ KINDS: dict[str, tuple[str, ...]] = {
     "network": ARCH_FIELDS + NETWORK_FIELDS,
     "ntk": ARCH_FIELDS + ("ridge", "holdout_fraction", "network"),
     "nngp": ARCH_FIELDS + ("ridge", "holdout_fraction", "network"),
-    "ntk_time": ARCH_FIELDS
-    + ("lr", "epochs", "batch_size", "holdout_fraction", "network", "f0"),
+    "ntk_time": ARCH_FIELDS + ("lr", "epochs", "batch_size", "holdout_fraction", "network", "f0"),
     "laplacian": ("length_scale", "ridge", "holdout_fraction"),
     "rbf": ("length_scale", "ridge", "holdout_fraction"),
-    "published": ("kernel", "normalization", "amplitude", "length_scale", "ridge", "holdout_fraction"),
+    "published": (
+        "kernel",
+        "normalization",
+        "amplitude",
+        "length_scale",
+        "ridge",
+        "holdout_fraction",
+    ),
 }
 GENERATOR_KINDS = ("ntk", "nngp", "laplacian", "rbf", "published")
 _COMMON = ("name", "kind", "label", "family", "trials")
@@ -237,7 +243,6 @@ class KernelSpec(_Base):
             self.length_scale = 1.0
         if "ridge" in self._allowed() and self.ridge is None:
             self.ridge = 0.0
-
 
     def _published_defaults(self) -> None:
         if self.kernel is None:
@@ -397,7 +402,9 @@ class DataConfig(_Base):
             if self.inputs != "uniform":
                 raise ValueError("bounds apply to inputs = 'uniform' only")
             if len(self.bounds) != 2 or not all(math.isfinite(b) for b in self.bounds):
-                raise ValueError(f"bounds must be two finite numbers [low, high]; got {self.bounds}")
+                raise ValueError(
+                    f"bounds must be two finite numbers [low, high]; got {self.bounds}"
+                )
             if not self.bounds[0] < self.bounds[1]:
                 raise ValueError(
                     f"bounds = {self.bounds}: the low bound must be below the high one "
@@ -823,7 +830,6 @@ class StudyPlan:
             out[f"sweep.{key}"] = values
         return out
 
-
     @functools.cached_property
     def reductions(self) -> list[str]:
         """What this plan changes against the preset named in ``study.reduced_from``.
@@ -914,7 +920,11 @@ def resolve_networks(raw: dict, where: str) -> None:
             raise ConfigError(f"{here}: network applies to kinds {', '.join(FROM_NETWORK)} only")
         ref = by_name.get(m["network"])
         if not isinstance(ref, dict) or ref.get("kind") != "network":
-            nets = [str(n) for n, v in by_name.items() if isinstance(v, dict) and v.get("kind") == "network"]
+            nets = [
+                str(n)
+                for n, v in by_name.items()
+                if isinstance(v, dict) and v.get("kind") == "network"
+            ]
             raise ConfigError(
                 f"{here} = {m['network']!r} names no network method; network methods: "
                 f"{', '.join(nets) or 'none'}"

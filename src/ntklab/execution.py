@@ -49,7 +49,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .config import StudyPlan
-from .store import DB_NAME, RunLock, RunStore, StoreError, TrialRecord, is_run_dir
+from .store import (
+    DB_NAME,
+    RunLock,
+    RunStore,
+    StoreError,
+    TrialRecord,
+    is_run_dir,
+    make_run_dir,
+)
 from .study import run_trial
 
 __all__ = [
@@ -711,12 +719,7 @@ def run_study(
         raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
     if is_run_dir(out) and (out / DB_NAME).stat().st_size > 0:
         RunStore.open(out).close()  # check it read-only before writing anything there
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot create run directory {out}: {exc.strerror}; choose another --out"
-        ) from None
+    make_run_dir(out)
     with _signals_interrupt(), RunLock(out):
         store = None
         try:
@@ -754,7 +757,10 @@ def _execute(
         + (f"; {complete} already done, {n_tasks} to run" if complete or n_retry else "")
         + (f" ({n_retry} only to retry their failed methods)" if n_retry else "")
     )
-    say("assumed values (SPEC): " + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)"))
+    say(
+        "assumed values (SPEC): "
+        + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)")
+    )
     if plan.only:
         say(f"only: {', '.join(plan.only)} (of the config's methods)")
     for line in plan.reductions:

@@ -249,6 +249,18 @@ class RunLock:
         self.release()
 
 
+def make_run_dir(path: str | Path) -> Path:
+    """Create the run directory (and its parents) if needed; a clear error if it cannot be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create run directory {path}: {exc.strerror}; choose another --out"
+        ) from None
+    return path
+
+
 class RunStore:
     """Read/write access to ``RUN_DIR/results.sqlite``.
 
@@ -327,13 +339,7 @@ class RunStore:
             Each with keys ``method``, ``kind`` and optionally ``label``, ``family``,
             ``depth``, ``parameterization``, ``spec`` (a dict).
         """
-        run_dir = Path(run_dir)
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create run directory {run_dir}: {exc.strerror}; choose another --out"
-            ) from None
+        run_dir = make_run_dir(run_dir)
         db = run_dir / DB_NAME
         existed = db.exists() and not (db.is_file() and db.stat().st_size == 0)
         if not os.access(run_dir, os.W_OK | os.X_OK):

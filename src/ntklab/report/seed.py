@@ -404,7 +404,9 @@ def _log_shares(comps: list[dict[str, Any]]) -> str:
         if not (total > 1 and rest > 0):
             continue
         total, rest = math.log(total), math.log(rest)
-        out.append(f"{100 * (1 - rest / total):.0f} % of log({nn} / NTKJ{k}) lies between NTKJ{k} and {ntk}")
+        out.append(
+            f"{100 * (1 - rest / total):.0f} % of log({nn} / NTKJ{k}) lies between NTKJ{k} and {ntk}"
+        )
     return ("; " + "; ".join(out)) if out else ""
 
 
@@ -690,7 +692,9 @@ def same_time_table(run: Run, *, metric: str = "rmse") -> pd.DataFrame:
     """
     rows = []
     for point in run.point_ids:
-        extra = {m: run.final(m, point) for m in ("nn_lin_rms", "kernel_drift") if run.has_metric(m)}
+        extra = {
+            m: run.final(m, point) for m in ("nn_lin_rms", "kernel_drift") if run.has_metric(m)
+        }
         wide = run.final(metric, point)
         for k, nn, ntk in same_time_pairs(run, point, metric):
             both = wide[[nn, ntk]].dropna()
