@@ -668,3 +668,20 @@ def test_same_time_table_pairs_each_network_with_its_own_ntk_per_trial(seed_run,
     # no pair, no table
     none = write_seed_run(tmp_path / "none", _holding_values(3), n_trials=3, methods=["GP1"])
     assert len(same_time_table(load_run(none))) == 0
+
+
+def test_no_width_figures_without_a_width_sweep(tmp_path):
+    """NN1 at one width and NN2 at another is no sweep: no '... vs width' figure."""
+    d = write_seed_run(tmp_path / "r", _holding_values(3), n_trials=3, methods=["NN1", "NN2"])
+    with RunStore.open(d, write=True) as store:
+        store._conn.execute(
+            "UPDATE methods SET spec = json_set(spec, '$.width', 256) WHERE method = 'NN2'"
+        )
+        for t in range(3):
+            rec = TrialRecord(point=0, trial=t, seed=str(t))
+            for m in ("NN1", "NN2"):
+                rec.add(m, "kernel_drift", 0.1 * (1 + t))
+            store._conn.execute("DELETE FROM trials WHERE trial = ?", (t,))
+            store.write_trial(rec)
+    figs = make_figures(load_run(d))
+    assert not any(name.endswith("_vs_width") for name in figs)

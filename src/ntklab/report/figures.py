@@ -314,7 +314,10 @@ def make_figures(run: Run) -> dict[str, Figure]:
     if run.has_metric("nn_lin_rms") or run.has_metric("kernel_drift"):
         eq = equivalence_table(run)
         for metric in ("nn_lin_rms", "kernel_drift"):
-            if metric in eq and eq.loc[eq[metric] > 0, "width"].dropna().nunique() >= 2:
+            if metric not in eq:
+                continue
+            widths = eq[eq[metric] > 0].dropna(subset=["width"]).groupby("method")["width"]
+            if len(widths) and widths.nunique().max() >= 2:  # one method over several widths
                 figs[f"{metric}_vs_width"] = metric_vs_width(run, metric)
     for point in run.point_ids:
         if len(run.curves("curve_test_rmse", point)):
