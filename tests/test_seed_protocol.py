@@ -368,3 +368,69 @@ def test_config_sigma_w1_names_the_network_of_a_corrected_formula():
     assert not np.allclose(
         m.architecture().ntk(X), published_kernel("NTKB1", X, normalization="published"), rtol=1e-3
     )
+
+
+# ---- the command line ---------------------------------------------------------------------
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from ntklab.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _config_file(tmp_path):
+    """The tiny seed config as a file."""
+    path = tmp_path / "tiny-seed.toml"
+    path.write_text(TINY_SEED)
+    return path
+
+
+def test_cli_only_runs_a_subset_into_its_own_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _config_file(tmp_path)
+    res = _cli("run", config, "--only", "GP1,NTK-NN1-Tmean", "--trials", "2", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "runs" / "tiny-seed-only-GP1+NTK-NN1-Tmean"
+    assert (out / "results.sqlite").is_file()
+    assert "only: GP1, NTK-NN1-Tmean" in res.output
+    from ntklab.report import load_run
+
+    run = load_run(out)
+    assert set(run.method_names) == {"GP1", "NTK-NN1-Tmean"}
+    assert run.final("rmse").notna().all().all() and len(run.final("rmse")) == 2
+    # the same numbers as one trial of the full config
+    full = _rows(run_trial(_plan().config, trial=1))
+    assert run.final("rmse").loc[(0, 1), "GP1"] == full[("GP1", "rmse", -1)]
+    # a full run may not be written into the --only directory, nor the reverse
+    res = _cli("run", config, "--out", out, "--trials", "1", "--workers", "1")
+    assert res.exit_code == 2
+    assert "holds an --only run of tiny-seed" in res.output and "\n" not in res.output.strip()
+    full_dir = tmp_path / "full"
+    res = _cli("run", config, "--only", "K1", "--trials", "1", "--out", full_dir, "--workers", "1")
+    assert res.exit_code == 0, res.output
+    res = _cli("run", config, "--only", "GP1", "--trials", "1", "--out", full_dir, "--workers", "1")
+    assert res.exit_code == 2 and "different config" in res.output
+
+
+def test_cli_only_refuses_into_a_full_run_and_unknown_names(tmp_path):
+    config = _config_file(tmp_path)
+    small = tmp_path / "small.toml"
+    small.write_text(
+        TINY_SEED.split("[[methods]]")[0]
+        + '[[methods]]\nname = "GP1"\nkind = "published"\nkernel = "GP1"\n'
+        + '[[methods]]\nname = "K1"\nkind = "published"\nkernel = "K1"\n'
+    )
+    out = tmp_path / "full"
+    res = _cli("run", small, "--out", out, "--trials", "1", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    res = _cli("run", small, "--only", "K1", "--out", out, "--trials", "1", "--workers", "1")
+    assert res.exit_code == 2
+    assert (
+        "holds a full run of tiny-seed; an --only run needs a run directory of its own"
+        in res.output
+    )
+    res = _cli("run", config, "--only", "NN9", "--workers", "1")
+    assert res.exit_code == 2 and "has no method named 'NN9'" in res.output
+    res = _cli("run", config, "--only", " , ", "--workers", "1")
+    assert res.exit_code == 2 and "--only takes method names" in res.output
