@@ -4,7 +4,10 @@ Kernel ridge regression (the seed's eq. 5; SPEC §3):
 
 .. math:: \hat f(x_*) = k(x_*, X)\,(K + \lambda I)^{-1} y,
 
-solved by Cholesky factorization, never by an explicit inverse.
+solved by Cholesky factorization, never by an explicit inverse, with diagonal jitter only
+when needed and at most 1e-6 × the mean diagonal (:func:`cholesky_jitter`). The scikit-learn
+estimator :class:`KernelRegressor` lives in :mod:`ntklab.regressor` (so that this module does
+not import scikit-learn); ``ntklab.predict.KernelRegressor`` still finds it.
 """
 
 from __future__ import annotations
