@@ -16,8 +16,9 @@ Layout of ``RUN_DIR/results.sqlite`` (long form; no pickles)::
 curve. Rows about a trial's data rather than a method use the method name
 :data:`GENERATOR_METHOD` (``data.generator``, which no config method can be called): today
 only ``generator_jitter``, the jitter the data generator's Cholesky factor needed, stored
-only when it is not 0 (so a trial without that row needed none). ``family`` groups methods across depth for the layer-change analysis (e.g. ``NN``,
-``GP``, ``NTKJ``, ``NTKA``, ``NTKB``, ``K1``). A method that raised in a ``done`` trial has
+only when it is not 0 (so a trial without that row needed none). ``family`` groups methods
+across depth for the layer-change analysis (e.g. ``NN``, ``GP``, ``NTKJ``, ``NTKA``,
+``NTKB``, ``K1``). A method that raised in a ``done`` trial has
 a row in ``errors`` and no results: it is *failed*, and a resume reruns exactly those
 (trial, method) pairs (:meth:`RunStore.failed_methods`).
 
