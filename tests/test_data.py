@@ -34,14 +34,22 @@ def test_gp_sample_has_the_kernels_covariance():
 
 def test_gp_sample_adds_jitter_only_when_needed():
     v = np.array([1.0, 2.0, -1.0])
-    K = np.outer(v, v)  # rank 1: Cholesky needs jitter
-    y, jitter = gp_sample(K, np.random.default_rng(0))
-    assert 0 < jitter <= 1e-6 * np.mean(np.diag(K))
+    K = np.outer(v, v)  # rank 1: Cholesky needs jitter, the first try: 1e-12 x mean diagonal 2
+    with pytest.warns(RuntimeWarning, match=r"added jitter 2e-12 \(1e-12 × its mean diagonal 2\)"):
+        y, jitter = gp_sample(K, np.random.default_rng(0))
+    assert jitter == 2e-12
     # the draw lies (up to the jitter) on the span of v
     resid = y - v * (v @ y) / (v @ v)
     assert np.linalg.norm(resid) < 1e-2
     with pytest.raises(np.linalg.LinAlgError, match="not positive semi-definite"):
         gp_sample(-np.eye(3), np.random.default_rng(0))
+    # an eigenvalue of -1e-5 on a mean diagonal of 1 needs more than the cap, 1e-6 x 1
+    with pytest.raises(
+        np.linalg.LinAlgError,
+        match=r"^the generating kernel matrix is not positive semi-definite even with jitter "
+        r"1e-06 \(1e-06 × its mean diagonal, the most it adds\); check data.generator",
+    ):
+        gp_sample(np.diag([1.5, 1.5 + 1e-5, -1e-5]), np.random.default_rng(0))
 
 
 def test_split_is_a_partition():

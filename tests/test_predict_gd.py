@@ -41,7 +41,7 @@ def manual_gd(p, steps, f0=None, f0t=None):
 def test_steps_inf_equals_kernel_regression(problem):
     p = problem
     f_train, f_test = gradient_descent_mse(p["ntk"], p["ntk_s"], p["y"], lr=p["lr"], steps=np.inf)
-    expected = KernelRegressor(p["arch"].ntk, ridge=0.0).fit(p["X"], p["y"]).predict(p["Xt"])
+    expected = KernelRegressor(p["arch"].ntk, alpha=0.0).fit(p["X"], p["y"]).predict(p["Xt"])
     np.testing.assert_allclose(f_test, expected, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(f_train, p["y"], atol=1e-10)
     # with f0 the limit is f0 + kernel regression on the residual y - f0

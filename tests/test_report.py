@@ -679,3 +679,37 @@ def test_cli_bad_input(tmp_path, paper_dir):
 def test_only_failed_trials_is_an_error(tmp_path):
     d = write_paper_run(tmp_path / "r", n_done=0, n_failed=2, n_trials=4)
     _one_line_error(_cli(d), "no finished trials yet (0 of 4, 2 failed)")
+
+
+def test_jitter_note_names_trials_and_amounts(tmp_path):
+    from ntklab.report import build_sections
+    from ntklab.store import GENERATOR_METHOD
+
+    jitter = {  # (method, trial) -> amount; every other trial and method: 0
+        (GENERATOR_METHOD, 1): 3e-12,
+        ("NTKJ1", 0): 1e-10,
+        ("NTKJ1", 2): 2.5e-9,
+    }
+    names = ["NN1", "NTKJ1", "K1"]
+    with _create(tmp_path / "r", [_method_row(m) for m in names], n_trials=3, name="j") as store:
+        for t in range(3):
+            rec = TrialRecord(point=0, trial=t, seed=str(t))
+            for m in names:
+                rec.add(m, "rmse", 0.1 + 0.01 * t)
+                if m != "NN1":
+                    rec.add(m, "jitter", jitter.get((m, t), 0.0))
+            if (GENERATOR_METHOD, t) in jitter:
+                rec.add(GENERATOR_METHOD, "generator_jitter", jitter[(GENERATOR_METHOD, t)])
+            store.write_trial(rec)
+    run = load_run(tmp_path / "r")
+    assert run.method_names == names  # the generator's rows are not a method
+    assert list(main_table(run)["method"]) == names
+    notes = [n for n in build_sections(run)[0].notes if n.startswith("Jitter")]
+    assert notes == [
+        "Jitter: a kernel matrix was nearly singular and its Cholesky factorization needed "
+        "jitter on the diagonal (at most 1e-6 × its mean diagonal; none elsewhere): the data "
+        "generator in trial 1 (3e-12); NTKJ1 in trials 0 (1e-10), 2 (2.5e-09)."
+    ]
+    # no jitter anywhere: no note
+    quiet = load_run(write_small_run(tmp_path / "q", {"NTKJ1": [1, 2, 3], "K1": [1, 1, 2]}))
+    assert not [n for n in build_sections(quiet)[0].notes if "itter" in n]

@@ -46,7 +46,7 @@ def test_gpr_mean_equals_kernel_regressor(data):
     alpha = 1e-2
     gpr = GaussianProcessRegressor(kernel=NTKKernel(depth=2, parameterization="jacot"), alpha=alpha)
     gpr.fit(X, y)
-    reg = ntklab.KernelRegressor(ntklab.Architecture(2, "jacot").ntk, ridge=alpha).fit(X, y)
+    reg = ntklab.KernelRegressor(ntklab.Architecture(2, "jacot").ntk, alpha=alpha).fit(X, y)
     np.testing.assert_allclose(gpr.predict(Xt), reg.predict(Xt), rtol=1e-8, atol=1e-10)
     mean, std = gpr.predict(Xt, return_std=True)
     assert std.shape == (7,) and np.all(std >= 0)

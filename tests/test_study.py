@@ -211,3 +211,59 @@ def test_real_data_trial(tmp_path):
     rows = _rows(rec)
     # standardized target: a useful predictor beats predicting 0 (RMSE ~ 1)
     assert 0.5 < rows[("NTKJ1", "rmse", -1)] < 1.0
+
+
+JITTERY = """
+[study]
+name = "jittery"
+trials = 2
+seed = 3
+
+[data]
+n = 48
+d = 4
+n_train = 36
+
+[data.generator]           # an RBF this wide is singular to round-off on 48 points
+kind = "rbf"
+length_scale = 50.0
+
+[[methods]]
+name = "RBF"
+kind = "rbf"
+length_scale = 50.0
+
+[[methods]]
+name = "RBF-ridge"
+kind = "rbf"
+length_scale = 50.0
+ridge = 1e-6
+
+[[methods]]
+name = "NTKB1"
+kind = "ntk"
+depth = 1
+parameterization = "paper"
+"""
+
+
+def test_generator_and_method_jitter_are_stored(tmp_path):
+    from ntklab.store import GENERATOR_METHOD
+
+    path = tmp_path / "jittery.toml"
+    path.write_text(JITTERY)
+    cfg = load_config(str(path)).points[0].config
+    with pytest.warns(RuntimeWarning, match="added jitter"):
+        _, jitter = make_data(cfg, 1)
+    with pytest.warns(RuntimeWarning, match="added jitter"):
+        rec = run_trial(cfg, trial=1)
+    assert rec.status == "done" and not rec.errors
+    rows = _rows(rec)
+    # the generator's jitter: stored under the pseudo-method, 1e-12 x its mean diagonal (1)
+    assert jitter == 1e-12
+    assert rows[(GENERATOR_METHOD, "generator_jitter", -1)] == jitter
+    assert 0 < rows[("RBF", "jitter", -1)] <= 1e-6
+    assert rows[("RBF-ridge", "jitter", -1)] == 0.0 and rows[("NTKB1", "jitter", -1)] == 0.0
+    # a trial whose generator needs no jitter stores no generator row
+    tiny = run_trial(_kernel_only(tmp_path), trial=0)
+    assert not [r for r in tiny.rows if r[0] == GENERATOR_METHOD]

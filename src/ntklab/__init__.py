@@ -2,34 +2,60 @@
 
 The public API is re-exported here; the modules follow the data flow
 config -> data -> architecture (kernels + networks) -> training / predict -> study -> store -> report.
+
+``import ntklab`` imports none of them: each name below (and each submodule, e.g.
+``ntklab.data``) is imported on first use, so that the command line and ``import ntklab``
+start fast (torch, scikit-learn, pandas and matplotlib are loaded only by what needs them).
 """
 
-from . import data
-from .architecture import PARAMETERIZATIONS, Architecture, Parameterization
-from .empirical import empirical_ntk, monte_carlo_nngp, monte_carlo_ntk
-from .equivalence import EquivalenceResult, equivalence_metrics
-from .kernels import laplacian, rbf
-from .networks import FullyConnectedNetwork, default_device
-from .predict import KernelRegressor, gradient_descent_mse, gradient_descent_mse_ensemble
-from .published import (
-    NORMALIZATIONS,
-    PUBLISHED_KERNELS,
-    PublishedKernel,
-    published_kernel,
-    published_kernels,
-)
-from .report import (
-    layer_change,
-    load_run,
-    main_table,
-    nn_ntk_ratios,
-    paired_differences,
-    ties_with_generator,
-)
-from .sklearn_kernels import NNGPKernel, NTKKernel
-from .training import TrainResult, auto_lr, train, train_ensemble
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+#: Public name -> the submodule that defines it (imported on first access).
+_LAZY = {
+    "Architecture": "architecture",
+    "Parameterization": "architecture",
+    "PARAMETERIZATIONS": "architecture",
+    "FullyConnectedNetwork": "networks",
+    "default_device": "networks",
+    "KernelRegressor": "regressor",
+    "NNGPKernel": "sklearn_kernels",
+    "NTKKernel": "sklearn_kernels",
+    "gradient_descent_mse": "predict",
+    "gradient_descent_mse_ensemble": "predict",
+    "TrainResult": "training",
+    "auto_lr": "training",
+    "train": "training",
+    "train_ensemble": "training",
+    "EquivalenceResult": "equivalence",
+    "equivalence_metrics": "equivalence",
+    "empirical_ntk": "empirical",
+    "monte_carlo_nngp": "empirical",
+    "monte_carlo_ntk": "empirical",
+    "laplacian": "kernels",
+    "rbf": "kernels",
+    "PublishedKernel": "published",
+    "PUBLISHED_KERNELS": "published",
+    "NORMALIZATIONS": "published",
+    "published_kernel": "published",
+    "published_kernels": "published",
+    "load_run": "report",
+    "main_table": "report",
+    "layer_change": "report",
+    "nn_ntk_ratios": "report",
+    "paired_differences": "report",
+    "ties_with_generator": "report",
+}
+
+#: Submodules reachable as attributes (``ntklab.data``) without importing them first.
+_SUBMODULES = frozenset(
+    "architecture cli config data empirical equivalence execution kernels layers networks "
+    "predict published regressor report sklearn_kernels store study training verify".split()
+)
 
 __all__ = [
     "data",
@@ -67,3 +93,46 @@ __all__ = [
     "ties_with_generator",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from . import data
+    from .architecture import PARAMETERIZATIONS, Architecture, Parameterization
+    from .empirical import empirical_ntk, monte_carlo_nngp, monte_carlo_ntk
+    from .equivalence import EquivalenceResult, equivalence_metrics
+    from .kernels import laplacian, rbf
+    from .networks import FullyConnectedNetwork, default_device
+    from .predict import gradient_descent_mse, gradient_descent_mse_ensemble
+    from .published import (
+        NORMALIZATIONS,
+        PUBLISHED_KERNELS,
+        PublishedKernel,
+        published_kernel,
+        published_kernels,
+    )
+    from .regressor import KernelRegressor
+    from .report import (
+        layer_change,
+        load_run,
+        main_table,
+        nn_ntk_ratios,
+        paired_differences,
+        ties_with_generator,
+    )
+    from .sklearn_kernels import NNGPKernel, NTKKernel
+    from .training import TrainResult, auto_lr, train, train_ensemble

@@ -32,6 +32,11 @@ published    kernel (one of the seed's nine formulas, SPEC §6: GP1 GP2 NTKA1 NT
              amplitude and length_scale (K1 only), ridge, holdout_fraction
 ============ ==========================================================================
 
+``ridge`` is the λ of kernel ridge regression, :math:`k(x_*, X)(K + \lambda I)^{-1} y`: the
+same λ as ``alpha`` of :class:`~ntklab.KernelRegressor` (the config key keeps its name);
+0, the default, interpolates the training data (a kernel matrix that then needs more than
+1e-6 × its mean diagonal of jitter makes the method fail, asking for a ridge).
+
 ``trials`` caps the trials a method runs in (trials 0 .. trials−1), so that an expensive
 method can run in fewer trials than the cheap ones; ``holdout_fraction = h`` fits a method on
 the first :math:`m - \lfloor h m \rfloor` training rows only (Keras's ``validation_split``,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_float, check_int, check_matrix
-from .predict import cholesky_jitter
+from .predict import MAX_RELATIVE_JITTER, SingularKernelError, cholesky_jitter
 
 __all__ = [
     "Dataset",
@@ -128,15 +128,26 @@ def gp_sample(K: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, floa
     r"""One draw :math:`y = L z \sim \mathcal N(0, K)` with :math:`K + \epsilon I = L L^\top`.
 
     The Cholesky factor is computed with the smallest jitter :math:`\epsilon` that makes it
-    succeed (:func:`ntklab.predict.cholesky_jitter`). Returns ``(y, jitter)``.
+    succeed, at most :math:`10^{-6}` × the mean diagonal of ``K``, with a ``RuntimeWarning``
+    when it is not 0 (:func:`ntklab.predict.cholesky_jitter`). Returns ``(y, jitter)``.
+
+    Raises
+    ------
+    ntklab.predict.SingularKernelError
+        If ``K`` needs more jitter than that (a ``numpy.linalg.LinAlgError``).
     """
     z = rng.standard_normal(np.shape(K)[0])
     try:
         L, jitter = cholesky_jitter(K)
-    except np.linalg.LinAlgError:
-        raise np.linalg.LinAlgError(
-            "the generating kernel matrix is not positive semi-definite even with jitter; "
-            "check data.generator"
+    except SingularKernelError as exc:
+        if not np.all(np.isfinite(K)):
+            raise
+        raise SingularKernelError(
+            f"the generating kernel matrix is not positive semi-definite even with jitter "
+            f"{exc.jitter:.3g} ({MAX_RELATIVE_JITTER:g} × its mean diagonal, the most it adds); "
+            "check data.generator (duplicated input rows make it singular)",
+            jitter=exc.jitter,
+            scale=exc.scale,
         ) from None
     return L @ z, jitter
 

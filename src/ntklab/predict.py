@@ -4,68 +4,128 @@ Kernel ridge regression (the seed's eq. 5; SPEC §3):
 
 .. math:: \hat f(x_*) = k(x_*, X)\,(K + \lambda I)^{-1} y,
 
-solved by Cholesky factorization, never by an explicit inverse.
+solved by Cholesky factorization, never by an explicit inverse, with diagonal jitter only
+when needed and at most 1e-6 × the mean diagonal (:func:`cholesky_jitter`). The scikit-learn
+estimator :class:`KernelRegressor` lives in :mod:`ntklab.regressor` (so that this module does
+not import scikit-learn); ``ntklab.predict.KernelRegressor`` still finds it.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_float, check_matrix, check_vector
 
+if TYPE_CHECKING:
+    from .regressor import KernelRegressor  # imported on first use (module __getattr__ below)
+
 __all__ = [
     "KernelRegressor",
+    "MAX_RELATIVE_JITTER",
+    "SingularKernelError",
+    "cholesky_jitter",
     "cho_solve_jitter",
     "gradient_descent_mse",
     "gradient_descent_mse_ensemble",
 ]
 
 
-def cholesky_jitter(K: np.ndarray, *, max_tries: int = 12) -> tuple[np.ndarray, float]:
+#: The most jitter :func:`cholesky_jitter` adds, relative to the mean diagonal of the matrix
+#: (GPyTorch's ``psd_safe_cholesky`` stops at a comparable 1e-6; beyond it the solve would no
+#: longer be the interpolating kernel regression it stands for).
+MAX_RELATIVE_JITTER = 1e-6
+
+#: The first nonzero jitter tried, relative to the mean diagonal; each next try is 10× larger.
+FIRST_RELATIVE_JITTER = 1e-12
+
+
+class SingularKernelError(np.linalg.LinAlgError):
+    """A kernel matrix that cannot be Cholesky-factored with at most
+    :data:`MAX_RELATIVE_JITTER` × its mean diagonal of jitter.
+
+    A :class:`numpy.linalg.LinAlgError` (hence also a :class:`ValueError`).
+
+    Attributes
+    ----------
+    jitter : float
+        The last (largest) jitter tried.
+    scale : float
+        The mean diagonal of the matrix (1.0 if it is not a positive finite number).
+    """
+
+    def __init__(self, message: str, *, jitter: float = np.nan, scale: float = np.nan):
+        super().__init__(message)
+        self.jitter = jitter
+        self.scale = scale
+
+
+def cholesky_jitter(K: np.ndarray) -> tuple[np.ndarray, float]:
     """Lower Cholesky factor ``L`` of ``K + jitter·I`` with the smallest jitter that works.
 
-    The jitter is 0, then ``1e-12 · mean(diag K)`` growing by 10 per try. A factorization
-    counts as successful only if every pivot satisfies ``L_ii^2 > 1e-14 · mean(diag K)``
-    (LAPACK does not always fail on numerically singular matrices).
+    The jitter is 0, then ``1e-12 · mean(diag K)`` growing by 10 per try up to
+    ``1e-6 · mean(diag K)`` (:data:`MAX_RELATIVE_JITTER`), as GPyTorch's
+    ``psd_safe_cholesky`` does. A factorization counts as successful only if every pivot
+    satisfies ``L_ii^2 > 1e-14 · mean(diag K)`` (LAPACK does not always fail on numerically
+    singular matrices). Adding any jitter issues a :class:`RuntimeWarning` that states it.
 
     Returns
     -------
     L : ndarray, lower triangular
     jitter : float
         The value added to the diagonal (0.0 when none was needed).
+
+    Raises
+    ------
+    SingularKernelError
+        If even ``1e-6 · mean(diag K)`` of jitter does not give a factorization: the matrix
+        is numerically singular (or not positive semi-definite); the message states the
+        last jitter tried and suggests a ridge.
     """
     K = np.asarray(K, dtype=np.float64)
-    scale = float(np.mean(np.diag(K))) if K.size else 1.0
-    scale = scale if np.isfinite(scale) and scale > 0 else 1.0
-    jitter = 0.0
-    for attempt in range(max_tries + 1):
+    mean_diag = float(np.mean(np.diag(K))) if K.size else 1.0
+    scale = mean_diag if np.isfinite(mean_diag) and mean_diag > 0 else 1.0
+    steps = round(np.log10(MAX_RELATIVE_JITTER / FIRST_RELATIVE_JITTER))
+    tries = [0.0] + [scale * MAX_RELATIVE_JITTER / 10.0**k for k in range(steps, -1, -1)]
+    for jitter in tries:
         try:
             Kj = K if jitter == 0.0 else K + jitter * np.eye(K.shape[0])
             L = scipy.linalg.cholesky(Kj, lower=True, check_finite=False)
-            diag = np.diag(L)
-            if np.all(np.isfinite(L)) and np.all(diag > 0) and np.min(diag) ** 2 > 1e-14 * scale:
-                return L, jitter
         except np.linalg.LinAlgError:
-            pass
-        jitter = scale * 10.0 ** (-12 + attempt)
-    raise np.linalg.LinAlgError(
-        f"the kernel matrix is not positive definite even with jitter {jitter:.3g}; "
-        "check the kernel for NaN or a non-PSD construction"
-    )
+            continue
+        diag = np.diag(L)
+        if np.all(np.isfinite(L)) and np.all(diag > 0) and np.min(diag) ** 2 > 1e-14 * scale:
+            if jitter:
+                warnings.warn(
+                    f"kernel matrix is nearly singular: added jitter {jitter:.3g} "
+                    f"({jitter / scale:.0e} × its mean diagonal {scale:.4g}) to its diagonal",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return L, jitter
+    if not np.all(np.isfinite(K)):
+        why = "has NaN or infinite entries; check the kernel and its inputs"
+    elif mean_diag <= 0:
+        why = f"is not positive semi-definite (its mean diagonal is {mean_diag:.4g})"
+    else:
+        ridge = f"{10 * jitter:.0e}".replace("e-0", "e-").replace("e+0", "e")
+        why = (
+            f"is numerically singular (or not positive semi-definite): its Cholesky "
+            f"factorization failed even with jitter {jitter:.3g} on its diagonal "
+            f"({MAX_RELATIVE_JITTER:g} × its mean diagonal {scale:.4g}, the most it adds); use "
+            f"a ridge above that, e.g. KernelRegressor(alpha={ridge}) or ridge = {ridge} in "
+            "the config"
+        )
+    raise SingularKernelError(f"kernel matrix {why}", jitter=jitter, scale=scale)
 
 
-def cho_solve_jitter(
-    K: np.ndarray, B: np.ndarray, *, max_tries: int = 12
-) -> tuple[np.ndarray, float]:
+def cho_solve_jitter(K: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float]:
     """Solve ``K A = B`` for symmetric PSD ``K`` by Cholesky, adding jitter only if needed.
 
-    See :func:`cholesky_jitter` for the jitter rule.
+    See :func:`cholesky_jitter` for the jitter rule, its warning and its error.
 
     Returns
     -------
@@ -73,104 +133,17 @@ def cho_solve_jitter(
     jitter : float
         The value added to the diagonal.
     """
-    L, jitter = cholesky_jitter(K, max_tries=max_tries)
+    L, jitter = cholesky_jitter(K)
     return scipy.linalg.cho_solve((L, True), B, check_finite=False), jitter
 
 
-class KernelRegressor(RegressorMixin, BaseEstimator):
-    r"""Kernel ridge regression with any ntklab kernel or callable ``k(X, Z)``.
+def __getattr__(name: str):
+    # KernelRegressor lives in ntklab.regressor (it needs scikit-learn, imported on first use).
+    if name == "KernelRegressor":
+        from .regressor import KernelRegressor
 
-    .. math:: \hat f(x_*) = k(x_*, X)\,(K + \lambda I)^{-1} y
-
-    Parameters
-    ----------
-    kernel : callable
-        ``kernel(X, Z) -> ndarray (len(X), len(Z))``, e.g. ``Architecture(1).ntk`` or
-        :func:`ntklab.kernels.laplacian`.
-    ridge : float, default 0.0
-        :math:`\lambda \ge 0`. With 0 the predictor interpolates the training data (the NTK
-        limit of gradient descent, SPEC §3).
-
-    Attributes
-    ----------
-    X_fit_ : ndarray (m, d)
-        A copy of the training inputs.
-    dual_coef_ : ndarray (m,) or (m, k)
-        :math:`(K + \lambda I)^{-1} y` (one column per column of ``y``).
-    jitter_ : float
-        Diagonal jitter that was needed for the Cholesky factorization (0.0 if none).
-    n_features_in_ : int
-
-    References
-    ----------
-    Welling, M. (2013). Kernel ridge regression. Class notes.
-    Arora, S. et al. (2019). On exact computation with an infinitely wide neural net.
-    """
-
-    def __init__(self, kernel: Callable | None = None, ridge: float = 0.0):
-        self.kernel = kernel
-        self.ridge = ridge
-
-    def _kernel(self, X, Z=None) -> np.ndarray:
-        if self.kernel is None or not callable(self.kernel):
-            raise ValueError(
-                "kernel must be a callable k(X, Z), e.g. ntklab.Architecture(1).ntk; "
-                f"got {self.kernel!r}"
-            )
-        K = np.asarray(self.kernel(X, Z) if Z is not None else self.kernel(X), dtype=np.float64)
-        shape = (X.shape[0], X.shape[0] if Z is None else Z.shape[0])
-        if K.shape != shape:
-            raise ValueError(f"kernel(X, Z) must return shape {shape}; got {K.shape}")
-        if not np.all(np.isfinite(K)):
-            raise ValueError("kernel returned NaN or infinite values; check the kernel and X")
-        return K
-
-    def fit(self, X, y):
-        """Fit on training inputs ``X`` (m, d) and targets ``y`` (m,) or (m, k).
-
-        The inputs are copied (never modified); ``y`` may have several columns (one
-        regression per column, sharing one Cholesky factorization).
-        """
-        ridge = check_float(self.ridge, "ridge")
-        X, y = _validate_data(self, X, y, y_numeric=True, multi_output=True, dtype=np.float64)
-        X = np.array(X, dtype=np.float64, copy=True)
-        y = np.array(y, dtype=np.float64, copy=True)
-        K = self._kernel(X)
-        if ridge:
-            K = K + ridge * np.eye(K.shape[0])  # a new array: the kernel's output may be cached
-        self.dual_coef_, self.jitter_ = cho_solve_jitter(K, y)
-        if self.jitter_:
-            warnings.warn(
-                f"kernel matrix was numerically singular; added jitter {self.jitter_:.3g} to its diagonal",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        self.X_fit_ = X
-        return self
-
-    def predict(self, X) -> np.ndarray:
-        """Predict at ``X`` (n, d): ``k(X, X_fit_) @ dual_coef_``."""
-        check_is_fitted(self, "dual_coef_")
-        X = _validate_data(self, X, reset=False, dtype=np.float64)
-        return self._kernel(np.asarray(X, dtype=np.float64), self.X_fit_) @ self.dual_coef_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags
-
-    def _more_tags(self):  # scikit-learn < 1.6
-        return {"multioutput": True}
-
-
-def _validate_data(estimator, *args, **kwargs):
-    """scikit-learn's input validation (standard messages; sets ``n_features_in_``)."""
-    try:
-        from sklearn.utils.validation import validate_data
-    except ImportError:  # scikit-learn < 1.6
-        return estimator._validate_data(*args, **kwargs)
-    return validate_data(estimator, *args, **kwargs)
+        return KernelRegressor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- finite-time NTK prediction (issue 3) --------------------------------------------------

@@ -13,8 +13,12 @@ Layout of ``RUN_DIR/results.sqlite`` (long form; no pickles)::
     errors(point INTEGER, trial INTEGER, method TEXT, message TEXT)
 
 ``step`` is :data:`FINAL` (-1) for a final value and the epoch for values on a training
-curve. ``family`` groups methods across depth for the layer-change analysis (e.g. ``NN``,
-``GP``, ``NTKJ``, ``NTKA``, ``NTKB``, ``K1``). A method that raised in a ``done`` trial has
+curve. Rows about a trial's data rather than a method use the method name
+:data:`GENERATOR_METHOD` (``data.generator``, which no config method can be called): today
+only ``generator_jitter``, the jitter the data generator's Cholesky factor needed, stored
+only when it is not 0 (so a trial without that row needed none). ``family`` groups methods
+across depth for the layer-change analysis (e.g. ``NN``, ``GP``, ``NTKJ``, ``NTKA``,
+``NTKB``, ``K1``). A method that raised in a ``done`` trial has
 a row in ``errors`` and no results: it is *failed*, and a resume reruns exactly those
 (trial, method) pairs (:meth:`RunStore.failed_methods`).
 
@@ -49,6 +53,7 @@ import pandas as pd
 
 __all__ = [
     "FINAL",
+    "GENERATOR_METHOD",
     "METRICS",
     "DB_NAME",
     "RunStore",
@@ -62,6 +67,9 @@ __all__ = [
 ]
 
 FINAL = -1
+#: ``results.method`` of rows about the trial's data (not a method; a name that config method
+#: names, ``[A-Za-z0-9_-]+``, cannot take).
+GENERATOR_METHOD = "data.generator"
 DB_NAME = "results.sqlite"
 LOCK_NAME = ".ntklab.lock"
 SCHEMA_VERSION = 1
@@ -72,7 +80,9 @@ _TABLES = {"meta", "points", "methods", "trials", "results", "errors"}
 METRICS = {
     "rmse": "test RMSE of the method",
     "train_rmse": "training RMSE",
-    "jitter": "diagonal jitter needed by the Cholesky solve (kernel methods)",
+    "jitter": "diagonal jitter needed by the Cholesky solve (kernel methods; 0 if none)",
+    "generator_jitter": "diagonal jitter needed by the Cholesky factor of the data generator's "
+    "kernel (method GENERATOR_METHOD; stored only when not 0)",
     "fit_seconds": "wall time of fitting + predicting the method",
     "diverged": "1.0 if the network's training diverged, else 0.0",
     "diverged_epoch": "epoch at which training diverged",

@@ -39,7 +39,7 @@ from .config import KernelSpec, MethodConfig, StudyConfig
 from .data import Dataset, fit_rows, real, simulate
 from .kernels import laplacian, rbf
 from .predict import cho_solve_jitter
-from .store import TrialRecord
+from .store import GENERATOR_METHOD, TrialRecord
 
 __all__ = [
     "run_trial",
@@ -351,7 +351,9 @@ def run_trial(
     Returns
     -------
     TrialRecord
-        ``status="done"`` with one row per (method, metric[, step]); a method that raises
+        ``status="done"`` with one row per (method, metric[, step]) and, when the data
+        generator needed jitter, a ``generator_jitter`` row of method
+        :data:`~ntklab.store.GENERATOR_METHOD`; a method that raises
         adds an entry to ``errors`` and the trial goes on. If the data cannot be made the
         record has ``status="failed"`` and the error (retried on resume).
     """
@@ -366,7 +368,9 @@ def run_trial(
     )
     start = time.perf_counter()
     try:
-        ctx, _ = make_data(config, trial)  # (generator jitter: 0 for every preset's data)
+        ctx, jitter = make_data(config, trial)
+        if jitter:  # 0 for every preset's data; stored only when not
+            record.add(GENERATOR_METHOD, "generator_jitter", jitter)
         for method in methods_due(config, trial, methods):
             if on_method is not None:
                 on_method(method.name)

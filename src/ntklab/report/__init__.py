@@ -7,50 +7,62 @@ its claims, figures (PNG and SVG) and a self-contained HTML file.
 >>> main_table(run)                                                 # doctest: +SKIP
 """
 
-from .document import FORMATS, build_sections, write_report
-from .figures import (
-    boxplot,
-    discrepancy_vs_width,
-    kernel_drift_vs_width,
-    make_figures,
-    mean_se_plot,
-    metric_vs_width,
-    nn_vs_ntk_same_t,
-    save_figures,
-    training_curves,
-)
-from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
-from .seed import (
-    CLAIMS,
-    Verdict,
-    attribution_table,
-    evaluate_claims,
-    same_time_pairs,
-    same_time_table,
-    seed_verdicts,
-    verdict_details,
-)
-from .stats import holm, log_mean_contrast, ratio_of_means, tost, tost_paired
-from .tables import (
-    REPORT_DEFAULTS,
-    ReportError,
-    Run,
-    compares_with_seed,
-    equivalence_table,
-    is_seed_protocol,
-    layer_change,
-    load_run,
-    main_table,
-    mean_se,
-    nn_ntk_ratios,
-    paired_differences,
-    paired_stats,
-    report_settings,
-    resolve_generator,
-    ties_with_generator,
-    tost_table,
-    width_slopes,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+#: Public name -> the submodule of :mod:`ntklab.report` that defines it (imported on first
+#: access, so that importing the package loads neither pandas nor matplotlib).
+_LAZY = {
+    "FORMATS": "document",
+    "build_sections": "document",
+    "write_report": "document",
+    "boxplot": "figures",
+    "discrepancy_vs_width": "figures",
+    "kernel_drift_vs_width": "figures",
+    "make_figures": "figures",
+    "mean_se_plot": "figures",
+    "metric_vs_width": "figures",
+    "nn_vs_ntk_same_t": "figures",
+    "save_figures": "figures",
+    "training_curves": "figures",
+    "ATTRIBUTION_CHAIN": "reference",
+    "SEED_TABLE": "reference",
+    "attribution_chain": "reference",
+    "seed_table": "reference",
+    "CLAIMS": "seed",
+    "Verdict": "seed",
+    "attribution_table": "seed",
+    "evaluate_claims": "seed",
+    "same_time_pairs": "seed",
+    "same_time_table": "seed",
+    "seed_verdicts": "seed",
+    "verdict_details": "seed",
+    "holm": "stats",
+    "log_mean_contrast": "stats",
+    "ratio_of_means": "stats",
+    "tost": "stats",
+    "tost_paired": "stats",
+    "REPORT_DEFAULTS": "tables",
+    "ReportError": "tables",
+    "Run": "tables",
+    "compares_with_seed": "tables",
+    "equivalence_table": "tables",
+    "is_seed_protocol": "tables",
+    "layer_change": "tables",
+    "load_run": "tables",
+    "main_table": "tables",
+    "mean_se": "tables",
+    "nn_ntk_ratios": "tables",
+    "paired_differences": "tables",
+    "paired_stats": "tables",
+    "report_settings": "tables",
+    "resolve_generator": "tables",
+    "ties_with_generator": "tables",
+    "tost_table": "tables",
+    "width_slopes": "tables",
+}
 
 __all__ = [
     "ATTRIBUTION_CHAIN",
@@ -101,3 +113,69 @@ __all__ = [
     "width_slopes",
     "write_report",
 ]
+
+
+#: Submodules reachable as attributes (``ntklab.report.tables``) without importing them first.
+_SUBMODULES = frozenset(("document", "figures", "html", "reference", "seed", "stats", "tables"))
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .document import FORMATS, build_sections, write_report
+    from .figures import (
+        boxplot,
+        discrepancy_vs_width,
+        kernel_drift_vs_width,
+        make_figures,
+        mean_se_plot,
+        metric_vs_width,
+        nn_vs_ntk_same_t,
+        save_figures,
+        training_curves,
+    )
+    from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
+    from .seed import (
+        CLAIMS,
+        Verdict,
+        attribution_table,
+        evaluate_claims,
+        same_time_pairs,
+        same_time_table,
+        seed_verdicts,
+        verdict_details,
+    )
+    from .stats import holm, log_mean_contrast, ratio_of_means, tost, tost_paired
+    from .tables import (
+        REPORT_DEFAULTS,
+        ReportError,
+        Run,
+        compares_with_seed,
+        equivalence_table,
+        is_seed_protocol,
+        layer_change,
+        load_run,
+        main_table,
+        mean_se,
+        nn_ntk_ratios,
+        paired_differences,
+        paired_stats,
+        report_settings,
+        resolve_generator,
+        ties_with_generator,
+        tost_table,
+        width_slopes,
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..store import GENERATOR_METHOD
 from .figures import caption, make_figures, save_figures
 from .seed import (
     CLAIMS,
@@ -256,6 +257,9 @@ def build_sections(
                     "compare the patterns."
                 ),
             )
+        jitter = _jitter_note(run, point)
+        if jitter:
+            notes.append(jitter)
         if run.reductions:
             notes.append("Reduced against the full preset: " + "; ".join(run.reductions) + ".")
         notes.append(_assumed_line(run))
@@ -428,6 +432,27 @@ def _counts_note(part: pd.DataFrame) -> str:
         )
         text += "; a network's mean RMSE covers only the trials in which it converged."
     return text
+
+
+def _jitter_note(run: Run, point: int, most: int = 6) -> str:
+    """Which trials needed diagonal jitter to factor a kernel matrix, and how much ("" if
+    none): the data generator's (its y) and each kernel method's (its solve)."""
+    jit = run.jitter(point)
+    if not len(jit):
+        return ""
+    parts = []
+    for method, grp in jit.groupby("method", sort=False):
+        who = "the data generator" if method == GENERATOR_METHOD else str(method)
+        shown = [f"{int(t)} ({v:.2g})" for t, v in zip(grp["trial"], grp["value"], strict=True)]
+        more = len(shown) - most
+        listed = ", ".join(shown[:most]) + (f" and {more} more" if more > 0 else "")
+        parts.append(f"{who} in trial{'s' if len(shown) > 1 else ''} {listed}")
+    return (
+        "Jitter: a kernel matrix was nearly singular and its Cholesky factorization needed "
+        "jitter on the diagonal (at most 1e-6 × its mean diagonal; none elsewhere): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _tost_notes(margin: float, alpha: float, reference: str, m: int) -> list[str]:

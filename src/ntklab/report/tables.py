@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..store import FINAL, RunStore, StoreError
+from ..store import FINAL, GENERATOR_METHOD, RunStore, StoreError
 from .reference import SEED_GENERATOR, SEED_TABLE
 from .stats import finite_rows, holm, paired_t, ratio_of_means, tost_paired
 
@@ -175,9 +175,10 @@ class Run:
 
     @property
     def method_names(self) -> list[str]:
-        """Methods in the run's order (those of the methods table, then any others in results)."""
+        """Methods in the run's order (those of the methods table, then any others in results;
+        never :data:`~ntklab.store.GENERATOR_METHOD`, whose rows are about the data)."""
         names = list(self.methods["method"])
-        extra = sorted(set(self._final["method"]) - set(names))
+        extra = sorted(set(self._final["method"]) - set(names) - {GENERATOR_METHOD})
         return names + extra
 
     def point_params(self, point: int) -> dict[str, Any]:
@@ -297,6 +298,23 @@ class Run:
         wide = wide.reindex(columns=[m for m in self.method_names if m in wide.columns])
         wide.columns.name = None
         return wide.where(np.isfinite(wide))
+
+    def jitter(self, point: int | None = None) -> pd.DataFrame:
+        """The nonzero jitter of the finished trials: columns ``point, trial, method, value``,
+        ``method`` :data:`~ntklab.store.GENERATOR_METHOD` for the data generator's Cholesky
+        factor (metric ``generator_jitter``), else a method's Cholesky solve (``jitter``)."""
+        df = self._final
+        sel = df["metric"].isin(("jitter", "generator_jitter")) & (df["value"] != 0)
+        if point is not None:
+            sel &= df["point"] == point
+        order = {m: i for i, m in enumerate([GENERATOR_METHOD, *self.method_names])}
+        out = df.loc[sel, ["point", "trial", "method", "value"]]
+        out = out.assign(_order=out["method"].map(order).fillna(len(order)))
+        return (
+            out.sort_values(["point", "_order", "trial"])
+            .drop(columns="_order")
+            .reset_index(drop=True)
+        )
 
     def values(self, method: str, metric: str = "rmse", point: int = 0) -> pd.Series:
         """Finite final values of one method at one point, indexed by trial."""
