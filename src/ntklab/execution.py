@@ -55,6 +55,7 @@ from .store import (
     RunStore,
     StoreError,
     TrialRecord,
+    assumed_line,
     is_run_dir,
     make_run_dir,
 )
@@ -757,10 +758,7 @@ def _execute(
         + (f"; {complete} already done, {n_tasks} to run" if complete or n_retry else "")
         + (f" ({n_retry} only to retry their failed methods)" if n_retry else "")
     )
-    say(
-        "assumed values (SPEC): "
-        + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)")
-    )
+    say(assumed_line(plan.assumed))
     if plan.only:
         say(f"only: {', '.join(plan.only)} (of the config's methods)")
     for line in plan.reductions:
@@ -825,23 +823,6 @@ def _count(summary: RunSummary, record: TrialRecord, keep: int = 50) -> None:
         summary.memory_errors += _is_memory_error(message)
         if len(summary.failures) < keep:
             summary.failures.append(line)
-
-
-def _assumed_line(assumed: dict[str, Any]) -> str:
-    """Group ``{methods.NN1.sigma_w: 1.0, ...}`` into ``sigma_w=1.0 (NN1, NN2)`` pieces."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for key, value in assumed.items():
-        parts = key.split(".")
-        if parts[0] == "methods":
-            owner, name = parts[1], ".".join(parts[2:])
-        elif parts[0] == "sweep":
-            owner, name = "sweep", ".".join(parts[1:])
-        else:
-            owner, name = ".".join(parts[:-1]), parts[-1]
-        groups.setdefault((name, repr(value)), []).append(owner)
-    return "; ".join(
-        f"{name}={value} ({', '.join(owners)})" for (name, value), owners in groups.items()
-    )
 
 
 def run_status(run_dir: str | Path) -> dict[str, Any]:
