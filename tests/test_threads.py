@@ -91,7 +91,8 @@ def test_dask_threads_per_trial_from_the_worker():
 def test_dask_worker_processes_get_their_threads_once_when_they_join():
     from distributed import Client, LocalCluster
 
-    def probe():
+    def probe(_=None):
+        execution._THREADS.sync_thread()  # as a trial does first (execution._dask_trial)
         return torch.get_num_threads(), _blas_threads()
 
     with LocalCluster(
@@ -102,7 +103,8 @@ def test_dask_worker_processes_get_their_threads_once_when_they_join():
         dashboard_address=None,
     ) as cluster:
         with Client(cluster) as client:
-            assert client.submit(probe).result() == (1, {1})  # Dask's nanny default
+            # Dask's nanny default (and torch used in both executor threads before the setting)
+            assert client.gather(client.map(probe, range(4), pure=False)) == [(1, {1})] * 4
             execution._register_dask_threads(client, None)
             assert client.submit(probe, pure=False).result() == (2, {2})
             cluster.scale(2)  # a worker that joins later is set up too

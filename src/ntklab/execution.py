@@ -309,9 +309,10 @@ _WORKER: dict[str, Any] = {}  # per worker process: its progress queue
 class _ThreadLimits:
     """This process's thread pools for running trials: torch's and numpy's BLAS, set here only.
 
-    Every path that runs trials goes through :meth:`hold`, under one lock, so two changes
-    never race in one process: the first holder sets both pools to its ``threads``, later
-    holders (Dask tasks running at once on one worker) share that setting, and the last one
+    Every path that runs trials sets them here, under one lock, so two changes never race in
+    one process: a worker process (pool or Dask) sets them once for its life (:meth:`keep`);
+    a run in the caller's own process holds them meanwhile (:meth:`hold`). The first holder
+    sets both pools to its ``threads``, later holders share that setting, and the last one
     to leave restores what the process had before.
     """
 
@@ -330,6 +331,20 @@ class _ThreadLimits:
                 self.threads = threads
             self._holders += 1
             return self.threads
+
+    def sync_thread(self) -> None:
+        """Make the calling thread's torch use the number this process holds, if any.
+
+        torch's OpenMP thread count is per thread once a thread has used torch, so a Dask
+        executor thread that ran torch before the worker's setting was made would keep its
+        old count; this re-applies the same number (no other change)."""
+        with self._lock:
+            if self.threads is None:
+                return
+            import torch
+
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
 
     @contextmanager
     def hold(self, threads: int) -> Iterator[int]:
@@ -465,6 +480,7 @@ def _dask_trial(
 ) -> TrialRecord:
     """The task run on a Dask worker (module-level, so workers import it from ntklab); its
     threads were set when the worker joined (:func:`_register_dask_threads`)."""
+    _THREADS.sync_thread()
     return _trial(config, point, trial, device, methods)
 
 
