@@ -43,7 +43,7 @@ def test_cli_run_end_to_end(tiny_run):
     cfg, out, result = tiny_run
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert "assumed values (SPEC): n_train=36 (data)" in text
+    assert "Assumed values (SPEC): n_train = 36 (data); " in text
     assert "trial 2 done" in text
     assert f"report:  ntklab report {out}" in text
     with RunStore.open(out) as store:

@@ -625,7 +625,7 @@ def test_cli_markdown(paper_dir, tmp_path):
     assert "| NN1 | NN (1 layer) | 5 | 1 | 0 | 1 |" in out  # the diverged trial is counted
     assert "## Change from 1 to 2 hidden layers" in out and "## Ties with the generating" in out
     assert "## Paired differences NN1 − NTKB1" in out
-    assert "Assumed values (SPEC, set by this run): " in out and "n_train = 800" in out
+    assert "Assumed values (SPEC): " in out and "n_train = 800" in out
     assert "**Notes**\n\n- 1 trial(s) failed" in out
     assert "note: run incomplete" in res.stderr
     for name in ("boxplot", "mean_se"):

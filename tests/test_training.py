@@ -187,7 +187,7 @@ def test_epochs_zero(data):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(lr=-1.0), "lr must be >"),
+        (dict(lr=-1.0), "lr must be a positive number or .auto.; got -1.0"),
         (dict(lr="fast"), "lr must be a positive number or 'auto'"),
         (dict(epochs=-1), "epochs must be an integer >= 0"),
         (dict(epochs=2.5), "epochs must be an integer"),

@@ -111,3 +111,19 @@ def check_float(value: Any, name: str, *, minimum: float = 0.0, strict: bool = F
         op = ">" if strict else ">="
         raise ValueError(f"{name} must be {op} {minimum}; got {value!r}")
     return out
+
+
+def check_lr(value: Any, name: str = "lr", *, auto: bool = True) -> float | str:
+    """Return a learning rate: ``"auto"`` (if ``auto``) or a finite float > 0, else raise.
+
+    The one learning-rate check of ntklab (the config and :func:`ntklab.train` both use it).
+    """
+    if auto and isinstance(value, str) and value == "auto":
+        return "auto"
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not (number and math.isfinite(value) and value > 0):
+        expected = "a positive number or 'auto'" if auto else "a positive number"
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    return float(value)

@@ -57,6 +57,8 @@ class Parameterization:
         ``"init"`` (a₁ = 1, v₁ = σ_w1²/d: the seed's NTKB).
     assumed : tuple of str
         Which defaults SPEC marks *assumed*.
+    letter : str
+        The letter of the seed's kernel names (``NTKJ``, ``NTKA``, ``NTKB``).
     """
 
     name: str
@@ -65,6 +67,7 @@ class Parameterization:
     sigma_b: float
     first_layer_scale: str
     assumed: tuple[str, ...] = ()
+    letter: str = ""
 
     def first_layer(self, d: int, sigma_w1: float | None) -> tuple[float, float]:
         """Return ``(a1, v1)`` for input dimension ``d`` and first-layer weight scale σ_w1."""
@@ -81,11 +84,11 @@ PARAMETERIZATIONS: dict[str, Parameterization] = {
     p.name: p
     for p in (
         Parameterization(
-            "jacot", "Jacot et al. 2018", 1.0, 0.1, "sigma_w/sqrt(d)", ("sigma_w", "sigma_b")
+            "jacot", "Jacot et al. 2018", 1.0, 0.1, "sigma_w/sqrt(d)", ("sigma_w", "sigma_b"), "J"
         ),
-        Parameterization("arora", "Arora et al. 2019", math.sqrt(2.0), 0.0, "unit"),
+        Parameterization("arora", "Arora et al. 2019", math.sqrt(2.0), 0.0, "unit", (), "A"),
         Parameterization(
-            "paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b")
+            "paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b"), "B"
         ),
     )
 }
@@ -201,8 +204,7 @@ class Architecture:
     @property
     def name(self) -> str:
         """Short label in the seed's naming, e.g. ``NTKB2`` for ``paper`` depth 2."""
-        letter = {"jacot": "J", "arora": "A", "paper": "B"}[self.parameterization]
-        return f"NTK{letter}{self.depth}"
+        return f"NTK{self._param.letter}{self.depth}"
 
     # -- kernels ----------------------------------------------------------------------------
     def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:

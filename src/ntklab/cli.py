@@ -141,7 +141,7 @@ def verify(
     "--threads",
     type=int,
     default=None,
-    help="torch threads per worker [default: cores // workers].",
+    help="torch and BLAS threads per worker [default: cores // workers; on Dask: the worker's].",
 )
 @click.option(
     "--scheduler",

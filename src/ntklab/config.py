@@ -71,9 +71,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .architecture import Architecture
+from ._validation import check_lr
+from .architecture import PARAMETERIZATIONS, Architecture
 from .data import DATASETS as DATASET_SIZES
 from .data import n_test_from_fraction
+from .training import default_record_every
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,16 +157,6 @@ PUBLISHED_NAMES = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "N
 
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-def _check_lr(value: Any) -> Any:
-    if value is None or value == "auto":
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"lr must be a positive number or 'auto'; got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"lr must be a positive number or 'auto'; got {value!r}")
-    return float(value)
 
 
 class KernelSpec(_Base):
@@ -314,7 +306,7 @@ class MethodConfig(KernelSpec):
     @field_validator("lr", mode="before")
     @classmethod
     def _lr(cls, value):
-        return _check_lr(value)
+        return None if value is None else check_lr(value)
 
     def _allowed(self) -> tuple[str, ...]:
         if self.network is not None:  # e.g. ntk_time's width: that of its network (for f0)
@@ -332,7 +324,7 @@ class MethodConfig(KernelSpec):
             self.centered = bool(self.centered)
             self.equivalence = True if self.equivalence is None else self.equivalence
             self.max_kernel_points = self.max_kernel_points or 200
-            self.record_every = self.record_every or max(1, self.epochs // 10)
+            self.record_every = self.record_every or default_record_every(self.epochs)
         if self.kind == "ntk_time":
             if self.epochs is None:
                 raise ValueError("epochs is required for kind 'ntk_time' (the training time T)")
@@ -351,7 +343,9 @@ class MethodConfig(KernelSpec):
 
     @property
     def letter(self) -> str:
-        return {"jacot": "J", "arora": "A", "paper": "B"}.get(self.parameterization or "", "")
+        """The seed's letter of the parameterization (``NTKJ``'s J), or "" without one."""
+        param = PARAMETERIZATIONS.get(self.parameterization or "")
+        return param.letter if param else ""
 
     def _default_family(self) -> str:
         if self.kind == "published":

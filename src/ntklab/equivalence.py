@@ -41,6 +41,7 @@ import numpy as np
 
 from ._validation import check_int, check_matrix, check_vector
 from .empirical import empirical_ntk
+from .metrics import rms, rmse
 from .predict import _gd_outputs, gradient_descent_mse
 from .training import CenteredNetwork, TrainResult
 
@@ -67,10 +68,6 @@ class EquivalenceResult:
 
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-
-def _rms(a: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(a), axis=-1)))
 
 
 def _rel(num: float, den: float) -> float:
@@ -163,20 +160,20 @@ def equivalence_metrics(
     mean_inf = predict(inf_lr, np.inf, zeros_train, zeros_test)[0]
 
     metrics: dict[str, float] = {
-        "ntk_same_t_rmse": _rms(lin_t - y_test),
-        "ntk_inf_rmse": _rms(lin_inf - y_test),
-        "ntk_mean_same_t_rmse": _rms(mean_t - y_test),
-        "ntk_mean_inf_rmse": _rms(mean_inf - y_test),
+        "ntk_same_t_rmse": rmse(lin_t, y_test),
+        "ntk_inf_rmse": rmse(lin_inf, y_test),
+        "ntk_mean_same_t_rmse": rmse(mean_t, y_test),
+        "ntk_mean_inf_rmse": rmse(mean_inf, y_test),
     }
     ok = not result.diverged
     f_nn = result.predict(X_test) if ok else None
     if ok:
-        metrics["rmse"] = _rms(f_nn - y_test)
-        metrics["train_rmse"] = _rms(result.predict(X_train) - y_train)
-        metrics["nn_lin_rms"] = _rms(f_nn - lin_t)
-        metrics["nn_lin_rel"] = _rel(metrics["nn_lin_rms"], _rms(lin_t))
-        metrics["nn_mean_rms"] = _rms(f_nn - mean_t)
-        metrics["nn_mean_rel"] = _rel(metrics["nn_mean_rms"], _rms(mean_t))
+        metrics["rmse"] = rmse(f_nn, y_test)
+        metrics["train_rmse"] = rmse(result.predict(X_train), y_train)
+        metrics["nn_lin_rms"] = rmse(f_nn, lin_t)
+        metrics["nn_lin_rel"] = _rel(metrics["nn_lin_rms"], rms(lin_t))
+        metrics["nn_mean_rms"] = rmse(f_nn, mean_t)
+        metrics["nn_mean_rel"] = _rel(metrics["nn_mean_rms"], rms(mean_t))
     else:
         for key in ("rmse", "train_rmse", "nn_lin_rms", "nn_lin_rel", "nn_mean_rms", "nn_mean_rel"):
             metrics[key] = nan
@@ -202,8 +199,8 @@ def equivalence_metrics(
                 emp_train, emp_all[m:], y_train, lr=result.lr, steps=steps,
                 f0_train=f0_train, f0_test=f0_test,
             )  # fmt: skip
-            metrics["nn_elin_rms"] = _rms(f_nn - elin_t)
-            metrics["nn_elin_rel"] = _rel(metrics["nn_elin_rms"], _rms(elin_t))
+            metrics["nn_elin_rms"] = rmse(f_nn, elin_t)
+            metrics["nn_elin_rel"] = _rel(metrics["nn_elin_rms"], rms(elin_t))
         else:
             metrics["nn_elin_rms"] = metrics["nn_elin_rel"] = nan
 
@@ -212,6 +209,6 @@ def equivalence_metrics(
         curves["curve_test_rmse"] = (result.epochs, result.test_rmse)
     curves["curve_ntk_test_rmse"] = (
         result.epochs,
-        np.sqrt(np.mean((lin_curve - y_test) ** 2, axis=1)),
+        rmse(lin_curve, y_test),
     )
     return EquivalenceResult(metrics=metrics, curves=curves)

@@ -19,12 +19,16 @@ Backends
 local (default)
     ``concurrent.futures.ProcessPoolExecutor`` (spawn) with ``workers`` processes
     (default ``os.cpu_count()``, at most the number of pending trials). Each worker gives
-    torch ``cores // workers`` threads, so that workers × threads ≤ cores, and numpy's BLAS
-    one thread (:func:`limit_threads`). With one worker the trials run in the main process.
+    torch and numpy's BLAS ``cores // workers`` threads each, so that workers × threads ≤
+    cores (:func:`limit_threads`); with one worker the trials run in the main process with
+    all the cores, and its thread settings are restored afterwards.
 Dask
     ``scheduler="tcp://HOST:PORT"`` submits the trials to an existing cluster (e.g. one made
-    by dask-jobqueue on SLURM); ``dask_local=N`` starts a ``LocalCluster`` of N single-thread
-    worker processes. Worker nodes need ntklab installed.
+    by dask-jobqueue on SLURM); ``dask_local=N`` starts a ``LocalCluster`` of N worker
+    processes with ``cores // N`` threads each, one trial at a time. A trial's threads come
+    from its worker (:func:`_dask_threads`): its ``nthreads`` divided by the trials it runs
+    at once (start workers with ``--resources trials=1`` to give each trial all of a worker's
+    threads), never from the whole machine. Worker nodes need ntklab installed.
 
 Network methods run on CUDA when the process running the trial has it.
 """
@@ -55,6 +59,7 @@ from .store import (
     RunStore,
     StoreError,
     TrialRecord,
+    assumed_line,
     is_run_dir,
     make_run_dir,
 )
@@ -298,25 +303,135 @@ class Progress:
 
 
 # ---- workers ------------------------------------------------------------------------------
-_WORKER: dict[str, Any] = {}  # per worker process: its progress queue and thread limits
+_WORKER: dict[str, Any] = {}  # per worker process: its progress queue
 
 
-def limit_threads(threads: int | None) -> Any:
-    """Set this process's thread pools for running trials.
+class _ThreadLimits:
+    """This process's thread pools for running trials: torch's and numpy's BLAS, set here only.
 
-    numpy/scipy BLAS gets one thread: the trials' linear algebra is on matrices of a few
-    thousand rows, where BLAS threads gain little and, busy-waiting next to torch's OpenMP
-    threads on a loaded machine, can make an ``eigh`` 50 times slower. torch (network
-    training) gets ``threads`` threads (``None``: unchanged). Returns the threadpoolctl
-    limiter (a context manager that restores the BLAS setting).
+    Every path that runs trials sets them here, under one lock, so two changes never race in
+    one process: a worker process (pool or Dask) sets them once for its life (:meth:`keep`);
+    a run in the caller's own process holds them meanwhile (:meth:`hold`). The first holder
+    sets both pools to its ``threads``, later holders share that setting, and the last one
+    to leave restores what the process had before.
     """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._restore: Callable[[], None] | None = None
+        self.threads: int | None = None
+
+    def keep(self, threads: int) -> int:
+        """Hold ``threads`` for the rest of this process's life (a worker process); returns
+        the number in effect."""
+        with self._lock:
+            if self._holders == 0:
+                _set_threads(threads)  # never restored
+                self.threads = threads
+            self._holders += 1
+            return self.threads
+
+    def sync_thread(self) -> None:
+        """Make the calling thread's torch use the number this process holds, if any.
+
+        torch's OpenMP thread count is per thread once a thread has used torch, so a Dask
+        executor thread that ran torch before the worker's setting was made would keep its
+        old count; this re-applies the same number (no other change)."""
+        with self._lock:
+            if self.threads is None:
+                return
+            import torch
+
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
+
+    @contextmanager
+    def hold(self, threads: int) -> Iterator[int]:
+        """Run the block with ``threads`` threads for torch and BLAS (or the setting already
+        held in this process); yields the number in effect."""
+        with self._lock:
+            if self._holders == 0:
+                self._restore = _set_threads(threads)
+                self.threads = threads
+            self._holders += 1
+            held = self.threads
+        try:
+            yield held
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._restore is not None:
+                    self._restore()
+                    self._restore, self.threads = None, None
+
+
+def _set_threads(threads: int) -> Callable[[], None]:
+    """Give torch and numpy's BLAS ``threads`` threads each; returns a function that puts
+    back what they had. (A trial runs its linear algebra and its network training one after
+    the other, so both may use all the cores the process is given.)"""
+    import torch
     from threadpoolctl import threadpool_limits
 
-    if threads:
-        import torch
+    before = torch.get_num_threads()
+    blas = threadpool_limits(limits=threads, user_api="blas")
+    torch.set_num_threads(threads)
 
-        torch.set_num_threads(threads)
-    return threadpool_limits(limits=1, user_api="blas")
+    def restore() -> None:
+        torch.set_num_threads(before)
+        blas.restore_original_limits()
+
+    return restore
+
+
+_THREADS = _ThreadLimits()
+
+
+def limit_threads(threads: int):
+    """A context manager: torch and numpy's BLAS get ``threads`` threads each meanwhile (or
+    share the setting that another trial of this process holds); see :class:`_ThreadLimits`."""
+    return _THREADS.hold(threads)
+
+
+def _dask_threads(worker, threads: int | None = None) -> int:
+    """Threads of a trial on the Dask ``worker``: ``threads`` if given, else the worker's own
+    threads per trial it may run at once: ``nthreads / trials`` for a worker started with a
+    ``trials`` resource (``dask worker --nthreads 8 --resources trials=1`` runs one trial at
+    a time with 8 threads), else 1 (it runs ``nthreads`` trials at once). Never the whole
+    machine's count, which a worker may share with others."""
+    if threads:
+        return threads
+    slots = worker.state.total_resources.get(TRIAL_RESOURCE)
+    return max(1, int(worker.state.nthreads // slots)) if slots else 1
+
+
+def _register_dask_threads(client, threads: int | None) -> None:
+    """Set every worker process's thread pools once, when it joins (a worker plugin, run in
+    the worker's main thread, which then owns them: tasks never change them, so trials
+    running at once on one worker cannot race). A worker living in this very process (a
+    ``processes=False`` cluster) is left alone: this process's settings are the caller's."""
+    from distributed import WorkerPlugin
+
+    class TrialThreads(WorkerPlugin):
+        name = "ntklab-trial-threads"
+
+        def __init__(self, threads: int | None, client_pid: int):
+            self.threads, self.client_pid = threads, client_pid
+
+        def setup(self, worker) -> None:
+            _keep_dask_threads(worker, self.threads, self.client_pid)
+
+    client.register_plugin(TrialThreads(threads, os.getpid()))
+
+
+def _keep_dask_threads(worker, threads: int | None, client_pid: int) -> None:
+    """The worker plugin's setup (module-level: workers import it from ntklab)."""
+    if os.getpid() != client_pid:
+        _THREADS.keep(_dask_threads(worker, threads))
+
+
+#: The Dask worker resource that bounds how many trials a worker runs at once.
+TRIAL_RESOURCE = "trials"
 
 
 def _init_worker(threads: int, progress_queue, parent: int | None = None) -> None:
@@ -325,7 +440,7 @@ def _init_worker(threads: int, progress_queue, parent: int | None = None) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
         _exit_with_parent(parent)
-    _WORKER["limits"] = limit_threads(threads)
+    _THREADS.keep(threads)
     _WORKER["queue"] = progress_queue
 
 
@@ -361,12 +476,12 @@ def _dask_trial(
     point: int,
     trial: int,
     device,
-    threads: int | None,
     methods: tuple[str, ...] | None = None,
 ) -> TrialRecord:
-    """The task run on a Dask worker (module-level, so workers import it from ntklab)."""
-    with limit_threads(threads):
-        return _trial(config, point, trial, device, methods)
+    """The task run on a Dask worker (module-level, so workers import it from ntklab); its
+    threads were set when the worker joined (:func:`_register_dask_threads`)."""
+    _THREADS.sync_thread()
+    return _trial(config, point, trial, device, methods)
 
 
 def _trial(config, point, trial, device, methods, on_method=None) -> TrialRecord:
@@ -385,12 +500,9 @@ Task = tuple[dict, int, int, "tuple[str, ...] | None"]
 def _run_serial(
     tasks: Iterator[Task], device, threads: int, progress: Progress
 ) -> Iterator[TrialRecord]:
-    import torch
-
-    before = torch.get_num_threads()
-    for config, point, trial, methods in tasks:
-        with limit_threads(threads):
-            record = _trial(
+    with limit_threads(threads):  # this process, all cores by default; restored after
+        for config, point, trial, methods in tasks:
+            yield _trial(
                 config,
                 point,
                 trial,
@@ -398,8 +510,6 @@ def _run_serial(
                 methods,
                 on_method=lambda name, p=point, t=trial: progress.method(p, t, name),
             )
-        torch.set_num_threads(before)
-        yield record
 
 
 @contextmanager
@@ -516,8 +626,10 @@ def connect_dask(
 ):
     """A ``distributed.Client`` for ``scheduler`` or a new LocalCluster of ``dask_local`` workers.
 
-    Returns ``(client, threads_per_task)``; raises :class:`ExecutionError` with one line when
-    the scheduler cannot be reached.
+    The local cluster's workers share the machine's cores (``cores // dask_local`` threads
+    each) and run one trial at a time (a ``trials`` resource of 1), so a trial gets all its
+    worker's threads. Raises :class:`ExecutionError` with one line when the scheduler cannot
+    be reached.
     """
     from distributed import Client, LocalCluster
 
@@ -529,13 +641,16 @@ def connect_dask(
                 f"cannot reach the Dask scheduler at {scheduler} within {timeout:g}s "
                 f"({type(exc).__name__}); is it running? (start one with `dask scheduler`)"
             ) from None
-        return client, None
+        return client
     n = int(dask_local)
     cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=n,
+        threads_per_worker=max(1, (os.cpu_count() or 1) // n),
+        resources={TRIAL_RESOURCE: 1},
+        processes=True,
+        dashboard_address=None,
     )
-    client = Client(cluster)
-    return client, max(1, (os.cpu_count() or 1) // n)
+    return Client(cluster)
 
 
 def _run_dask(
@@ -552,13 +667,19 @@ def _run_dask(
 
     futures: dict[Any, Task] = {}
     completed = as_completed()
+    _register_dask_threads(client, threads)
+    # workers that declare a `trials` resource run that many trials at once (_dask_threads)
+    workers = client.scheduler_info().get("workers", {}).values()
+    bounded = any(TRIAL_RESOURCE in (w.get("resources") or {}) for w in workers)
+    resources = {TRIAL_RESOURCE: 1} if bounded else None
 
     def submit(n: int) -> None:
         for task in itertools.islice(tasks, max(0, n)):
             config, point, trial, methods = task
             fut = client.submit(
-                _dask_trial, config, point, trial, device, threads, methods, pure=False
-            )
+                _dask_trial, config, point, trial, device, methods, pure=False,
+                resources=resources,
+            )  # fmt: skip
             futures[fut] = task
             completed.add(fut)
 
@@ -672,7 +793,8 @@ def run_study(
     workers : int, optional
         Local worker processes (default ``os.cpu_count()``); 1 runs in this process.
     threads : int, optional
-        torch threads per local worker (default ``max(1, os.cpu_count() // workers)``).
+        torch and BLAS threads per local worker (default ``max(1, os.cpu_count() // workers)``);
+        on Dask, per worker process (default: from the worker, see :func:`_dask_threads`).
     scheduler : str, optional
         Address of a Dask scheduler, ``tcp://HOST:PORT``.
     dask_local : int, optional
@@ -757,10 +879,7 @@ def _execute(
         + (f"; {complete} already done, {n_tasks} to run" if complete or n_retry else "")
         + (f" ({n_retry} only to retry their failed methods)" if n_retry else "")
     )
-    say(
-        "assumed values (SPEC): "
-        + (_assumed_line(plan.assumed) or "none (SPEC §6 states every value)")
-    )
+    say(assumed_line(plan.assumed))
     if plan.only:
         say(f"only: {', '.join(plan.only)} (of the config's methods)")
     for line in plan.reductions:
@@ -771,9 +890,7 @@ def _execute(
     try:
         if client is not None or scheduler is not None or dask_local is not None:
             if client is None:
-                own_client, dask_threads = connect_dask(scheduler, dask_local)
-                client = own_client
-                threads = threads or dask_threads
+                own_client = client = connect_dask(scheduler, dask_local)
             where = scheduler or (
                 f"local cluster of {dask_local} workers" if dask_local else "client"
             )
@@ -825,23 +942,6 @@ def _count(summary: RunSummary, record: TrialRecord, keep: int = 50) -> None:
         summary.memory_errors += _is_memory_error(message)
         if len(summary.failures) < keep:
             summary.failures.append(line)
-
-
-def _assumed_line(assumed: dict[str, Any]) -> str:
-    """Group ``{methods.NN1.sigma_w: 1.0, ...}`` into ``sigma_w=1.0 (NN1, NN2)`` pieces."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for key, value in assumed.items():
-        parts = key.split(".")
-        if parts[0] == "methods":
-            owner, name = parts[1], ".".join(parts[2:])
-        elif parts[0] == "sweep":
-            owner, name = "sweep", ".".join(parts[1:])
-        else:
-            owner, name = ".".join(parts[:-1]), parts[-1]
-        groups.setdefault((name, repr(value)), []).append(owner)
-    return "; ".join(
-        f"{name}={value} ({', '.join(owners)})" for (name, value), owners in groups.items()
-    )
 
 
 def run_status(run_dir: str | Path) -> dict[str, Any]:

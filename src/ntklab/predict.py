@@ -29,6 +29,8 @@ __all__ = [
     "SingularKernelError",
     "cholesky_jitter",
     "cho_solve_jitter",
+    "kernel_regression",
+    "kernel_ridge_coef",
     "gradient_descent_mse",
     "gradient_descent_mse_ensemble",
 ]
@@ -146,6 +148,59 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# ---- kernel (ridge) regression on precomputed kernel matrices ----------------------------------
+
+
+def kernel_ridge_coef(K_train, y, ridge: float = 0.0) -> tuple[np.ndarray, float]:
+    r"""The dual coefficients :math:`\alpha = (K + \lambda I)^{-1} y`, by Cholesky.
+
+    Parameters
+    ----------
+    K_train : ndarray (m, m)
+        The kernel on the training inputs, symmetric PSD, float64 (not modified: the ridge
+        is added to a copy).
+    y : ndarray (m,) or (m, k)
+    ridge : float, default 0.0
+        :math:`\lambda \ge 0`.
+
+    Returns
+    -------
+    alpha : ndarray (m,) or (m, k)
+    jitter : float
+        The diagonal jitter the factorization needed (:func:`cho_solve_jitter`).
+    """
+    A = K_train + ridge * np.eye(K_train.shape[0]) if ridge else K_train
+    return cho_solve_jitter(A, y)
+
+
+def kernel_regression(K_train, K_test_train, y, ridge: float = 0.0) -> tuple[np.ndarray, float]:
+    r"""Kernel ridge regression on precomputed kernels (the seed's eq. 5; SPEC §3).
+
+    .. math:: \hat f(X_*) = K(X_*, X)\,(K(X, X) + \lambda I)^{-1} y
+
+    The one formula behind the kernel methods of a study and :class:`KernelRegressor`;
+    the inputs are trusted (validate them at the public boundary).
+
+    Parameters
+    ----------
+    K_train : ndarray (m, m)
+        :math:`K(X, X)`, symmetric PSD, float64.
+    K_test_train : ndarray (n, m)
+        :math:`K(X_*, X)`.
+    y : ndarray (m,) or (m, k)
+    ridge : float, default 0.0
+        :math:`\lambda \ge 0`; 0 interpolates the training data.
+
+    Returns
+    -------
+    f_test : ndarray (n,) or (n, k)
+    jitter : float
+        The diagonal jitter the Cholesky factorization needed (0.0 if none).
+    """
+    alpha, jitter = kernel_ridge_coef(K_train, y, ridge)
+    return K_test_train @ alpha, jitter
+
+
 # ---- finite-time NTK prediction (issue 3) --------------------------------------------------
 
 
@@ -236,6 +291,7 @@ def gradient_descent_mse(
     steps,
     f0_train=None,
     f0_test=None,
+    eig=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Outputs of the linearized network after ``steps`` steps of gradient descent (SPEC §3).
 
@@ -270,6 +326,10 @@ def gradient_descent_mse(
     f0_train, f0_test : array_like (m,) and (n,), optional
         Outputs of the network at initialization; ``None`` means 0 (a centered network, or
         the mean over initializations).
+    eig : (ndarray (m,), ndarray (m, m)), optional
+        ``np.linalg.eigh(ntk_train)`` when the caller already has it (one eigendecomposition
+        shared by several predictions with the same :math:`\Theta`); computed here if not
+        given.
 
     Returns
     -------
@@ -300,8 +360,15 @@ def gradient_descent_mse(
     f0_tr = np.zeros(m) if f0_train is None else check_vector(f0_train, "f0_train", length=m)
     n = Ks.shape[0]
     f0_te = np.zeros(n) if f0_test is None else check_vector(f0_test, "f0_test", length=n)
+    if eig is not None:
+        lam, V = eig
+        if np.shape(lam) != (m,) or np.shape(V) != (m, m):
+            raise ValueError(
+                f"eig must be np.linalg.eigh(ntk_train): eigenvalues ({m},) and eigenvectors "
+                f"({m}, {m}); got shapes {np.shape(lam)} and {np.shape(V)}"
+            )
 
-    f_train, f_test = _gd_outputs(K, Ks, y, lr, steps_arr, f0_tr, f0_te)
+    f_train, f_test = _gd_outputs(K, Ks, y, lr, steps_arr, f0_tr, f0_te, eig)
     if scalar:
         return f_train[0], f_test[0]
     return f_train, f_test

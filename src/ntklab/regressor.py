@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_float
-from .predict import cho_solve_jitter
+from .predict import kernel_ridge_coef
 
 __all__ = ["KernelRegressor"]
 
@@ -116,10 +116,8 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
         X, y = _validate_data(self, X, y, y_numeric=True, multi_output=True, dtype=np.float64)
         X = np.array(X, dtype=np.float64, copy=True)
         y = np.array(y, dtype=np.float64, copy=True)
-        K = self._kernel(X)
-        if alpha:
-            K = K + alpha * np.eye(K.shape[0])  # a new array: the kernel's output may be cached
-        self.dual_coef_, self.jitter_ = cho_solve_jitter(K, y)  # warns if it adds jitter
+        # the ridge goes on a copy (the kernel's output may be cached); warns on any jitter
+        self.dual_coef_, self.jitter_ = kernel_ridge_coef(self._kernel(X), y, alpha)
         self.X_fit_ = X
         return self
 

@@ -116,6 +116,38 @@ META_KEYS = (
     "n_trials",  # trials per sweep point
 )
 
+
+def assumed_line(assumed: dict[str, Any]) -> str:
+    """The ``assumed`` meta entry on one line, for ``ntklab run`` and the report alike.
+
+    Keys are dotted config paths; entries with the same name and value are merged, listing
+    where they apply: ``{"data.n_train": 36, "methods.NN1.sigma_w": 1.0,
+    "methods.NN2.sigma_w": 1.0}`` gives ``Assumed values (SPEC): n_train = 36 (data);
+    sigma_w = 1.0 (NN1, NN2).``; a swept key is named whole, ``methods.*.width = [64, 128]
+    (sweep)``. An empty dict: the run states every value (the seed's protocol, SPEC §6).
+    """
+    if not assumed:
+        return "Assumed values (SPEC): none (SPEC §6 states every value)."
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key, value in assumed.items():
+        parts = str(key).split(".")
+        if parts[0] == "methods" and len(parts) > 2:
+            owner, name = parts[1], ".".join(parts[2:])
+        elif parts[0] == "sweep":
+            owner, name = "sweep", ".".join(parts[1:])
+        else:
+            owner, name = ".".join(parts[:-1]), parts[-1]
+        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        where = groups.setdefault((name, shown), [])
+        if owner:
+            where.append(owner)
+    items = "; ".join(
+        f"{name} = {value}" + (f" ({', '.join(where)})" if where else "")
+        for (name, value), where in groups.items()
+    )
+    return f"Assumed values (SPEC): {items}."
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS points(point INTEGER PRIMARY KEY, params TEXT NOT NULL);

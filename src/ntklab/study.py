@@ -38,7 +38,8 @@ import numpy as np
 from .config import KernelSpec, MethodConfig, StudyConfig
 from .data import Dataset, fit_rows, real, simulate
 from .kernels import laplacian, rbf
-from .predict import cho_solve_jitter
+from .metrics import rmse
+from .predict import kernel_regression
 from .store import GENERATOR_METHOD, TrialRecord
 
 __all__ = [
@@ -64,10 +65,6 @@ def network_seed(study_seed: int, trial: int, method: str) -> int:
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
-def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - y) ** 2)))
-
-
 def _cache_key(spec: KernelSpec) -> tuple:
     """The kernel a spec (a method or the data generator) uses, as a cache key."""
     if spec.kind in ("ntk", "nngp", "ntk_time", "network"):
@@ -90,6 +87,8 @@ class TrialContext:
     data: Dataset
     cache: dict = field(default_factory=dict)
     published: tuple = ()
+    #: per (kernel, fitted rows): its eigendecomposition and its auto learning rate
+    spectra: dict = field(default_factory=dict)
 
     def kernel(self, spec: KernelSpec) -> np.ndarray:
         key = _cache_key(spec)
@@ -107,6 +106,27 @@ class TrialContext:
     def fit(self, holdout_fraction: float | None = None) -> np.ndarray:
         """The training rows a method with this ``holdout_fraction`` fits."""
         return fit_rows(self.data.train, holdout_fraction)
+
+    def eigh(self, spec: KernelSpec, holdout_fraction: float | None = None):
+        """``np.linalg.eigh`` of the kernel on the rows a method fits, computed once per trial
+        and shared by every method with the same kernel and rows (e.g. NTK-NN1-T and
+        NTK-NN1-Tmean)."""
+        key = ("eigh", _cache_key(spec), holdout_fraction)
+        if key not in self.spectra:
+            K_fit = self.blocks(self.kernel(spec), holdout_fraction)[0]
+            self.spectra[key] = np.linalg.eigh(K_fit)
+        return self.spectra[key]
+
+    def auto_lr(self, spec: KernelSpec, holdout_fraction: float | None = None) -> float:
+        """:func:`ntklab.auto_lr` of the kernel on the rows a method fits, computed once per
+        trial and shared by every method with the same kernel and rows (a network and the
+        ntk_time method of the same architecture)."""
+        from .training import auto_lr
+
+        key = ("auto_lr", _cache_key(spec), holdout_fraction)
+        if key not in self.spectra:
+            self.spectra[key] = auto_lr(self.blocks(self.kernel(spec), holdout_fraction)[0])
+        return self.spectra[key]
 
 
 def _compute(key: tuple, X: np.ndarray, published: tuple) -> dict:
@@ -173,11 +193,9 @@ def sgd_steps(epochs: int, batch_size: int | None, m_fit: int) -> int:
 
 def _lr(method: MethodConfig, ctx: TrialContext) -> float:
     """The method's learning rate; ``"auto"`` from the analytic NTK on the rows it fits."""
-    from .training import auto_lr
-
     if method.lr != "auto":
         return float(method.lr)
-    return auto_lr(ctx.blocks(ctx.kernel(method), method.holdout_fraction)[0])
+    return ctx.auto_lr(method, method.holdout_fraction)
 
 
 def initial_outputs(
@@ -215,18 +233,17 @@ def _kernel_method(
                 method, ctx, study_seed=study_seed, trial=trial, device=device
             )
         f_train, f_test = gradient_descent_mse(
-            K_train, K_test, y_train, lr=lr, steps=steps, f0_train=f0_train, f0_test=f0_test
-        )
+            K_train, K_test, y_train, lr=lr, steps=steps, f0_train=f0_train, f0_test=f0_test,
+            eig=ctx.eigh(method, method.holdout_fraction),
+        )  # fmt: skip
         record.add(method.name, "lr", lr)
         record.add(method.name, "steps", float(steps))
-        record.add(method.name, "train_rmse", _rmse(f_train, y_train))
+        record.add(method.name, "train_rmse", rmse(f_train, y_train))
         jitter = 0.0
     else:
-        A = K_train + method.ridge * np.eye(K_train.shape[0]) if method.ridge else K_train
-        alpha, jitter = cho_solve_jitter(A, y_train)
-        f_test = K_test @ alpha
+        f_test, jitter = kernel_regression(K_train, K_test, y_train, method.ridge)
     seconds = time.perf_counter() - start  # includes the kernel if this method computed it
-    record.add(method.name, "rmse", _rmse(f_test, y_test))
+    record.add(method.name, "rmse", rmse(f_test, y_test))
     record.add(method.name, "jitter", jitter)
     record.add(method.name, "fit_seconds", seconds)
 
@@ -272,8 +289,8 @@ def _network_method(
         record.add(name, "diverged_epoch", float(result.diverged_epoch))
     train_pred = result.predict(X_train)
     test_pred = result.predict(X_test)
-    record.add(name, "rmse", _rmse(test_pred, y_test))
-    record.add(name, "train_rmse", _rmse(train_pred, y_train))
+    record.add(name, "rmse", rmse(test_pred, y_test))
+    record.add(name, "train_rmse", rmse(train_pred, y_train))
     epochs = np.asarray(result.epochs)
     record_curve(record, name, "curve_train_loss", epochs, result.train_loss)
     if result.test_rmse is not None:

@@ -50,8 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_float, check_int, check_matrix, check_vector
+from ._validation import check_float, check_int, check_lr, check_matrix, check_vector
 from .layers import DenseModule
+from .metrics import rmse
 from .networks import FullyConnectedNetwork, predict_numpy, resolve_device
 
 __all__ = [
@@ -204,6 +205,13 @@ def auto_lr(ntk_train, *, c: float = 0.5) -> float:
             f"ntk_train has no positive eigenvalue (largest {lam_max:.3g}); is it a kernel?"
         )
     return c * m / lam_max
+
+
+def default_record_every(epochs: int) -> int:
+    """Epochs between recorded curve points when none is given: ``max(1, epochs // 10)``
+    (eleven points or so per curve; the one default of :func:`train` and of a study's
+    network methods)."""
+    return max(1, int(epochs) // 10)
 
 
 # ---- the training loop (shared by train and train_ensemble) ------------------------------------
@@ -832,15 +840,12 @@ def _run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_e
 # ---- validation ------------------------------------------------------------------------------
 def _check_lr(lr, n: int, ntk) -> list[float]:
     """``lr``: a number > 0, ``"auto"`` or one number per member; returns a list of floats."""
-    if isinstance(lr, str):
-        if lr != "auto":
-            raise ValueError(f"lr must be a positive number or 'auto'; got {lr!r}")
-        return [auto_lr(ntk())] * n
     if isinstance(lr, (Sequence, np.ndarray)) and not isinstance(lr, str):
         if len(lr) != n:
             raise ValueError(f"lr has {len(lr)} entries but there are {n} seeds (one lr per seed)")
-        return [check_float(v, "lr", strict=True) for v in lr]
-    return [check_float(lr, "lr", strict=True)] * n
+        return [check_lr(v, auto=False) for v in lr]
+    lr = check_lr(lr)
+    return [auto_lr(ntk()) if lr == "auto" else lr] * n
 
 
 def _check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, record_every, check_every,
@@ -858,17 +863,11 @@ def _check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, reco
         if batch_size >= X.shape[0]:
             batch_size = None  # one batch per epoch is full-batch gradient descent
     if record_every is None:
-        record_every = max(1, epochs // 100)
+        record_every = default_record_every(epochs)
     record_every = check_int(record_every, "record_every")
     check_every = check_int(check_every, "check_every")
     divergence_factor = check_float(divergence_factor, "divergence_factor", minimum=1.0)
     return X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor
-
-
-def _rmse(pred: np.ndarray | None, y_test: np.ndarray | None) -> np.ndarray | None:
-    if pred is None:
-        return None
-    return np.sqrt(np.mean((pred - y_test) ** 2, axis=-1))
 
 
 def _steps_per_epoch(m: int, batch_size: int | None) -> int:
@@ -919,8 +918,8 @@ def train(
     seed : int, default 0
         Seed of the mini-batch order (the network's own seed fixed its initialization).
     record_every : int, optional
-        Record the curves every this many epochs (default ``max(1, epochs // 100)``); epoch 0
-        and the last epoch are always recorded.
+        Record the curves every this many epochs (default :func:`default_record_every`,
+        ``max(1, epochs // 10)``); epoch 0 and the last epoch are always recorded.
     X_test, y_test : array_like, optional
         Test data for ``test_rmse`` and ``test_predictions`` curves.
     centered : bool, default False
@@ -997,7 +996,7 @@ def train(
         initial_network=initial,
         epochs=curves.epochs[0],
         train_loss=curves.train_loss[0],
-        test_rmse=_rmse(preds, y_test),
+        test_rmse=None if preds is None else rmse(preds, y_test),
         test_predictions=preds,
         wall_time=curves.wall_time,
         diverged=curves.diverged_epoch[0] is not None,
@@ -1183,6 +1182,7 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
     for j, net in enumerate(nets):
         net = net.to(dev)
         preds = curves.test_predictions[j]
+        target = y_test[j] if per_member and y_test is not None else y_test
         network = CenteredNetwork(net, copy.deepcopy(initials[j])) if centered else net
         results.append(
             TrainResult(
@@ -1190,7 +1190,7 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
                 initial_network=initials[j],
                 epochs=curves.epochs[j],
                 train_loss=curves.train_loss[j],
-                test_rmse=_rmse(preds, y_test[j] if per_member and y_test is not None else y_test),
+                test_rmse=None if preds is None else rmse(preds, target),
                 test_predictions=preds,
                 wall_time=curves.wall_time / len(seeds),
                 diverged=curves.diverged_epoch[j] is not None,

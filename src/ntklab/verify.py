@@ -158,8 +158,7 @@ def verify(
             )
     if not depths or not parameterizations:
         raise ValueError("depths and parameterizations must not be empty")
-    X = np.random.default_rng(seed).standard_normal((n_points, in_features))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = project_to_sphere(np.random.default_rng(seed).standard_normal((n_points, in_features)))
     rows = []
     for p in parameterizations:
         for depth in depths:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..store import GENERATOR_METHOD
+from ..store import GENERATOR_METHOD, assumed_line
 from .figures import caption, make_figures, save_figures
 from .seed import (
     CLAIMS,
@@ -196,32 +196,6 @@ def header_lines(run: Run) -> list[tuple[str, str]]:
     return lines
 
 
-def _assumed_line(run: Run) -> str:
-    """The run's assumed values on one line, grouped: ``sigma_w = 1.0 (data.generator, NN1)``.
-
-    Keys are dotted config paths (``methods.NN1.width``); entries with the same last
-    component and value are merged, listing where they apply.
-    """
-    if not run.assumed:
-        return "Assumed values (SPEC): none recorded in this run."
-    groups: dict[tuple[str, str], list[str]] = {}
-    for key, value in run.assumed.items():
-        where, _, name = str(key).rpartition(".")
-        where = where[len("methods.") :] if where.startswith("methods.") else where
-        groups.setdefault((name, _short(value)), [])
-        if where:
-            groups[(name, _short(value))].append(where)
-    items = "; ".join(
-        f"{name} = {value}" + (f" ({', '.join(where)})" if where else "")
-        for (name, value), where in groups.items()
-    )
-    return f"Assumed values (SPEC, set by this run): {items}."
-
-
-def _short(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-
-
 def build_sections(
     run: Run,
     *,
@@ -262,7 +236,7 @@ def build_sections(
             notes.append(jitter)
         if run.reductions:
             notes.append("Reduced against the full preset: " + "; ".join(run.reductions) + ".")
-        notes.append(_assumed_line(run))
+        notes.append(assumed_line(run.assumed))
         title = "Test RMSE" + ("" if len(run.points) <= 1 else f" — {run.point_label(point)}")
         if seed and is_seed_protocol(run):
             title = "Test RMSE beside the seed's table" + title[len("Test RMSE") :]

@@ -1,0 +1,150 @@
+"""Formulas and defaults that several modules use are defined once (issue 9, item 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from study_helpers import write_tiny
+
+import ntklab
+from ntklab import study, training
+from ntklab._validation import check_lr
+from ntklab.config import MethodConfig, load_config
+from ntklab.metrics import rms, rmse
+from ntklab.predict import (
+    cho_solve_jitter,
+    gradient_descent_mse,
+    kernel_regression,
+    kernel_ridge_coef,
+)
+from ntklab.store import assumed_line
+
+
+def test_rmse_of_a_vector_and_of_a_curve():
+    y = np.array([1.0, -2.0, 0.5])
+    pred = np.array([1.5, -2.0, 0.0])
+    assert rmse(pred, y) == pytest.approx(np.sqrt(0.5 / 3), rel=1e-15)
+    assert isinstance(rmse(pred, y), float)
+    curve = np.stack([pred, y, 2 * y])
+    np.testing.assert_array_equal(rmse(curve, y), [rmse(pred, y), 0.0, rms(y)])
+    assert rms(np.float32([3.0, 4.0])) == pytest.approx(np.sqrt(12.5))
+
+
+def test_kernel_regression_is_the_ridge_formula():
+    rng = np.random.default_rng(0)
+    X = ntklab.data.project_to_sphere(rng.standard_normal((30, 3)))
+    K = ntklab.Architecture(1, "jacot").ntk(X)
+    y = rng.standard_normal(20)
+    f, jitter = kernel_regression(K[:20, :20], K[20:, :20], y, ridge=0.1)
+    expected = K[20:, :20] @ np.linalg.solve(K[:20, :20] + 0.1 * np.eye(20), y)
+    np.testing.assert_allclose(f, expected, rtol=1e-10)
+    assert jitter == 0.0
+    before = K.copy()
+    alpha, _ = kernel_ridge_coef(K[:20, :20], y)  # ridge 0: the Cholesky solve itself
+    np.testing.assert_array_equal(alpha, cho_solve_jitter(K[:20, :20], y)[0])
+    np.testing.assert_array_equal(K, before)  # the kernel is not modified
+    fit = ntklab.KernelRegressor(ntklab.Architecture(1, "jacot").ntk, ridge=0.1)
+    np.testing.assert_allclose(fit.fit(X[:20], y).predict(X[20:]), f, rtol=1e-10)
+
+
+def test_gradient_descent_mse_with_a_shared_eigendecomposition():
+    rng = np.random.default_rng(1)
+    X = ntklab.data.project_to_sphere(rng.standard_normal((25, 4)))
+    K = ntklab.Architecture(2, "paper").ntk(X)
+    y = rng.standard_normal(15)
+    args = (K[:15, :15], K[15:, :15], y)
+    eig = np.linalg.eigh(K[:15, :15])
+    for steps in (3.0, np.inf, [1.0, 10.0]):
+        a = gradient_descent_mse(*args, lr=0.5, steps=steps)
+        b = gradient_descent_mse(*args, lr=0.5, steps=steps, eig=eig)
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match=r"eig must be np.linalg.eigh\(ntk_train\)"):
+        gradient_descent_mse(*args, lr=0.5, steps=1.0, eig=(eig[0][:3], eig[1]))
+
+
+def test_one_eigendecomposition_and_one_auto_lr_per_kernel_and_rows(tmp_path, monkeypatch):
+    cfg = load_config(str(write_tiny(tmp_path))).points[0].config
+    extra = [
+        MethodConfig(name=name, kind="ntk_time", depth=1, parameterization="paper", epochs=e)
+        for name, e in (("T5", 5), ("T20", 20))
+    ]
+    methods = [m for m in cfg.methods if m.kind != "network"] + extra
+    cfg = cfg.model_copy(update={"methods": methods})
+    calls = {"eigh": 0, "auto_lr": 0}
+    eigh, auto_lr = np.linalg.eigh, training.auto_lr
+
+    def counting_eigh(a, *args, **kw):
+        calls["eigh"] += 1
+        return eigh(a, *args, **kw)
+
+    def counting_auto_lr(*args, **kw):
+        calls["auto_lr"] += 1
+        return auto_lr(*args, **kw)
+
+    monkeypatch.setattr(np.linalg, "eigh", counting_eigh)
+    monkeypatch.setattr(training, "auto_lr", counting_auto_lr)
+    record = study.run_trial(cfg, trial=0)
+    assert not record.errors
+    assert {m for m, *_ in record.rows} >= {"NTKB1T", "T5", "T20"}
+    assert calls == {"eigh": 1, "auto_lr": 1}  # three ntk_time methods, one kernel and rows
+    lrs = {m: v for m, k, _, v in record.rows if k == "lr"}
+    assert lrs["NTKB1T"] == lrs["T5"] == lrs["T20"]
+
+
+def test_one_learning_rate_check():
+    assert check_lr("auto") == "auto" and check_lr(np.float32(0.5)) == 0.5
+    assert check_lr(2) == 2.0 and isinstance(check_lr(2), float)
+    for bad in (-1.0, 0, float("nan"), float("inf"), True, "fast", None):
+        with pytest.raises(ValueError, match="lr must be a positive number or 'auto'; got"):
+            check_lr(bad)
+    with pytest.raises(ValueError, match="lr must be a positive number; got 'auto'"):
+        check_lr("auto", auto=False)
+    with pytest.raises(ValueError, match="lr must be a positive number; got"):
+        training._check_lr([0.1, -0.1], 2, None)
+
+
+def test_one_letter_per_parameterization():
+    for name, param in ntklab.PARAMETERIZATIONS.items():
+        method = MethodConfig(name="M", kind="ntk", depth=2, parameterization=name)
+        assert ntklab.Architecture(2, name).name == f"NTK{method.letter}2"
+        assert method.letter == param.letter and len(param.letter) == 1
+    assert [p.letter for p in ntklab.PARAMETERIZATIONS.values()] == ["J", "A", "B"]
+    assert MethodConfig(name="L", kind="laplacian").letter == ""
+
+
+def test_one_record_every_default(tmp_path):
+    assert training.default_record_every(3000) == 300
+    assert training.default_record_every(5) == 1
+    method = MethodConfig(name="NN", kind="network", depth=1, parameterization="jacot",
+                          width=8, epochs=40)  # fmt: skip
+    assert method.record_every == training.default_record_every(40) == 4
+    X = ntklab.data.project_to_sphere(np.random.default_rng(2).standard_normal((6, 3)))
+    net = ntklab.Architecture(1, "jacot").network(8, seed=0, in_features=3, device="cpu")
+    res = ntklab.train(net, X, X[:, 0], lr=0.1, epochs=40, device="cpu")
+    np.testing.assert_array_equal(res.epochs, np.arange(0, 41, 4))
+
+
+def test_one_assumed_line_for_run_and_report():
+    assumed = {
+        "data.n_train": 36,
+        "data.generator.sigma_w": 1.0,
+        "methods.NN1.sigma_w": 1.0,
+        "methods.NN2.sigma_w": 1.0,
+        "methods.NN1.lr": "auto",
+        "sweep.methods.*.width": [64, 128],
+    }
+    assert assumed_line(assumed) == (
+        "Assumed values (SPEC): n_train = 36 (data); sigma_w = 1.0 (data.generator, NN1, "
+        "NN2); lr = auto (NN1); methods.*.width = [64, 128] (sweep)."
+    )
+    assert assumed_line({}) == "Assumed values (SPEC): none (SPEC §6 states every value)."
+
+
+def test_verify_draws_its_points_with_project_to_sphere():
+    import inspect
+
+    from ntklab import verify
+
+    source = inspect.getsource(verify)
+    assert "linalg.norm(X, axis=1" not in source and "project_to_sphere(" in source
