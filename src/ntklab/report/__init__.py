@@ -9,8 +9,9 @@ its claims, figures (PNG and SVG) and a self-contained HTML file.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 #: Public name -> the submodule of :mod:`ntklab.report` that defines it (imported on first
 #: access, so that importing the package loads neither pandas nor matplotlib).
@@ -119,19 +120,7 @@ __all__ = [
 _SUBMODULES = frozenset(("document", "figures", "html", "reference", "seed", "stats", "tables"))
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
 
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
