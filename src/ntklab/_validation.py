@@ -27,8 +27,14 @@ The convention every module follows (issue 9, item 11):
 3. **Internal callers use the unchecked versions.** A trial of a study makes its own data
    from the validated config (:mod:`ntklab.data`), so it computes kernels and predictions
    with the ``_unchecked`` versions; a public function that has checked its arguments
-   (e.g. :func:`ntklab.equivalence_metrics`) calls the ``_unchecked`` versions too, never
-   another public function on the same arrays.
+   (e.g. :func:`ntklab.equivalence_metrics`) calls the ``_unchecked`` versions too, not
+   another public function on the same arrays (where an ``_unchecked`` version exists).
+
+The rule is about arrays. The scalar checks (:func:`check_int`, :func:`check_float`) cost
+nothing, and a public function keeps them when ntklab itself calls it (e.g. the trial's
+``data.sphere(n, d, rng)``). The checks of a user's own callable's output (the kernel of
+:class:`ntklab.KernelRegressor`) and the diagnostics of a failed factorization
+(:func:`ntklab.linalg.cholesky_jitter`) are not input checks and stay where they are.
 
 Modules import these functions by name (``from ._validation import check_matrix``);
 ``tests/test_validation.py`` counts the calls by patching every ``ntklab`` module's binding.

@@ -156,9 +156,15 @@ def equivalence_metrics(
     def predict(lr, steps, f0_tr, f0_te):
         steps = np.atleast_1d(np.asarray(steps, dtype=np.float64))
         return gradient_descent_mse_unchecked(
-            ntk_train, ntk_test_train, y_train, lr=lr, steps=steps, f0_train=f0_tr,
-            f0_test=f0_te, eig=eig,
-        )[1]  # fmt: skip
+            ntk_train,
+            ntk_test_train,
+            y_train,
+            lr=lr,
+            steps=steps,
+            f0_train=f0_tr,
+            f0_test=f0_te,
+            eig=eig,
+        )[1]
 
     lin_curve = predict(result.lr, step_curve, f0_train, f0_test)
     lin_t = lin_curve[-1]

@@ -252,9 +252,15 @@ def gradient_descent_mse(
             )
 
     return gradient_descent_mse_unchecked(
-        K, Ks, y, lr=lr, steps=steps_arr[0] if scalar else steps_arr, f0_train=f0_tr,
-        f0_test=f0_te, eig=eig,
-    )  # fmt: skip
+        K,
+        Ks,
+        y,
+        lr=lr,
+        steps=steps_arr[0] if scalar else steps_arr,
+        f0_train=f0_tr,
+        f0_test=f0_te,
+        eig=eig,
+    )
 
 
 def gradient_descent_mse_unchecked(

@@ -280,9 +280,13 @@ def published_kernels(
 
 
 def published_kernels_unchecked(
-    X: np.ndarray, Z: np.ndarray | None = None, *, normalization="published", names=None,
+    X: np.ndarray,
+    Z: np.ndarray | None = None,
+    *,
+    normalization="published",
+    names=None,
     **constants,
-) -> dict[str, np.ndarray]:  # fmt: skip
+) -> dict[str, np.ndarray]:
     """:func:`published_kernels` of float64 matrices that are already valid.
 
     Checks ``names``, ``normalization`` and the constants but not the arrays: for callers
