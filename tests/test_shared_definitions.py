@@ -148,3 +148,27 @@ def test_verify_draws_its_points_with_project_to_sphere():
 
     source = inspect.getsource(verify)
     assert "linalg.norm(X, axis=1" not in source and "project_to_sphere(" in source
+
+
+def test_the_linear_algebra_is_defined_once_in_linalg():
+    """ntklab.linalg defines the Cholesky helpers; predict and data use (and predict
+    re-exports) those very objects (issue 9, item 5)."""
+    import ntklab.data
+    import ntklab.linalg
+    import ntklab.predict
+    import ntklab.regressor
+
+    for name in ("MAX_RELATIVE_JITTER", "SingularKernelError", "cholesky_jitter",
+                 "cho_solve_jitter", "kernel_ridge_coef"):  # fmt: skip
+        assert getattr(ntklab.predict, name) is getattr(ntklab.linalg, name), name
+        assert name in ntklab.predict.__all__
+    assert ntklab.data.cholesky_jitter is ntklab.linalg.cholesky_jitter
+    assert ntklab.regressor.kernel_ridge_coef is ntklab.linalg.kernel_ridge_coef
+    assert ntklab.linalg is ntklab.__getattr__("linalg")
+    # symmetrize: exactly symmetric, in place, equal to the mean of K and K.T
+    K = np.random.default_rng(1).standard_normal((5, 5))
+    expected = 0.5 * (K + K.T)
+    out = K.copy()
+    assert ntklab.linalg.symmetrize(out) is None
+    np.testing.assert_array_equal(out, out.T)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=4 * np.finfo(float).eps)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+import sys
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import pytest
+import tomllib
 from click.testing import CliRunner
 from conftest import unit_rows
 
 import ntklab
+import ntklab._validation as validation
+import ntklab.data
+import ntklab.empirical
+import ntklab.equivalence
+import ntklab.networks
+import ntklab.predict
+import ntklab.published
+import ntklab.sklearn_kernels
+import ntklab.study
+import ntklab.training
 import ntklab.verify
 from ntklab.cli import main
 from ntklab.kernels import laplacian, rbf
@@ -108,3 +124,224 @@ def test_verify_cli_bad_options(args, message):
     assert result.exit_code == 2
     assert result.output.strip().startswith("error:") and message in result.output
     assert "Traceback" not in result.output
+
+
+# ---- validate once, at the boundary (_validation's module docstring) ----------------------
+
+#: The modules a kernel method's trial goes through (study -> data -> architecture ->
+#: kernels / published -> linalg -> predict): none of them re-checks the trial's arrays.
+TRIAL_PATH = {
+    f"ntklab.{m}"
+    for m in "study data architecture kernels published linalg predict regressor".split()
+}
+
+KERNEL_TRIAL = """
+[study]
+name = "checks"
+trials = 1
+seed = 3
+
+[data]
+n = 30
+d = 3
+n_train = 20
+
+[data.generator]
+kind = "published"
+kernel = "NTKB1"
+normalization = "corrected"
+
+[[methods]]
+name = "GP1"
+kind = "nngp"
+depth = 1
+parameterization = "jacot"
+
+[[methods]]
+name = "NTKB1"
+kind = "ntk"
+depth = 1
+parameterization = "paper"
+
+[[methods]]
+name = "NTKB1T"
+kind = "ntk_time"
+depth = 1
+parameterization = "paper"
+lr = 0.5
+epochs = 20
+
+[[methods]]
+name = "K1"
+kind = "published"
+kernel = "K1"
+
+[[methods]]
+name = "GP2pub"
+kind = "published"
+kernel = "GP2"
+
+[[methods]]
+name = "L"
+kind = "laplacian"
+
+[[methods]]
+name = "R"
+kind = "rbf"
+ridge = 1e-6
+"""
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """Record every array check as ``(check, calling module, the array)``.
+
+    The checks are patched in every loaded ``ntklab`` module (each imports them by name);
+    the ``check_matrix`` calls that ``check_pair`` makes itself are not counted. The arrays
+    are kept, so that ``id`` tells distinct arrays apart.
+    """
+    calls: list[tuple[str, str, object]] = []
+    for fname in ("check_matrix", "check_pair", "check_vector"):
+        original = getattr(validation, fname)
+
+        def counting(*args, _fname=fname, _original=original, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller != validation.__name__:
+                calls.append((_fname, caller, args[0] if args else kwargs.get("X")))
+            return _original(*args, **kwargs)
+
+        for name, module in list(sys.modules.items()):
+            if name.startswith("ntklab") and getattr(module, fname, None) is original:
+                monkeypatch.setattr(module, fname, counting)
+    return calls
+
+
+def _checked_twice(calls) -> list:
+    """The arrays that were checked more than once (by id; the calls keep them alive)."""
+    counts = Counter(id(a) for _, _, a in calls)
+    return [(f, m) for f, m, a in calls if counts[id(a)] > 1]
+
+
+def test_a_kernel_trial_does_not_recheck_its_arrays(checks):
+    config = tomllib.loads(KERNEL_TRIAL)
+    rec = ntklab.study.run_trial(config, trial=0)
+    assert rec.status == "done" and not rec.errors, (rec.error, rec.errors)
+    assert {m for m, k, _, _ in rec.rows if k == "rmse"} == {c["name"] for c in config["methods"]}
+    # the trial makes its own data from a validated config: nothing on its path checks again
+    # (the counting works: the public calls below are counted)
+    assert [(f, m) for f, m, _ in checks if m in TRIAL_PATH] == []
+    assert _checked_twice(checks) == []
+
+
+def test_a_network_trial_checks_at_most_the_equivalence_boundary(tmp_path, checks):
+    from study_helpers import TINY
+
+    rec = ntklab.study.run_trial(tomllib.loads(TINY.format(trials=1, width=8, epochs=4)), trial=0)
+    assert rec.status == "done" and not rec.errors, (rec.error, rec.errors)
+    mine = Counter(m for _, m, _ in checks if m in TRIAL_PATH | {"ntklab.equivalence"})
+    # equivalence_metrics is public: it checks X_train, y_train, X_test, y_test once each
+    # and computes its kernels and predictions with the unchecked versions
+    assert mine == Counter({"ntklab.equivalence": 4})
+
+
+def _public_calls():
+    X2 = unit_rows(4, 3, seed=52)
+    arch = ntklab.Architecture(1, "paper")
+    K, Ks = arch.ntk(X), arch.ntk(X2, X)
+    y = np.linspace(-1.0, 1.0, X.shape[0])
+    return {
+        "kernels": (lambda: arch.kernels(X), 1),
+        "kernels_Z": (lambda: arch.kernels(X, X2), 1),
+        "ntk": (lambda: arch.ntk(X), 1),
+        "nngp": (lambda: arch.nngp(X2, X), 1),
+        "laplacian": (lambda: laplacian(X), 1),
+        "rbf": (lambda: rbf(X, X2), 1),
+        "published_kernels": (lambda: ntklab.published_kernels(X), 1),
+        "published_kernel_K1": (lambda: ntklab.published_kernel("K1", X, X2), 1),
+        "PublishedKernel": (lambda: ntklab.PublishedKernel("NTKB2")(X), 1),
+        "NTKKernel": (lambda: ntklab.NTKKernel(2)(X), 1),
+        "NTKKernel.diag": (lambda: ntklab.NTKKernel(2).diag(X), 1),
+        "project_to_sphere": (lambda: ntklab.data.project_to_sphere(X), 1),
+        "gradient_descent_mse": (
+            lambda: ntklab.gradient_descent_mse(K, Ks, y, lr=0.1, steps=[1.0, np.inf]),
+            3,  # y_train, ntk_train, ntk_test_train
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_public_calls()))
+def test_a_public_call_checks_each_input_once(name, checks):
+    call, expected = _public_calls()[name]
+    checks.clear()
+    call()
+    assert len(checks) == expected, [(f, m) for f, m, _ in checks]
+    assert _checked_twice(checks) == []
+
+
+def test_unchecked_versions_equal_the_checked_ones():
+    """The ``_unchecked`` implementations are the public functions minus their checks."""
+    from ntklab.kernels import laplacian_unchecked, rbf_unchecked
+    from ntklab.predict import gradient_descent_mse_unchecked
+    from ntklab.published import published_kernels_unchecked
+
+    X2 = unit_rows(4, 3, seed=53)
+    for Z in (None, X2):
+        for a, b in zip(ARCH.kernels(X, Z), ARCH.kernels_unchecked(X, Z), strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(laplacian(X, Z), laplacian_unchecked(X, Z))
+        np.testing.assert_array_equal(
+            rbf(X, Z, length_scale=2.0), rbf_unchecked(X, Z, length_scale=2.0)
+        )
+        pub = ntklab.published_kernels(X, Z, normalization="corrected")
+        raw = published_kernels_unchecked(X, Z, normalization="corrected")
+        assert list(pub) == list(raw)
+        for name in pub:
+            np.testing.assert_array_equal(pub[name], raw[name])
+    K, Ks = ARCH.ntk(X), ARCH.ntk(X2, X)
+    y = np.linspace(-1.0, 1.0, X.shape[0])
+    f0 = np.cos(np.arange(X.shape[0])), np.sin(np.arange(X2.shape[0]))
+    for steps in (7, [0.0, 3.0, np.inf]):
+        a = ntklab.gradient_descent_mse(
+            K, Ks, y, lr=0.2, steps=steps, f0_train=f0[0], f0_test=f0[1]
+        )
+        b = gradient_descent_mse_unchecked(
+            K, Ks, y, lr=0.2, steps=steps, f0_train=f0[0], f0_test=f0[1]
+        )
+        for u, v in zip(a, b, strict=True):
+            assert u.shape == v.shape
+            np.testing.assert_array_equal(u, v)
+
+
+#: This helper's modules (issue 9, items 5 and 11); the report package has its own owner.
+OWN_MODULES = (
+    "_validation architecture data equivalence kernels linalg predict published regressor "
+    "sklearn_kernels study verify"
+).split()
+
+
+@pytest.mark.parametrize("module", OWN_MODULES)
+def test_no_private_names_imported_across_modules(module):
+    path = Path(ntklab.__file__).parent / f"{module}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    private = [
+        (node.module, alias.name, node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level >= 1
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []
+
+
+def test_data_is_upstream_of_predict_and_linalg_imports_no_ntklab_module():
+    for module, banned in (("data", ("predict", "study", "regressor")), ("linalg", None)):
+        tree = ast.parse((Path(ntklab.__file__).parent / f"{module}.py").read_text("utf-8"))
+        imported = {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level >= 1
+        }
+        if banned is None:
+            assert imported == set(), imported
+        else:
+            assert imported.isdisjoint(banned), imported

@@ -54,7 +54,7 @@ _LAZY = {
 
 #: Submodules reachable as attributes (``ntklab.data``) without importing them first.
 _SUBMODULES = frozenset(
-    "architecture cli config data empirical equivalence execution kernels layers networks "
+    "architecture cli config data empirical equivalence execution kernels layers linalg networks "
     "predict published regressor report sklearn_kernels store study training verify".split()
 )
 

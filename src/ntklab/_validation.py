@@ -3,6 +3,41 @@
 Every public entry point of ntklab validates its arrays here, so that a user sees
 ``ValueError: X must be a 2-D array (n_samples, n_features); got shape (5,)`` rather
 than a traceback from inside numpy or torch.
+
+Validate once, at the boundary
+------------------------------
+The convention every module follows (issue 9, item 11):
+
+1. **The boundary checks.** Public entry points check each argument once, with the
+   functions of this module, then hand the checked float64 arrays to their implementation.
+   They are: the names that ``ntklab`` re-exports, the functions in a module's ``__all__``
+   (without the suffix below), the public methods of public classes (``Architecture.kernels``,
+   ``PublishedKernel.__call__``, the scikit-learn estimators' and kernels' ``fit``,
+   ``predict``, ``__call__``, ``diag``), the config (:mod:`ntklab.config`) and the CLI.
+2. **Implementations trust their input and check nothing.** An implementation used only in
+   its own module is private (``_name``). One that another module calls is a public name
+   ending in ``_unchecked`` (``Architecture.kernels_unchecked``,
+   :func:`ntklab.kernels.laplacian_unchecked`, :func:`ntklab.kernels.rbf_unchecked`,
+   :func:`ntklab.published.published_kernels_unchecked`,
+   :func:`ntklab.predict.gradient_descent_mse_unchecked`) whose docstring states what it
+   trusts (finite float64 arrays of matching shapes). No private name is imported across
+   modules. Functions that only ever receive arrays made inside ntklab and have no checked
+   twin (:mod:`ntklab.linalg`, :func:`ntklab.predict.kernel_regression`) check nothing
+   either and say so.
+3. **Internal callers use the unchecked versions.** A trial of a study makes its own data
+   from the validated config (:mod:`ntklab.data`), so it computes kernels and predictions
+   with the ``_unchecked`` versions; a public function that has checked its arguments
+   (e.g. :func:`ntklab.equivalence_metrics`) calls the ``_unchecked`` versions too, not
+   another public function on the same arrays (where an ``_unchecked`` version exists).
+
+The rule is about arrays. The scalar checks (:func:`check_int`, :func:`check_float`) cost
+nothing, and a public function keeps them when ntklab itself calls it (e.g. the trial's
+``data.sphere(n, d, rng)``). The checks of a user's own callable's output (the kernel of
+:class:`ntklab.KernelRegressor`) and the diagnostics of a failed factorization
+(:func:`ntklab.linalg.cholesky_jitter`) are not input checks and stay where they are.
+
+Modules import these functions by name (``from ._validation import check_matrix``);
+``tests/test_validation.py`` counts the calls by patching every ``ntklab`` module's binding.
 """
 
 from __future__ import annotations

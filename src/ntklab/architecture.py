@@ -37,6 +37,7 @@ import torch
 from ._validation import check_float, check_int, check_pair
 from .kernels import KernelState
 from .layers import Dense, ReLU
+from .linalg import symmetrize
 from .networks import FullyConnectedNetwork, resolve_device
 
 __all__ = ["Architecture", "Parameterization", "PARAMETERIZATIONS"]
@@ -229,6 +230,20 @@ class Architecture:
         if Z is X:  # e.g. scikit-learn passes Y=X: the same inputs, so the symmetric path
             Z = None
         X, Z, symmetric = check_pair(X, Z)
+        return self.kernels_unchecked(X, None if symmetric else Z, block_rows=block_rows)
+
+    def kernels_unchecked(
+        self, X: np.ndarray, Z: np.ndarray | None = None, *, block_rows: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`kernels` of float64 matrices that are already valid; checks nothing.
+
+        For callers inside ntklab that made or checked ``X`` (n, d) and ``Z`` (m, d) (finite
+        float64, same ``d``) themselves, e.g. a trial of a study on its generated data.
+        ``Z=None``: ``X``, with exactly symmetric outputs.
+        """
+        symmetric = Z is None
+        if symmetric:
+            Z = X
         layers = self.layers(X.shape[1])
         n, m = X.shape[0], Z.shape[0]
         rows = block_rows or max(1, _BLOCK_ENTRIES // max(m, 1))
@@ -243,7 +258,7 @@ class Architecture:
             for out, block in ((nngp, state.cov), (ntk, state.ntk)):
                 out[start:stop, first:] = block
                 if symmetric:
-                    _symmetrize(out[start:stop, start:stop])  # the diagonal block
+                    symmetrize(out[start:stop, start:stop])  # the diagonal block
                     out[stop:, start:stop] = block[:, stop - start :].T
         return nngp, ntk
 
@@ -288,9 +303,3 @@ class Architecture:
             modules, architecture=self, width=width, in_features=in_features, seed=seed
         )
         return net.to(dev)
-
-
-def _symmetrize(K: np.ndarray) -> None:
-    """Make the square block ``K`` exactly symmetric in place (products round differently)."""
-    K += K.T
-    K *= 0.5

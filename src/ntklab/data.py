@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_float, check_int, check_matrix
-from .predict import MAX_RELATIVE_JITTER, SingularKernelError, cholesky_jitter
+from .linalg import MAX_RELATIVE_JITTER, SingularKernelError, cholesky_jitter
 
 __all__ = [
     "Dataset",
@@ -77,7 +77,11 @@ def project_to_sphere(X) -> np.ndarray:
 
     Raises a ``ValueError`` naming the row if one is zero (it has no direction).
     """
-    X = check_matrix(X, "X")
+    return _unit_rows(check_matrix(X, "X"))
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """:func:`project_to_sphere` of a float64 matrix that is already valid (checks no more)."""
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     zero = np.flatnonzero(norms[:, 0] == 0)
     if zero.size:
@@ -115,13 +119,13 @@ def sphere(
     n = check_int(n, "n")
     d = check_int(d, "d")
     if inputs == "normal":
-        return project_to_sphere(rng.standard_normal((n, d)))
+        return _unit_rows(rng.standard_normal((n, d)))
     if inputs != "uniform":
         raise ValueError(f"inputs must be one of {', '.join(INPUTS)}; got {inputs!r}")
     low, high = (check_float(b, "bounds", minimum=-np.inf) for b in bounds)
     if not low < high:
         raise ValueError(f"bounds = ({low:g}, {high:g}): the low bound must be below the high one")
-    return project_to_sphere(rng.uniform(low, high, size=(n, d)))
+    return _unit_rows(rng.uniform(low, high, size=(n, d)))
 
 
 def gp_sample(K: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -129,11 +133,11 @@ def gp_sample(K: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, floa
 
     The Cholesky factor is computed with the smallest jitter :math:`\epsilon` that makes it
     succeed, at most :math:`10^{-6}` × the mean diagonal of ``K``, with a ``RuntimeWarning``
-    when it is not 0 (:func:`ntklab.predict.cholesky_jitter`). Returns ``(y, jitter)``.
+    when it is not 0 (:func:`ntklab.linalg.cholesky_jitter`). Returns ``(y, jitter)``.
 
     Raises
     ------
-    ntklab.predict.SingularKernelError
+    ntklab.linalg.SingularKernelError
         If ``K`` needs more jitter than that (a ``numpy.linalg.LinAlgError``).
     """
     z = rng.standard_normal(np.shape(K)[0])
@@ -169,7 +173,7 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_diabetes
 
     X, y = load_diabetes(return_X_y=True)
-    X = project_to_sphere((X - X.mean(axis=0)) / X.std(axis=0))
+    X = _unit_rows(np.asarray((X - X.mean(axis=0)) / X.std(axis=0), dtype=np.float64))
     y = (y - y.mean()) / y.std()
     return X.astype(np.float64), y.astype(np.float64)
 

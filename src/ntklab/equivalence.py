@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_int, check_matrix, check_vector
+from .architecture import Architecture
 from .empirical import empirical_ntk
 from .metrics import rms, rmse
-from .predict import _gd_outputs, gradient_descent_mse
+from .predict import gradient_descent_mse_unchecked
 from .training import CenteredNetwork, TrainResult
 
 __all__ = ["EquivalenceResult", "equivalence_metrics"]
@@ -125,6 +126,10 @@ def equivalence_metrics(
         raise ValueError(
             f"result must be a TrainResult from ntklab.train; got {type(result).__name__}"
         )
+    if not isinstance(arch, Architecture):
+        raise ValueError(
+            f"arch must be the network's ntklab.Architecture; got {type(arch).__name__}"
+        )
     X_train = check_matrix(X_train, "X_train")
     y_train = check_vector(y_train, "y_train", length=X_train.shape[0])
     X_test = check_matrix(X_test, "X_test", n_features=X_train.shape[1])
@@ -137,8 +142,9 @@ def equivalence_metrics(
 
     nan = float("nan")
     m = X_train.shape[0]
-    ntk_train = arch.ntk(X_train)
-    ntk_test_train = arch.ntk(X_test, X_train)
+    # validated above: the kernels and predictions below trust their input (_validation)
+    ntk_train = arch.kernels_unchecked(X_train)[1]
+    ntk_test_train = arch.kernels_unchecked(X_test, X_train)[1]
     f0_train = result.initial_predict(X_train)
     f0_test = result.initial_predict(X_test)
     steps = result.steps
@@ -149,7 +155,16 @@ def equivalence_metrics(
 
     def predict(lr, steps, f0_tr, f0_te):
         steps = np.atleast_1d(np.asarray(steps, dtype=np.float64))
-        return _gd_outputs(ntk_train, ntk_test_train, y_train, lr, steps, f0_tr, f0_te, eig)[1]
+        return gradient_descent_mse_unchecked(
+            ntk_train,
+            ntk_test_train,
+            y_train,
+            lr=lr,
+            steps=steps,
+            f0_train=f0_tr,
+            f0_test=f0_te,
+            eig=eig,
+        )[1]
 
     lin_curve = predict(result.lr, step_curve, f0_train, f0_test)
     lin_t = lin_curve[-1]
@@ -195,7 +210,7 @@ def equivalence_metrics(
         if ok:
             emp_all = empirical_ntk(result.initial_network, np.vstack([X_train, X_test]), X_train)
             emp_train = 0.5 * (emp_all[:m] + emp_all[:m].T)
-            _, elin_t = gradient_descent_mse(
+            _, elin_t = gradient_descent_mse_unchecked(
                 emp_train, emp_all[m:], y_train, lr=result.lr, steps=steps,
                 f0_train=f0_train, f0_test=f0_test,
             )  # fmt: skip

@@ -21,7 +21,15 @@ import numpy as np
 
 from ._validation import check_float, check_pair
 
-__all__ = ["KernelState", "relu_moments", "arc_cosine", "laplacian", "rbf"]
+__all__ = [
+    "KernelState",
+    "relu_moments",
+    "arc_cosine",
+    "laplacian",
+    "laplacian_unchecked",
+    "rbf",
+    "rbf_unchecked",
+]
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,18 @@ def laplacian(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
     """
     length_scale = check_float(length_scale, "length_scale", strict=True)
     X, Z, symmetric = check_pair(X, Z)
-    dist = _distances(X, Z, symmetric)
+    return laplacian_unchecked(X, None if symmetric else Z, length_scale=length_scale)
+
+
+def laplacian_unchecked(
+    X: np.ndarray, Z: np.ndarray | None = None, *, length_scale: float = 1.0
+) -> np.ndarray:
+    """:func:`laplacian` of float64 matrices that are already valid; checks nothing.
+
+    For callers inside ntklab that made or checked ``X`` and ``Z`` (same column count) and
+    ``length_scale > 0`` themselves. ``Z=None``: ``X`` (exactly 0 distance on the diagonal).
+    """
+    dist = _distances(X, X if Z is None else Z, Z is None)
     dist /= -length_scale
     return np.exp(dist, out=dist)
 
@@ -183,7 +202,15 @@ def rbf(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
     """
     length_scale = check_float(length_scale, "length_scale", strict=True)
     X, Z, symmetric = check_pair(X, Z)
-    dist = _distances(X, Z, symmetric)
+    return rbf_unchecked(X, None if symmetric else Z, length_scale=length_scale)
+
+
+def rbf_unchecked(
+    X: np.ndarray, Z: np.ndarray | None = None, *, length_scale: float = 1.0
+) -> np.ndarray:
+    """:func:`rbf` of float64 matrices that are already valid; checks nothing (as
+    :func:`laplacian_unchecked`)."""
+    dist = _distances(X, X if Z is None else Z, Z is None)
     np.multiply(dist, dist, out=dist)
     dist /= -2.0 * length_scale**2
     return np.exp(dist, out=dist)

@@ -5,7 +5,8 @@ Kernel ridge regression (the seed's eq. 5; SPEC §3):
 .. math:: \hat f(x_*) = k(x_*, X)\,(K + \lambda I)^{-1} y,
 
 solved by Cholesky factorization, never by an explicit inverse, with diagonal jitter only
-when needed and at most 1e-6 × the mean diagonal (:func:`cholesky_jitter`). The scikit-learn
+when needed and at most 1e-6 × the mean diagonal (:func:`cholesky_jitter`; the linear
+algebra lives in :mod:`ntklab.linalg`, and its public names are re-exported here). The scikit-learn
 estimator :class:`KernelRegressor` lives in :mod:`ntklab.regressor` (so that this module does
 not import scikit-learn); ``ntklab.predict.KernelRegressor`` still finds it.
 """
@@ -16,9 +17,15 @@ import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.linalg
 
 from ._validation import check_float, check_matrix, check_vector
+from .linalg import (
+    MAX_RELATIVE_JITTER,
+    SingularKernelError,
+    cho_solve_jitter,
+    cholesky_jitter,
+    kernel_ridge_coef,
+)
 
 if TYPE_CHECKING:
     from .regressor import KernelRegressor  # imported on first use (module __getattr__ below)
@@ -32,111 +39,9 @@ __all__ = [
     "kernel_regression",
     "kernel_ridge_coef",
     "gradient_descent_mse",
+    "gradient_descent_mse_unchecked",
     "gradient_descent_mse_ensemble",
 ]
-
-
-#: The most jitter :func:`cholesky_jitter` adds, relative to the mean diagonal of the matrix
-#: (GPyTorch's ``psd_safe_cholesky`` stops at a comparable 1e-6; beyond it the solve would no
-#: longer be the interpolating kernel regression it stands for).
-MAX_RELATIVE_JITTER = 1e-6
-
-#: The first nonzero jitter tried, relative to the mean diagonal; each next try is 10× larger.
-FIRST_RELATIVE_JITTER = 1e-12
-
-
-class SingularKernelError(np.linalg.LinAlgError):
-    """A kernel matrix that cannot be Cholesky-factored with at most
-    :data:`MAX_RELATIVE_JITTER` × its mean diagonal of jitter.
-
-    A :class:`numpy.linalg.LinAlgError` (hence also a :class:`ValueError`).
-
-    Attributes
-    ----------
-    jitter : float
-        The last (largest) jitter tried.
-    scale : float
-        The mean diagonal of the matrix (1.0 if it is not a positive finite number).
-    """
-
-    def __init__(self, message: str, *, jitter: float = np.nan, scale: float = np.nan):
-        super().__init__(message)
-        self.jitter = jitter
-        self.scale = scale
-
-
-def cholesky_jitter(K: np.ndarray) -> tuple[np.ndarray, float]:
-    """Lower Cholesky factor ``L`` of ``K + jitter·I`` with the smallest jitter that works.
-
-    The jitter is 0, then ``1e-12 · mean(diag K)`` growing by 10 per try up to
-    ``1e-6 · mean(diag K)`` (:data:`MAX_RELATIVE_JITTER`), as GPyTorch's
-    ``psd_safe_cholesky`` does. A factorization counts as successful only if every pivot
-    satisfies ``L_ii^2 > 1e-14 · mean(diag K)`` (LAPACK does not always fail on numerically
-    singular matrices). Adding any jitter issues a :class:`RuntimeWarning` that states it.
-
-    Returns
-    -------
-    L : ndarray, lower triangular
-    jitter : float
-        The value added to the diagonal (0.0 when none was needed).
-
-    Raises
-    ------
-    SingularKernelError
-        If even ``1e-6 · mean(diag K)`` of jitter does not give a factorization: the matrix
-        is numerically singular (or not positive semi-definite); the message states the
-        last jitter tried and suggests a ridge.
-    """
-    K = np.asarray(K, dtype=np.float64)
-    mean_diag = float(np.mean(np.diag(K))) if K.size else 1.0
-    scale = mean_diag if np.isfinite(mean_diag) and mean_diag > 0 else 1.0
-    steps = round(np.log10(MAX_RELATIVE_JITTER / FIRST_RELATIVE_JITTER))
-    tries = [0.0] + [scale * MAX_RELATIVE_JITTER / 10.0**k for k in range(steps, -1, -1)]
-    for jitter in tries:
-        try:
-            Kj = K if jitter == 0.0 else K + jitter * np.eye(K.shape[0])
-            L = scipy.linalg.cholesky(Kj, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            continue
-        diag = np.diag(L)
-        if np.all(np.isfinite(L)) and np.all(diag > 0) and np.min(diag) ** 2 > 1e-14 * scale:
-            if jitter:
-                warnings.warn(
-                    f"kernel matrix is nearly singular: added jitter {jitter:.3g} "
-                    f"({jitter / scale:.0e} × its mean diagonal {scale:.4g}) to its diagonal",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            return L, jitter
-    if not np.all(np.isfinite(K)):
-        why = "has NaN or infinite entries; check the kernel and its inputs"
-    elif mean_diag <= 0:
-        why = f"is not positive semi-definite (its mean diagonal is {mean_diag:.4g})"
-    else:
-        ridge = f"{10 * jitter:.0e}".replace("e-0", "e-").replace("e+0", "e")
-        why = (
-            f"is numerically singular (or not positive semi-definite): its Cholesky "
-            f"factorization failed even with jitter {jitter:.3g} on its diagonal "
-            f"({MAX_RELATIVE_JITTER:g} × its mean diagonal {scale:.4g}, the most it adds); use "
-            f"a ridge above that, e.g. KernelRegressor(alpha={ridge}) or ridge = {ridge} in "
-            "the config"
-        )
-    raise SingularKernelError(f"kernel matrix {why}", jitter=jitter, scale=scale)
-
-
-def cho_solve_jitter(K: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, float]:
-    """Solve ``K A = B`` for symmetric PSD ``K`` by Cholesky, adding jitter only if needed.
-
-    See :func:`cholesky_jitter` for the jitter rule, its warning and its error.
-
-    Returns
-    -------
-    A : ndarray
-    jitter : float
-        The value added to the diagonal.
-    """
-    L, jitter = cholesky_jitter(K)
-    return scipy.linalg.cho_solve((L, True), B, check_finite=False), jitter
 
 
 def __getattr__(name: str):
@@ -149,28 +54,6 @@ def __getattr__(name: str):
 
 
 # ---- kernel (ridge) regression on precomputed kernel matrices ----------------------------------
-
-
-def kernel_ridge_coef(K_train, y, ridge: float = 0.0) -> tuple[np.ndarray, float]:
-    r"""The dual coefficients :math:`\alpha = (K + \lambda I)^{-1} y`, by Cholesky.
-
-    Parameters
-    ----------
-    K_train : ndarray (m, m)
-        The kernel on the training inputs, symmetric PSD, float64 (not modified: the ridge
-        is added to a copy).
-    y : ndarray (m,) or (m, k)
-    ridge : float, default 0.0
-        :math:`\lambda \ge 0`.
-
-    Returns
-    -------
-    alpha : ndarray (m,) or (m, k)
-    jitter : float
-        The diagonal jitter the factorization needed (:func:`cho_solve_jitter`).
-    """
-    A = K_train + ridge * np.eye(K_train.shape[0]) if ridge else K_train
-    return cho_solve_jitter(A, y)
 
 
 def kernel_regression(K_train, K_test_train, y, ridge: float = 0.0) -> tuple[np.ndarray, float]:
@@ -368,20 +251,49 @@ def gradient_descent_mse(
                 f"({m}, {m}); got shapes {np.shape(lam)} and {np.shape(V)}"
             )
 
-    f_train, f_test = _gd_outputs(K, Ks, y, lr, steps_arr, f0_tr, f0_te, eig)
-    if scalar:
-        return f_train[0], f_test[0]
-    return f_train, f_test
+    return gradient_descent_mse_unchecked(
+        K,
+        Ks,
+        y,
+        lr=lr,
+        steps=steps_arr[0] if scalar else steps_arr,
+        f0_train=f0_tr,
+        f0_test=f0_te,
+        eig=eig,
+    )
 
 
-def _gd_outputs(K, Ks, y, lr, steps, f0_train, f0_test, eig=None):
-    """:func:`gradient_descent_mse` on validated arrays; outputs (S, m), (S, n)."""
-    V, decay, gain = _gd_modes(K, lr, steps, eig)
-    r0 = V.T @ (f0_train - y)  # residual at initialization, in the eigenbasis
-    KsV = Ks @ V
+def gradient_descent_mse_unchecked(
+    ntk_train: np.ndarray,
+    ntk_test_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    lr: float,
+    steps,
+    f0_train: np.ndarray | None = None,
+    f0_test: np.ndarray | None = None,
+    eig=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gradient_descent_mse` on arrays that are already valid; checks nothing.
+
+    For callers inside ntklab that made or checked the arrays themselves (a trial of a
+    study, :func:`ntklab.equivalence_metrics`): float64 ``ntk_train`` (m, m) symmetric,
+    ``ntk_test_train`` (n, m), ``y_train`` (m,), ``lr > 0``, ``steps >= 0`` (a number or a
+    1-D array), ``f0_train`` (m,) and ``f0_test`` (n,) or ``None`` (0), ``eig`` of shapes
+    (m,) and (m, m). Returns what :func:`gradient_descent_mse` returns.
+    """
+    steps_arr = np.asarray(steps, dtype=np.float64)
+    m, n = ntk_train.shape[0], ntk_test_train.shape[0]
+    f0_tr = np.zeros(m) if f0_train is None else np.asarray(f0_train, dtype=np.float64)
+    f0_te = np.zeros(n) if f0_test is None else np.asarray(f0_test, dtype=np.float64)
+    V, decay, gain = _gd_modes(ntk_train, float(lr), np.atleast_1d(steps_arr), eig)
+    r0 = V.T @ (f0_tr - y_train)  # residual at initialization, in the eigenbasis
+    KsV = ntk_test_train @ V
     with np.errstate(over="ignore", invalid="ignore"):
-        f_train = y + (decay * r0) @ V.T
-        f_test = f0_test - (gain * r0) @ KsV.T
+        f_train = y_train + (decay * r0) @ V.T  # (S, m)
+        f_test = f0_te - (gain * r0) @ KsV.T  # (S, n)
+    if steps_arr.ndim == 0:
+        return f_train[0], f_test[0]
     return f_train, f_test
 
 

@@ -93,8 +93,9 @@ from functools import cached_property
 import numpy as np
 
 from ._validation import check_float, check_pair
-from .architecture import Architecture, _symmetrize
-from .kernels import arc_cosine, laplacian, relu_moments
+from .architecture import Architecture
+from .kernels import arc_cosine, laplacian_unchecked, relu_moments
+from .linalg import symmetrize
 
 __all__ = [
     "PUBLISHED_KERNELS",
@@ -102,6 +103,7 @@ __all__ = [
     "PublishedKernel",
     "published_kernel",
     "published_kernels",
+    "published_kernels_unchecked",
 ]
 
 PUBLISHED_KERNELS = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1")
@@ -174,7 +176,7 @@ class PublishedKernel:
         X : array_like (n, d)
         Z : array_like (m, d), optional
         """
-        return _Terms(X, Z, self).kernel(self.name)
+        return _Terms(*_check_inputs(X, Z), self).kernel(self.name)
 
     def network(self) -> tuple[Architecture, str] | None:
         r"""The network whose kernel this formula is under ``normalization="corrected"``.
@@ -271,13 +273,38 @@ def published_kernels(
     dict
         ``{name: ndarray (n, m)}`` in the order of ``names``.
     """
+    X, Z, symmetric = _check_inputs(X, Z)
+    return published_kernels_unchecked(
+        X, None if symmetric else Z, normalization=normalization, names=names, **constants
+    )
+
+
+def published_kernels_unchecked(
+    X: np.ndarray,
+    Z: np.ndarray | None = None,
+    *,
+    normalization="published",
+    names=None,
+    **constants,
+) -> dict[str, np.ndarray]:
+    """:func:`published_kernels` of float64 matrices that are already valid.
+
+    Checks ``names``, ``normalization`` and the constants but not the arrays: for callers
+    inside ntklab that made or checked ``X`` (n, d) and ``Z`` (m, d) themselves (a trial of a
+    study, :mod:`ntklab.verify`). ``Z=None``: ``X`` (every result exactly symmetric).
+    """
     names = PUBLISHED_KERNELS if names is None else names
     names = (names,) if isinstance(names, str) else tuple(dict.fromkeys(names))
     if not names:
         raise ValueError(f"names must not be empty; choose among {', '.join(PUBLISHED_KERNELS)}")
     specs = [_kernel(name, normalization, constants) for name in names]
-    terms = _Terms(X, Z, specs[0])
+    terms = _Terms(X, X if Z is None else Z, Z is None, specs[0])
     return {spec.name: terms.kernel(spec.name) for spec in specs}
+
+
+def _check_inputs(X, Z) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``check_pair(X, Z)``, with ``Z is X`` taken as ``Z=None`` (the symmetric path)."""
+    return check_pair(X, None if Z is X else Z)
 
 
 def _kernel(name, normalization, constants: dict) -> PublishedKernel:
@@ -310,10 +337,9 @@ def _arc_cosine_terms(k, kx, kz, normalization: str, same: bool):
 class _Terms:
     """The intermediates of the nine formulas on one (X, Z), each computed once, on demand."""
 
-    def __init__(self, X, Z, spec: PublishedKernel):
-        if Z is X:
-            Z = None
-        self.X, self.Z, self.symmetric = check_pair(X, Z)
+    def __init__(self, X: np.ndarray, Z: np.ndarray, symmetric: bool, spec: PublishedKernel):
+        # valid float64 inputs (Z is X when symmetric), checked by the caller
+        self.X, self.Z, self.symmetric = X, Z, symmetric
         self.spec = spec
 
     def _h(self, k, kx, kz):
@@ -327,7 +353,7 @@ class _Terms:
         nz = nx if self.symmetric else np.einsum("ij,ij->i", Z, Z)
         G = X @ Z.T
         if self.symmetric:
-            _symmetrize(G)
+            symmetrize(G)
             np.fill_diagonal(G, nx)
         return G, nx, nz
 
@@ -400,8 +426,8 @@ class _Terms:
 
     def _K1(self):
         Z = None if self.symmetric else self.Z
-        K = laplacian(self.X, Z, length_scale=self.spec.length_scale)
+        K = laplacian_unchecked(self.X, Z, length_scale=self.spec.length_scale)
         K *= self.spec.amplitude
         if self.symmetric:
-            _symmetrize(K)
+            symmetrize(K)
         return K

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_float
-from .predict import kernel_ridge_coef
+from .linalg import kernel_ridge_coef
 
 __all__ = ["KernelRegressor"]
 
@@ -50,8 +50,8 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
     jitter_ : float
         Diagonal jitter that was needed for the Cholesky factorization (0.0 if none; at
         most 1e-6 × the mean diagonal, with a ``RuntimeWarning``; beyond it ``fit`` raises
-        :class:`ntklab.predict.SingularKernelError`, see
-        :func:`ntklab.predict.cholesky_jitter`).
+        :class:`ntklab.linalg.SingularKernelError`, see
+        :func:`ntklab.linalg.cholesky_jitter`).
     n_features_in_ : int
 
     References
@@ -108,7 +108,7 @@ class KernelRegressor(RegressorMixin, BaseEstimator):
 
         Raises
         ------
-        ntklab.predict.SingularKernelError
+        ntklab.linalg.SingularKernelError
             If ``K + alpha I`` is numerically singular (a ``LinAlgError``, hence a
             ``ValueError``): raise ``alpha``.
         """

@@ -37,7 +37,7 @@ import numpy as np
 
 from .config import KernelSpec, MethodConfig, StudyConfig
 from .data import Dataset, fit_rows, real, simulate
-from .kernels import laplacian, rbf
+from .kernels import laplacian_unchecked, rbf_unchecked
 from .metrics import rmse
 from .predict import kernel_regression
 from .store import GENERATOR_METHOD, TrialRecord
@@ -130,24 +130,27 @@ class TrialContext:
 
 
 def _compute(key: tuple, X: np.ndarray, published: tuple) -> dict:
-    """The kernel matrices of ``key`` on all rows (and those computed in the same pass)."""
+    """The kernel matrices of ``key`` on all rows (and those computed in the same pass).
+
+    ``X`` is the trial's own data (made by :mod:`ntklab.data`), so the kernels' unchecked
+    versions are used (:mod:`ntklab._validation`: validate once, at the boundary)."""
     kind = key[0]
     if kind in ("ntk", "nngp"):
-        nngp, ntk = key[1].kernels(X)
+        nngp, ntk = key[1].kernels_unchecked(X)
         return {("nngp", key[1]): nngp, ("ntk", key[1]): ntk}
     if kind == "published":
-        from .published import published_kernels
+        from .published import published_kernels_unchecked
 
         wanted = key[1]
         group = [k for k in published if k.normalization == wanted.normalization] or [wanted]
         group = [k for k in group if k.name != "K1" or k == wanted]  # K1: own constants
-        mats = published_kernels(
+        mats = published_kernels_unchecked(
             X, normalization=wanted.normalization, names=[k.name for k in group],
             **({"amplitude": wanted.amplitude, "length_scale": wanted.length_scale}
                if wanted.name == "K1" else {}),
         )  # fmt: skip
         return {("published", k): mats[k.name] for k in group}
-    fn = laplacian if kind == "laplacian" else rbf
+    fn = laplacian_unchecked if kind == "laplacian" else rbf_unchecked
     return {key: fn(X, length_scale=key[1])}
 
 
@@ -223,7 +226,7 @@ def _kernel_method(
     K_train, K_test = ctx.blocks(K, method.holdout_fraction)
     y_train, y_test = ctx.data.y[ctx.fit(method.holdout_fraction)], ctx.data.y_test
     if method.kind == "ntk_time":
-        from .predict import gradient_descent_mse
+        from .predict import gradient_descent_mse_unchecked
 
         lr = _lr(method, ctx)
         steps = sgd_steps(method.epochs, method.batch_size, K_train.shape[0])
@@ -232,7 +235,7 @@ def _kernel_method(
             f0_train, f0_test = initial_outputs(
                 method, ctx, study_seed=study_seed, trial=trial, device=device
             )
-        f_train, f_test = gradient_descent_mse(
+        f_train, f_test = gradient_descent_mse_unchecked(
             K_train, K_test, y_train, lr=lr, steps=steps, f0_train=f0_train, f0_test=f0_test,
             eig=ctx.eigh(method, method.holdout_fraction),
         )  # fmt: skip
