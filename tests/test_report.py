@@ -45,6 +45,15 @@ ASSUMED = {"n_train": 800, "sigma_w": 1.0, "sigma_b": 0.1, "width": 256, "lr": "
 GEN_NTKB1 = {"kind": "ntk", "depth": 1, "parameterization": "paper", "sigma_w": 1.0, "sigma_b": 0.1}
 
 
+def md_rows(text: str) -> list[list[str]]:
+    """The cells of every Markdown pipe-table row in ``text`` (padding stripped)."""
+    return [
+        [c.strip() for c in line.strip()[1:-1].split(" | ")]
+        for line in text.splitlines()
+        if line.startswith("|") and not set(line) <= set("|:- ")
+    ]
+
+
 def _method_row(name: str) -> dict:
     """The methods-table row the runner writes for a seed method name."""
     if name == "K1":
@@ -618,11 +627,24 @@ def test_cli_markdown(paper_dir, tmp_path):
     res = _cli(paper_dir, "--figures", figs, "--pair", "NN1,NTKB1")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert (
-        "| method | label | n | diverged | failed | missing (not in mean) | mean RMSE | SE | "
-        "seed mean | seed SE | ours/seed | z | within 3 SE |" in out
-    )
-    assert "| NN1 | NN (1 layer) | 5 | 1 | 0 | 1 |" in out  # the diverged trial is counted
+    rows = md_rows(out)
+    assert [
+        "method",
+        "label",
+        "n",
+        "diverged",
+        "failed",
+        "missing (not in mean)",
+        "mean RMSE",
+        "SE",
+        "seed mean",
+        "seed SE",
+        "ours/seed",
+        "z",
+        "within 3 SE",
+    ] in rows
+    nn1 = next(r for r in rows if r[0] == "NN1")
+    assert nn1[:6] == ["NN1", "NN (1 layer)", "5", "1", "0", "1"]  # the diverged trial is counted
     assert "## Change from 1 to 2 hidden layers" in out and "## Ties with the generating" in out
     assert "## Paired differences NN1 − NTKB1" in out
     assert "Assumed values (SPEC): " in out and "n_train = 800" in out
