@@ -459,7 +459,7 @@ def test_a_foreign_sqlite_file_is_never_modified(tmp_path):
 def test_a_failed_method_is_failed_and_retried_alone(tmp_path, monkeypatch):
     """A method that raises (out of memory) is stored as failed; the run exits 2 naming it
     with advice that fits; a rerun retries exactly the failed (trial, method) pairs."""
-    import ntklab.execution as execution
+    import ntklab.execution.trials as trial_tasks
     import ntklab.study as study
 
     cfg = write_tiny(tmp_path, trials=3)
@@ -490,13 +490,13 @@ def test_a_failed_method_is_failed_and_retried_alone(tmp_path, monkeypatch):
 
     monkeypatch.setattr(study, "_network_method", network_method)
     calls = []
-    real_trial = execution.run_trial
+    real_trial = trial_tasks.run_trial
 
     def spy(config, **kw):
         calls.append((kw["trial"], kw.get("methods")))
         return real_trial(config, **kw)
 
-    monkeypatch.setattr(execution, "run_trial", spy)
+    monkeypatch.setattr(trial_tasks, "run_trial", spy)
     result = _cli("run", cfg, "--out", out, "--workers", 1, "--threads", 1)
     assert result.exit_code == 0, result.output
     assert "2 already done, 1 to run (1 only to retry their failed methods)" in result.stdout
