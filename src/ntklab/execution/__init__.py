@@ -26,12 +26,11 @@ Dask
     ``scheduler="tcp://HOST:PORT"`` submits the trials to an existing cluster (e.g. one made
     by dask-jobqueue on SLURM); ``dask_local=N`` starts a ``LocalCluster`` of N worker
     processes with ``cores // N`` threads each, one trial at a time. A trial's threads come
-    from its worker (:func:`~ntklab.execution.dask.trial_threads`): its ``nthreads`` divided by the trials it runs
-    at once (start workers with ``--resources trials=1`` to give each trial all of a worker's
-    threads), never from the whole machine. Worker nodes need ntklab installed.
+    from its worker (:func:`~ntklab.execution.dask.trial_threads`): its ``nthreads``
+    divided by the trials it runs at once (start workers with ``--resources trials=1`` to
+    give each trial all of a worker's threads), never from the whole machine. Worker nodes need ntklab installed.
 
 Network methods run on CUDA when the process running the trial has it.
-
 
 Modules: ``errors``, ``threads`` and ``progress`` <- ``trials`` (one task) <- ``pool`` and
 ``dask`` (the backends) <- ``runner`` (:func:`run_study`); ``runstore`` (opening the store)

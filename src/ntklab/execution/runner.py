@@ -147,7 +147,8 @@ def run_study(
         Local worker processes (default ``os.cpu_count()``); 1 runs in this process.
     threads : int, optional
         torch and BLAS threads per local worker (default ``max(1, os.cpu_count() // workers)``);
-        on Dask, per worker process (default: from the worker, see :func:`~ntklab.execution.dask.trial_threads`).
+        on Dask, per worker process (default: from the worker, see
+        :func:`~ntklab.execution.dask.trial_threads`).
     scheduler : str, optional
         Address of a Dask scheduler, ``tcp://HOST:PORT``.
     dask_local : int, optional

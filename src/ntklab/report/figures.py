@@ -1,6 +1,6 @@
 """Figures of a stored run (matplotlib, no pyplot state; saved as PNG and SVG).
 
-Every function takes a :class:`~ntklab.report.tables.Run` and returns a
+Every function takes a :class:`~ntklab.report.runs.Run` and returns a
 :class:`matplotlib.figure.Figure` built with the object-oriented API (no global pyplot
 figures, no backend switch: ``Figure.savefig`` renders with Agg for PNG and the SVG
 backend for SVG), so tests can inspect it and servers can draw without a display.
