@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from study_helpers import result_table, write_tiny
+from study_helpers import done_trials, result_table, write_tiny
 
 import ntklab
 from ntklab.cli import main
@@ -51,6 +51,15 @@ def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+def _started(ref, tmp_path: Path, *args, done: int = 1) -> tuple[Path, subprocess.Popen]:
+    """A run of the ``ref`` config in ``tmp_path/run`` (``args`` added), once ``done`` trials
+    are stored: ``(its directory, its process)``."""
+    out = tmp_path / "run"
+    proc = _start(ref[0], out, *args)
+    _wait_for(proc, out, done)
+    return out, proc
+
+
 def _start(cfg, out, *args, preexec_fn=None) -> subprocess.Popen:
     """``ntklab run cfg --out out --threads 1 args`` in a child process (its own session)."""
     cmd = [sys.executable, "-m", "ntklab.cli", "run", str(cfg), "--out", str(out)]
@@ -66,17 +75,7 @@ def _start(cfg, out, *args, preexec_fn=None) -> subprocess.Popen:
 
 def _done(out: Path) -> int:
     """Done trials in ``results.sqlite`` alone (its WAL ignored: what a copy would hold)."""
-    db = out / DB_NAME
-    if not db.is_file():
-        return 0
-    try:
-        conn = sqlite3.connect(f"file:{db}?immutable=1", uri=True, timeout=1.0)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:  # tables not created yet
-        return 0
+    return done_trials(out / DB_NAME, immutable=True)
 
 
 def _wait_for(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120.0) -> None:
@@ -157,9 +156,7 @@ def _resume(cfg, out, *args) -> None:
 def test_kill9_of_the_main_process(ref, tmp_path):
     """Workers die with it; results.sqlite alone holds every stored trial; resume is exact."""
     cfg, _, table = ref
-    out = tmp_path / "run"
-    proc = _start(cfg, out, "--workers", 2)
-    _wait_for(proc, out, 1)
+    out, proc = _started(ref, tmp_path, "--workers", 2)
     workers = _workers(proc.pid)
     assert len(workers) == 2
     os.kill(proc.pid, signal.SIGKILL)
@@ -180,9 +177,7 @@ def test_kill9_of_the_main_process(ref, tmp_path):
 @pytest.mark.slow
 def test_kill9_of_a_worker(ref, tmp_path):
     cfg, _, table = ref
-    out = tmp_path / "run"
-    proc = _start(cfg, out, "--workers", 2)
-    _wait_for(proc, out, 1)
+    out, proc = _started(ref, tmp_path, "--workers", 2)
     workers = _workers(proc.pid)
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
@@ -200,9 +195,7 @@ def test_ctrl_c_in_pool_mode_with_a_billion_trials_then_fewer(ref, tmp_path):
     line, no worker tracebacks, the workers stopped. --trials 1e9 is planned lazily, and a
     later, lower --trials is allowed: it changes only what is planned."""
     cfg, _, table = ref
-    out = tmp_path / "run"
-    proc = _start(cfg, out, "--workers", 2, "--trials", 1_000_000_000)
-    _wait_for(proc, out, 2)
+    out, proc = _started(ref, tmp_path, "--workers", 2, "--trials", 1_000_000_000, done=2)
     rss = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmHWM:")[1].split()[0])
     assert rss < 1_000_000, f"{rss} kB: trials are planned eagerly"
     workers = _workers(proc.pid)
@@ -227,9 +220,7 @@ def test_ctrl_c_in_pool_mode_with_a_billion_trials_then_fewer(ref, tmp_path):
 @pytest.mark.slow
 def test_a_second_run_is_refused_and_sigterm_stops_the_first(ref, tmp_path):
     cfg, _, table = ref
-    out = tmp_path / "run"
-    first = _start(cfg, out, "--workers", 1)
-    _wait_for(first, out, 1)
+    out, first = _started(ref, tmp_path, "--workers", 1)
     os.kill(first.pid, signal.SIGSTOP)  # keep it in the middle of the run
     try:
         second = _cli("run", cfg, "--out", out, "--workers", 1)  # this process: the second run
