@@ -168,7 +168,7 @@ def test_progress_bar_on_a_terminal():
     assert "trial 2 (point 1) failed: ValueError: boom" in frames
     last = frames[-1]
     assert last.startswith("trials") and "2/4" in last and " 50%" in last
-    assert "failed 1" in last and "elapsed 0:00:0" in last and "ETA " in last
+    assert "failed 1" in last and re.search(r"elapsed \d+s ETA \d+s", last)
     assert "t2@p1 NTKB1" in text and "t1 NN2" in text  # the running methods, while running
     assert "t1 NN2" not in last  # ... and no longer once finished
 

@@ -88,14 +88,21 @@ class Progress:
             completed=self.done,
             failed=failed,
             eta=self._eta(),
-            running=self.running_text(),
+            running=_shorten(self.running_text(), 80),
             refresh=True,
         )
 
     def _start_bar(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
         from rich.progress import Progress as Bar
+        from rich.text import Text
+
+        start = self.start
+
+        class Elapsed(ProgressColumn):  # since the run started, as the plain lines count it
+            def render(self, task) -> Text:
+                return Text(f"elapsed {format_seconds(time.monotonic() - start)}")
 
         console = self.console or Console(file=self.stream, force_terminal=True)
         self._bar = Bar(
@@ -104,8 +111,7 @@ class Progress:
             MofNCompleteColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("{task.fields[failed]}"),
-            TextColumn("elapsed"),
-            TimeElapsedColumn(),
+            Elapsed(),
             TextColumn("ETA {task.fields[eta]}"),
             TextColumn("{task.fields[running]}", markup=False),
             console=console,
@@ -162,3 +168,7 @@ class Progress:
             self._draw()
             self._bar.stop()
             self._bar = None
+
+
+def _shorten(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
