@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 TINY = """
@@ -81,3 +82,19 @@ def result_table(run_dir):
         df = store.results()
     df = df[~df.metric.isin(TIMING)]
     return df.sort_values(["point", "trial", "method", "metric", "step"]).reset_index(drop=True)
+
+
+def done_trials(db: Path, *, immutable: bool = False) -> int:
+    """Trials with status ``done`` in the SQLite file ``db`` (0 before its tables exist);
+    ``immutable``: read the file alone, ignoring its WAL (what a copy of it would hold)."""
+    if not db.is_file():
+        return 0
+    uri = f"file:{db}?immutable=1" if immutable else f"file:{db}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:  # tables not created yet
+        return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import re
 import sqlite3
 
 import numpy as np
@@ -146,20 +147,52 @@ def test_same_rows_with_one_or_two_workers_and_on_dask(tmp_path, capfd):
     _assert_same_tables(one, result_table(tmp_path / "dask"))
 
 
-def test_progress_line_on_a_terminal():
-    stream = io.StringIO()
-    progress = Progress(4, 1, stream=stream, tty=True)
+def test_progress_bar_on_a_terminal():
+    """On a terminal: a rich bar with trials done / total, the running methods, elapsed and
+    ETA; a failed trial is printed above it."""
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160, color_system=None)
+    progress = Progress(4, 1, console=console)
+    assert progress.tty and screen.getvalue() == ""  # nothing drawn before the first event
     progress.method(0, 1, "NN2")
-    assert "[1/4]" in stream.getvalue() and "t1 NN2" in stream.getvalue()
+    progress.method(1, 2, "NTKB1")
     progress.finished(TrialRecord(point=0, trial=1, seed="s", wall_time=2.0))
+    progress.finished(
+        TrialRecord(point=1, trial=2, seed="s", status="failed", error="ValueError: boom")
+    )
     progress.close()
-    last = stream.getvalue().split("\r\x1b[K")[-1]
-    assert last.startswith("[2/4]  50%") and "ETA" in last
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # no cursor codes
+    frames = [f.strip() for f in re.split(r"[\r\n]", text) if f.strip()]
+    assert "trial 2 (point 1) failed: ValueError: boom" in frames
+    last = frames[-1]
+    assert last.startswith("trials") and "2/4" in last and " 50%" in last
+    assert "failed 1" in last and re.search(r"elapsed \d+s ETA \d+s", last)
+    assert "t2@p1 NTKB1" in text and "t1 NN2" in text  # the running methods, while running
+    assert "t1 NN2" not in last  # ... and no longer once finished
+
+
+def test_progress_lines_when_not_a_terminal():
+    """Not a terminal: today's plain lines, one per stored trial, and nothing else."""
     plain = io.StringIO()
-    Progress(2, 0, stream=plain, tty=False).finished(
+    progress = Progress(2, 0, stream=plain, tty=False, points=2)
+    progress.method(0, 0, "NN1")
+    progress.finished(
         TrialRecord(point=0, trial=0, seed="s", wall_time=1.5, errors=[("K1", "ValueError: x")])
     )
-    assert "trial 0 done in 1.5s; 1 method error(s): K1: ValueError: x [1/2" in plain.getvalue()
+    progress.finished(TrialRecord(point=1, trial=0, seed="s", status="failed", error="boom"))
+    progress.close()
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d trial 0 \(point 0\) done in 1\.5s; 1 method error\(s\): "
+        r"K1: ValueError: x \[1/2, ETA \d+s\]",
+        lines[0],
+    ), lines[0]
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d trial 0 \(point 1\) FAILED: boom in 0\.0s \[1/2, ETA \d+s\]", lines[1]
+    ), lines[1]
 
 
 # ---- bad input: one line, non-zero exit, nothing stored lost ---------------------------------

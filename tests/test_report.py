@@ -37,12 +37,22 @@ from ntklab.report import (
     write_report,
 )
 from ntklab.report.reference import SEED_TABLE
+from ntklab.report.render import html_table, latex_table, markdown_table
 from ntklab.report.stats import holm
 from ntklab.store import FINAL, RunStore, TrialRecord
 
 PAPER = list(SEED_TABLE)  # NN1, NN2, GP1, ..., K1
 ASSUMED = {"n_train": 800, "sigma_w": 1.0, "sigma_b": 0.1, "width": 256, "lr": "auto"}
 GEN_NTKB1 = {"kind": "ntk", "depth": 1, "parameterization": "paper", "sigma_w": 1.0, "sigma_b": 0.1}
+
+
+def md_rows(text: str) -> list[list[str]]:
+    """The cells of every Markdown pipe-table row in ``text`` (padding stripped)."""
+    return [
+        [c.strip() for c in line.strip()[1:-1].split(" | ")]
+        for line in text.splitlines()
+        if line.startswith("|") and not set(line) <= set("|:- ")
+    ]
 
 
 def _method_row(name: str) -> dict:
@@ -618,11 +628,24 @@ def test_cli_markdown(paper_dir, tmp_path):
     res = _cli(paper_dir, "--figures", figs, "--pair", "NN1,NTKB1")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert (
-        "| method | label | n | diverged | failed | missing (not in mean) | mean RMSE | SE | "
-        "seed mean | seed SE | ours/seed | z | within 3 SE |" in out
-    )
-    assert "| NN1 | NN (1 layer) | 5 | 1 | 0 | 1 |" in out  # the diverged trial is counted
+    rows = md_rows(out)
+    assert [
+        "method",
+        "label",
+        "n",
+        "diverged",
+        "failed",
+        "missing (not in mean)",
+        "mean RMSE",
+        "SE",
+        "seed mean",
+        "seed SE",
+        "ours/seed",
+        "z",
+        "within 3 SE",
+    ] in rows
+    nn1 = next(r for r in rows if r[0] == "NN1")
+    assert nn1[:6] == ["NN1", "NN (1 layer)", "5", "1", "0", "1"]  # the diverged trial is counted
     assert "## Change from 1 to 2 hidden layers" in out and "## Ties with the generating" in out
     assert "## Paired differences NN1 − NTKB1" in out
     assert "Assumed values (SPEC): " in out and "n_train = 800" in out
@@ -713,3 +736,67 @@ def test_jitter_note_names_trials_and_amounts(tmp_path):
     # no jitter anywhere: no note
     quiet = load_run(write_small_run(tmp_path / "q", {"NTKJ1": [1, 2, 3], "K1": [1, 1, 2]}))
     assert not [n for n in build_sections(quiet)[0].notes if "itter" in n]
+
+
+# ---- rendering: one set of cells, three formats ---------------------------------------------------
+def test_markdown_latex_and_html_tables_show_the_same_cells():
+    """Every format shows the cells of format_value under the display names, numbers right-
+    aligned, with its own escaping ('|' in Markdown, '_' and '|' in LaTeX, '<' in HTML)."""
+    df = pd.DataFrame(
+        {
+            "method": ["a|b", "<NTK_1>"],
+            "n": np.array([3, 4], dtype=np.int64),
+            "mean": [0.123456, math.nan],
+            "p_t": [0.01234, 1.0],
+            "within_3se": [True, False],
+        }
+    )
+    header = ["method", "n", "mean RMSE", "p (paired t)", "within 3 SE"]
+    cells = [["a|b", "3", "0.12346", "0.0123", "yes"], ["<NTK_1>", "4", "–", "1", "no"]]
+
+    md = markdown_table(df).splitlines()
+    rows = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in md]
+    assert rows[0] == header and len(md) == 4
+    assert [c.replace("\\|", "|") for c in rows[2]] == cells[0] and rows[3] == cells[1]
+    align = [c.strip() for c in md[1].strip("|").split("|")]
+    assert [a.startswith(":") for a in align] == [True, False, False, False, True]
+    assert all(a.endswith(":") for a in align[1:4])  # numbers right-aligned
+
+    tex = latex_table(df).splitlines()
+    assert tex[:2] == [r"\begin{tabular}{lrrrl}", r"\toprule"] and tex[-2:] == [
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    assert tex[2] == r"method & n & mean RMSE & p (paired t) & within 3 SE \\"
+    assert tex[3] == r"\midrule"
+    assert tex[4] == r"a$|$b & 3 & 0.12346 & 0.0123 & yes \\"
+    assert tex[5] == r"$<$NTK\_1$>$ & 4 & -- & 1 & no \\"
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.classes, self.cell = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+                self.classes.append([])
+            if tag in ("td", "th"):
+                self.cell = ""
+                self.classes[-1].append(dict(attrs).get("class", "").split())
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data.strip()
+
+    html = html_table(df, "key")
+    assert html.startswith('<table id="T_key"') and "&lt;NTK_1&gt;" in html
+    parsed = Cells()
+    parsed.feed(html)
+    assert parsed.rows == [header, *cells]
+    assert [("num" in c) for c in parsed.classes[1]] == [False, True, True, True, False]

@@ -11,14 +11,17 @@ import pytest
 from ntklab.report.stats import (
     holm,
     log_mean_contrast,
+    mean_se,
+    paired_stats,
     paired_t,
     ratio_of_means,
     tost,
     tost_paired,
 )
 
-T975_2 = 4.302652729911275  # Student t quantile 0.975, 2 degrees of freedom (tables)
-T95_2 = 2.919985580355516  # Student t quantile 0.95, 2 degrees of freedom (tables)
+# Student t quantiles with 2 degrees of freedom, closed form: (2p - 1) / sqrt(2 p (1 - p))
+T975_2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)  # 4.30265272975
+T95_2 = 0.9 / math.sqrt(2 * 0.95 * 0.05)  # 2.91998558035
 
 
 def _cdf_t2(t: float) -> float:
@@ -175,3 +178,44 @@ def test_log_contrast_of_four_columns():
     assert c["ci_high"] - c["estimate"] == pytest.approx(T975_2 * c["se"], rel=1e-9)
     with pytest.raises(ValueError, match="one weight per column"):
         log_mean_contrast(x, [1, -1])
+
+
+# ---- paired_stats, mean_se ---------------------------------------------------------------------
+def test_paired_stats_by_hand_and_shared_with_tost_paired():
+    """x - y = (1, 2, 4) (a NaN row dropped): mean 7/3, sd sqrt(7/3), t = mean / (sd/sqrt 3),
+    two-sided p from the closed-form t(2) CDF; Wilcoxon exact: all 3 differences positive,
+    p = 2 / 2^3. tost_paired reports the same n, means, difference and interval."""
+    x = np.array([2.0, 5.0, 9.0, np.nan])
+    y = np.array([1.0, 3.0, 5.0, 0.0])
+    s = paired_stats(x, y)
+    mean, sd = 7 / 3, math.sqrt(7 / 3)
+    t = mean / (sd / math.sqrt(3))
+    assert s["n"] == 3 and s["mean_a"] == pytest.approx(16 / 3) and s["mean_b"] == 3.0
+    assert s["mean_diff"] == pytest.approx(mean, rel=1e-15)
+    assert s["sd_diff"] == pytest.approx(sd, rel=1e-15)
+    assert s["t"] == pytest.approx(t, rel=1e-13)
+    assert s["p_t"] == pytest.approx(2 * (1 - _cdf_t2(t)), rel=1e-12)
+    half = T975_2 * sd / math.sqrt(3)
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((mean - half, mean + half), rel=1e-12)
+    assert s["p_wilcoxon"] == pytest.approx(0.25, rel=1e-12)
+    tp = tost_paired(x, y, 1.0)
+    assert tp["n"] == s["n"] and (tp["mean_x"], tp["mean_y"]) == (s["mean_a"], s["mean_b"])
+    for key in ("mean_diff", "ci_low", "ci_high", "p_t"):
+        assert tp[key] == s[key]
+
+
+def test_paired_stats_equal_differences_have_no_test():
+    """All differences equal (sd = 0): no t statistic and no p-values, but the mean."""
+    s = paired_stats([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])
+    assert s["mean_diff"] == pytest.approx(0.5) and s["sd_diff"] == 0
+    assert math.isnan(s["t"]) and math.isnan(s["p_t"])
+    assert paired_stats([1.0], [0.0])["n"] == 1 and math.isnan(paired_stats([1.0], [0.0])["p_t"])
+
+
+def test_mean_se_by_hand():
+    """(1, 2, 4, inf): n 3, mean 7/3, SE = sqrt(7/3) / sqrt(3); one value has no SE."""
+    n, mean, se = mean_se([1.0, 2.0, 4.0, math.inf])
+    assert n == 3 and mean == pytest.approx(7 / 3, rel=1e-15)
+    assert se == pytest.approx(math.sqrt(7 / 3) / math.sqrt(3), rel=1e-15)
+    assert mean_se([5.0])[:2] == (1, 5.0) and math.isnan(mean_se([5.0])[2])
+    assert mean_se([])[0] == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,25 +11,12 @@ import time
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from study_helpers import result_table, write_tiny
+from study_helpers import done_trials, result_table, write_tiny
 
 from ntklab.cli import main
 from ntklab.config import load_config
 from ntklab.execution import run_study
 from ntklab.store import RunStore
-
-
-def _done(db) -> int:
-    if not db.is_file():
-        return 0
-    try:
-        conn = sqlite3.connect(db, timeout=1.0)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:  # tables not created yet
-        return 0
 
 
 @pytest.mark.slow
@@ -58,7 +44,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_table(tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while _done(db) < 1:
+        while done_trials(db) < 1:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "no trial finished within 120 s"
             time.sleep(0.02)

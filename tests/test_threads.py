@@ -11,9 +11,11 @@ import torch
 from study_helpers import write_tiny
 from threadpoolctl import threadpool_info
 
-from ntklab import execution
 from ntklab.config import load_config
+from ntklab.execution import dask as dask_backend
 from ntklab.execution import run_study
+from ntklab.execution import threads as thread_pools
+from ntklab.execution import trials as trial_tasks
 
 
 def _blas_threads() -> set[int]:
@@ -24,13 +26,13 @@ def _blas_threads() -> set[int]:
 def seen(monkeypatch):
     """(torch threads, BLAS threads) inside every trial this process runs."""
     out: list[tuple[int, set[int]]] = []
-    run_trial = execution.run_trial
+    run_trial = trial_tasks.run_trial
 
     def spy(*args, **kwargs):
         out.append((torch.get_num_threads(), _blas_threads()))
         return run_trial(*args, **kwargs)
 
-    monkeypatch.setattr(execution, "run_trial", spy)
+    monkeypatch.setattr(trial_tasks, "run_trial", spy)
     return out
 
 
@@ -54,8 +56,8 @@ def test_concurrent_holders_share_one_setting(monkeypatch):
         calls.append(threads)
         return lambda: calls.append("restored")
 
-    monkeypatch.setattr(execution, "_set_threads", fake_set)
-    limits = execution._ThreadLimits()
+    monkeypatch.setattr(thread_pools, "_set_threads", fake_set)
+    limits = thread_pools.ThreadLimits()
     inside, release = threading.Barrier(3), threading.Event()
     held = []
 
@@ -80,11 +82,11 @@ def test_dask_threads_per_trial_from_the_worker():
     def worker(nthreads, resources):
         return SimpleNamespace(state=SimpleNamespace(nthreads=nthreads, total_resources=resources))
 
-    assert execution._dask_threads(worker(8, {"trials": 1})) == 8
-    assert execution._dask_threads(worker(8, {"trials": 2})) == 4
-    assert execution._dask_threads(worker(8, {})) == 1  # eight trials at once
-    assert execution._dask_threads(worker(1, {})) == 1
-    assert execution._dask_threads(worker(8, {}), 3) == 3  # --threads wins
+    assert dask_backend.trial_threads(worker(8, {"trials": 1})) == 8
+    assert dask_backend.trial_threads(worker(8, {"trials": 2})) == 4
+    assert dask_backend.trial_threads(worker(8, {})) == 1  # eight trials at once
+    assert dask_backend.trial_threads(worker(1, {})) == 1
+    assert dask_backend.trial_threads(worker(8, {}), 3) == 3  # --threads wins
 
 
 @pytest.mark.slow
@@ -92,7 +94,7 @@ def test_dask_worker_processes_get_their_threads_once_when_they_join():
     from distributed import Client, LocalCluster
 
     def probe(_=None):
-        execution._THREADS.sync_thread()  # as a trial does first (execution._dask_trial)
+        thread_pools.THREADS.sync_thread()  # as a trial does first (dask._dask_trial)
         return torch.get_num_threads(), _blas_threads()
 
     with LocalCluster(
@@ -105,7 +107,7 @@ def test_dask_worker_processes_get_their_threads_once_when_they_join():
         with Client(cluster) as client:
             # Dask's nanny default (and torch used in both executor threads before the setting)
             assert client.gather(client.map(probe, range(4), pure=False)) == [(1, {1})] * 4
-            execution._register_dask_threads(client, None)
+            dask_backend.register_trial_threads(client, None)
             assert client.submit(probe, pure=False).result() == (2, {2})
             cluster.scale(2)  # a worker that joins later is set up too
             client.wait_for_workers(2)

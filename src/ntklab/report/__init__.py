@@ -2,6 +2,14 @@
 analyses computed from the rows, the attribution of the seed's NTK → NN gap and verdicts on
 its claims, figures (PNG and SVG) and a self-contained HTML file.
 
+Modules, each importing only those above it: ``reference`` (the seed's published numbers),
+``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings);
+``protocol`` (is it the seed's experiment, which method generated the data); ``tables`` (main
+table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
+``seed`` (attribution, verdicts on the seed's claims); ``figures``; ``render`` (cells and
+tables as Markdown, LaTeX, HTML via pandas); ``sections`` (what a report shows);
+``document`` (whole reports in each format, :func:`write_report`).
+
 >>> from ntklab.report import load_run, main_table, layer_change   # doctest: +SKIP
 >>> run = load_run("runs/paper-quick")                              # doctest: +SKIP
 >>> main_table(run)                                                 # doctest: +SKIP
@@ -17,7 +25,7 @@ from .._lazy import lazy_attributes
 #: access, so that importing the package loads neither pandas nor matplotlib).
 _LAZY = {
     "FORMATS": "document",
-    "build_sections": "document",
+    "build_sections": "sections",
     "write_report": "document",
     "boxplot": "figures",
     "discrepancy_vs_width": "figures",
@@ -45,24 +53,24 @@ _LAZY = {
     "ratio_of_means": "stats",
     "tost": "stats",
     "tost_paired": "stats",
-    "REPORT_DEFAULTS": "tables",
-    "ReportError": "tables",
-    "Run": "tables",
-    "compares_with_seed": "tables",
-    "equivalence_table": "tables",
-    "is_seed_protocol": "tables",
+    "REPORT_DEFAULTS": "runs",
+    "ReportError": "runs",
+    "Run": "runs",
+    "compares_with_seed": "protocol",
+    "equivalence_table": "equivalence",
+    "is_seed_protocol": "protocol",
     "layer_change": "tables",
-    "load_run": "tables",
+    "load_run": "runs",
     "main_table": "tables",
-    "mean_se": "tables",
+    "mean_se": "stats",
     "nn_ntk_ratios": "tables",
     "paired_differences": "tables",
-    "paired_stats": "tables",
-    "report_settings": "tables",
-    "resolve_generator": "tables",
-    "ties_with_generator": "tables",
-    "tost_table": "tables",
-    "width_slopes": "tables",
+    "paired_stats": "stats",
+    "report_settings": "runs",
+    "resolve_generator": "protocol",
+    "ties_with_generator": "equivalence",
+    "tost_table": "equivalence",
+    "width_slopes": "equivalence",
 }
 
 __all__ = [
@@ -117,14 +125,29 @@ __all__ = [
 
 
 #: Submodules reachable as attributes (``ntklab.report.tables``) without importing them first.
-_SUBMODULES = frozenset(("document", "figures", "html", "reference", "seed", "stats", "tables"))
+_SUBMODULES = frozenset(
+    (
+        "document",
+        "equivalence",
+        "figures",
+        "protocol",
+        "reference",
+        "render",
+        "runs",
+        "sections",
+        "seed",
+        "stats",
+        "tables",
+    )
+)
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
 
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
-    from .document import FORMATS, build_sections, write_report
+    from .document import FORMATS, write_report
+    from .equivalence import equivalence_table, ties_with_generator, tost_table, width_slopes
     from .figures import (
         boxplot,
         discrepancy_vs_width,
@@ -136,7 +159,10 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         save_figures,
         training_curves,
     )
+    from .protocol import compares_with_seed, is_seed_protocol, resolve_generator
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
+    from .runs import REPORT_DEFAULTS, ReportError, Run, load_run, report_settings
+    from .sections import build_sections
     from .seed import (
         CLAIMS,
         Verdict,
@@ -147,24 +173,18 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         seed_verdicts,
         verdict_details,
     )
-    from .stats import holm, log_mean_contrast, ratio_of_means, tost, tost_paired
-    from .tables import (
-        REPORT_DEFAULTS,
-        ReportError,
-        Run,
-        compares_with_seed,
-        equivalence_table,
-        is_seed_protocol,
-        layer_change,
-        load_run,
-        main_table,
+    from .stats import (
+        holm,
+        log_mean_contrast,
         mean_se,
+        paired_stats,
+        ratio_of_means,
+        tost,
+        tost_paired,
+    )
+    from .tables import (
+        layer_change,
+        main_table,
         nn_ntk_ratios,
         paired_differences,
-        paired_stats,
-        report_settings,
-        resolve_generator,
-        ties_with_generator,
-        tost_table,
-        width_slopes,
     )

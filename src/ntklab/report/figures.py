@@ -1,6 +1,6 @@
 """Figures of a stored run (matplotlib, no pyplot state; saved as PNG and SVG).
 
-Every function takes a :class:`~ntklab.report.tables.Run` and returns a
+Every function takes a :class:`~ntklab.report.runs.Run` and returns a
 :class:`matplotlib.figure.Figure` built with the object-oriented API (no global pyplot
 figures, no backend switch: ``Figure.savefig`` renders with Agg for PNG and the SVG
 backend for SVG), so tests can inspect it and servers can draw without a display.
@@ -25,17 +25,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from .equivalence import equivalence_table, width_slopes
+from .protocol import seed_comparison
+from .runs import ReportError, Run
 from .seed import same_time_pairs
-from .stats import paired_t
-from .tables import (
-    ReportError,
-    Run,
-    _seed_flag,
-    equivalence_table,
-    main_table,
-    mean_se,
-    width_slopes,
-)
+from .stats import mean_se, paired_t
+from .tables import main_table
 
 __all__ = [
     "boxplot",
@@ -82,16 +77,6 @@ def caption(name: str) -> str:
     return name
 
 
-def _point(run: Run, point: int | None) -> int:
-    if point is None:
-        return run.point_ids[0]
-    if point not in run.point_ids:
-        raise ReportError(
-            f"point {point} is not a sweep point of the run; choose one of {run.point_ids}"
-        )
-    return point
-
-
 def _title(run: Run, point: int) -> str:
     return f"{run.name}: {run.point_label(point)}" if len(run.points) > 1 else run.name
 
@@ -100,7 +85,7 @@ def boxplot(run: Run, point: int | None = None, metric: str = "rmse") -> Figure:
     """Boxplot of ``metric`` per method at one sweep point: one box per method that has a
     finite value (the seed's Figure 1)."""
     run.require_finished()
-    point = _point(run, point)
+    point = run.check_point(point)
     wide = run.final(metric, point)
     methods = [m for m in wide.columns if wide[m].notna().any()]
     if not methods:
@@ -124,7 +109,7 @@ def mean_se_plot(
     run: Run, point: int | None = None, metric: str = "rmse", compare_seed: bool | None = None
 ) -> Figure:
     """Mean ``metric`` per method with standard-error bars (the seed's Figure 2)."""
-    point = _point(run, point)
+    point = run.check_point(point)
     table = main_table(run, metric=metric, compare_seed=compare_seed)
     table = table[(table["point"] == point) & (table["n"] > 0)]
     if not len(table):
@@ -132,7 +117,7 @@ def mean_se_plot(
     x = np.arange(len(table))
     fig = Figure(figsize=(max(5.0, 0.65 * len(table) + 1.5), 4.0), layout="constrained")
     ax = fig.add_subplot()
-    seed = _seed_flag(run, compare_seed) and "seed_mean" in table
+    seed = seed_comparison(run, compare_seed) and "seed_mean" in table
     shift = 0.15 if seed else 0.0
     ax.errorbar(
         x - shift,
@@ -214,7 +199,7 @@ def training_curves(run: Run, point: int | None = None) -> Figure:
     prediction at the same epoch (``curve_ntk_test_rmse``), means over trials; one panel per
     network method."""
     run.require_finished()
-    point = _point(run, point)
+    point = run.check_point(point)
     net = run.curves("curve_test_rmse", point)
     ntk = run.curves("curve_ntk_test_rmse", point)
     methods = [m for m in run.method_names if m in set(net["method"])]
@@ -250,7 +235,7 @@ def nn_vs_ntk_same_t(run: Run, point: int | None = None, metric: str = "rmse") -
     prediction at the same training time (x), one panel per depth that has both methods
     (:func:`~ntklab.report.seed.same_time_pairs`), with the identity line."""
     run.require_finished()
-    point = _point(run, point)
+    point = run.check_point(point)
     pairs = same_time_pairs(run, point, metric)
     if not pairs:
         raise ReportError(

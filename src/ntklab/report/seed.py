@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .equivalence import tost_table
 from .reference import (
     SEED_DEPTHS,
     SEED_NTK_FAMILIES,
@@ -44,8 +45,8 @@ from .reference import (
     attribution_methods,
     same_time_pair,
 )
+from .runs import Run, report_settings
 from .stats import holm, log_mean_contrast, paired_t, tost
-from .tables import Run, report_settings, tost_table
 
 __all__ = [
     "RATIO_TOLERANCE",
@@ -118,11 +119,8 @@ def attribution_missing(run: Run, point: int, metric: str = "rmse") -> dict[int,
 
 
 def _pair(run: Run, a: str, b: str, metric: str, point: int) -> tuple[np.ndarray, np.ndarray]:
-    wide = run.final(metric, point)
-    if a not in wide or b not in wide:
-        return np.array([]), np.array([])
-    both = wide[[a, b]].dropna()
-    return both[a].to_numpy(float), both[b].to_numpy(float)
+    both = _columns(run, [a, b], metric, point)
+    return both[:, 0], both[:, 1]
 
 
 def attribution_table(run: Run, *, metric: str = "rmse") -> pd.DataFrame:
@@ -312,10 +310,7 @@ def _component(point: int, claim: str, comparison: str, **kw: Any) -> dict[str, 
 
 def _columns(run: Run, names: list[str], metric: str, point: int) -> np.ndarray:
     """Trials x methods, the trials that all ``names`` have (finite)."""
-    wide = run.final(metric, point)
-    if not set(names) <= set(wide.columns):
-        return np.empty((0, len(names)))
-    return wide[names].dropna().to_numpy(float)
+    return run.common_trials(names, metric, point).to_numpy(float)
 
 
 def _need(present: set[str], names: list[str], missing: list[str]) -> bool:

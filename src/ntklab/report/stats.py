@@ -9,6 +9,8 @@ the methods of a trial are paired); non-finite values drop the whole trial.
 * :func:`tost` -- two one-sided t-tests of :math:`\theta \in (\ell, u)` from an estimate and
   its standard error, with the test of the opposite (the estimate beyond the bounds).
 * :func:`tost_paired` -- TOST of the paired mean difference at a margin :math:`\pm\delta`.
+* :func:`paired_stats` -- the paired difference with its t interval, paired t and Wilcoxon
+  signed-rank p-values; :func:`mean_se` -- mean and standard error of one column.
 * :func:`log_mean_contrast` -- :math:`\sum_j w_j \log \bar x_j` of paired columns with its
   delta-method standard error; :func:`ratio_of_means` is the case ``w = (1, -1)``.
 
@@ -24,6 +26,7 @@ equivalence confidence sets. Statist. Sci. 11.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,8 @@ __all__ = [
     "log_mean_contrast",
     "ratio_of_means",
     "finite_rows",
+    "mean_se",
+    "paired_stats",
 ]
 
 
@@ -163,12 +168,11 @@ def tost_paired(
     """
     if not (np.isfinite(margin) and margin > 0):
         raise ValueError(f"the equivalence margin must be a positive number; got {margin}")
-    x, y = finite_rows(x, y)
-    s = paired_t(x - y, confidence=confidence)
+    x, y, s = _paired(x, y, confidence)
     out = {
         "n": s["n"],
-        "mean_x": float(x.mean()) if x.size else math.nan,
-        "mean_y": float(y.mean()) if y.size else math.nan,
+        "mean_x": s["mean_x"],
+        "mean_y": s["mean_y"],
         "mean_diff": s["mean"],
         "ci_low": s["ci_low"],
         "ci_high": s["ci_high"],
@@ -176,6 +180,16 @@ def tost_paired(
     }
     out.update(tost(s["mean"], s["se"], s["n"] - 1, -margin, margin, alpha=alpha))
     return out
+
+
+def _paired(x: Any, y: Any, confidence: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """The finite pairs of ``x`` and ``y``, and :func:`paired_t` of ``x - y`` with the two
+    means over those pairs (``mean_x``, ``mean_y``)."""
+    x, y = finite_rows(x, y)
+    s = paired_t(x - y, confidence=confidence)
+    s["mean_x"] = float(x.mean()) if x.size else math.nan
+    s["mean_y"] = float(y.mean()) if y.size else math.nan
+    return x, y, s
 
 
 def log_mean_contrast(columns: Any, weights: Any, *, confidence: float = 0.95) -> dict[str, float]:
@@ -239,3 +253,60 @@ def ratio_of_means(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, flo
         "ci_high": math.exp(c["ci_high"]) if np.isfinite(c["ci_high"]) else math.nan,
         "log_se": c["se"],
     }
+
+
+def mean_se(x: Any) -> tuple[int, float, float]:
+    r"""Number, mean and standard error of the finite values in ``x``.
+
+    .. math:: \mathrm{SE} = s / \sqrt{n}, \qquad s^2 = \frac{1}{n-1} \sum_i (x_i - \bar x)^2
+
+    (NaN for the SE when n < 2).
+    """
+    a = np.asarray(x, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    n = a.size
+    if n == 0:
+        return 0, math.nan, math.nan
+    se = float(a.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return n, float(a.mean()), se
+
+
+def paired_stats(x: Any, y: Any, *, confidence: float = 0.95) -> dict[str, float]:
+    r"""Paired comparison of ``x`` and ``y`` (same trials, same order); differences ``x - y``.
+
+    With :math:`d_i = x_i - y_i`, :math:`\bar d`, :math:`s_d` (ddof 1) and n pairs:
+
+    .. math::
+        t = \frac{\bar d}{s_d/\sqrt{n}}, \qquad
+        \mathrm{CI} = \bar d \pm t_{n-1,\,(1+c)/2}\, s_d/\sqrt{n}
+
+    p-values: two-sided paired t-test (:func:`paired_t`, as :func:`scipy.stats.ttest_rel`) and Wilcoxon
+    signed-rank test (:func:`scipy.stats.wilcoxon`, exact for small n, zero differences
+    dropped). NaN where undefined (n < 2, all differences equal).
+    """
+    x, y, s = _paired(x, y, confidence)
+    d = x - y
+    out = {
+        "n": s["n"],
+        "mean_a": s["mean_x"],
+        "mean_b": s["mean_y"],
+        "mean_diff": s["mean"],
+        "sd_diff": s["sd"],
+        "ci_low": s["ci_low"],
+        "ci_high": s["ci_high"],
+        "t": math.nan,
+        "p_t": math.nan,
+        "p_wilcoxon": math.nan,
+    }
+    if s["n"] < 2:
+        return out
+    if s["sd"] > 0:  # the paired t-test (scipy.stats.ttest_rel)
+        out.update(t=s["t"], p_t=s["p"])
+    if np.any(d != 0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out["p_wilcoxon"] = float(stats.wilcoxon(d).pvalue)
+            except ValueError:
+                pass
+    return out

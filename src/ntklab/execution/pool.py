@@ -1,0 +1,160 @@
+"""Trials on a local pool of spawned worker processes (:func:`run_pool`): each worker gets
+``threads`` threads, ignores Ctrl-C, exits when the main process dies and reports the
+method it is running through a queue."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..store import TrialRecord
+from .errors import ExecutionError
+from .progress import Progress
+from .threads import THREADS
+from .trials import Task, failed_record, run_task
+
+__all__ = ["run_pool"]
+
+_WORKER: dict[str, Any] = {}  # per worker process: its progress queue
+
+
+def _init_worker(threads: int, progress_queue, parent: int | None = None) -> None:
+    # Ctrl-C reaches the whole process group: the main process stops the workers itself,
+    # so a worker ignores it (no tracebacks from every worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _exit_with_parent(parent)
+    THREADS.keep(threads)
+    _WORKER["queue"] = progress_queue
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this worker as soon as ``parent`` (the main process) is gone, however it died."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ntklab-exit-with-parent", daemon=True).start()
+
+
+def _pool_trial(
+    config: dict, point: int, trial: int, device, methods: tuple[str, ...] | None = None
+) -> TrialRecord:
+    q = _WORKER.get("queue")
+
+    def on_method(name: str) -> None:
+        if q is not None:
+            try:
+                q.put_nowait((point, trial, name))
+            except Exception:  # progress is best effort
+                pass
+
+    return run_task(config, point, trial, device, methods, on_method)
+
+
+@contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread meanwhile: a worker process started here inherits the
+    blocked signal (Ctrl-C is the main process's to handle), and a Ctrl-C pressed meanwhile
+    is delivered when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def run_pool(
+    tasks: Iterator[Task], workers: int, device, threads: int, progress: Progress
+) -> Iterator[TrialRecord]:
+    """Trials on a spawn process pool, at most ``2 * workers`` submitted at a time."""
+    ctx = multiprocessing.get_context("spawn")
+    progress_queue = ctx.Queue()
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads, progress_queue, os.getpid()),
+    )
+    running: dict[cf.Future, Task] = {}
+    try:
+        while True:
+            try:
+                with _sigint_blocked():
+                    for task in itertools.islice(tasks, max(0, 2 * workers - len(running))):
+                        config, point, trial, methods = task
+                        fut = pool.submit(_pool_trial, config, point, trial, device, methods)
+                        running[fut] = task
+            except cf.process.BrokenProcessPool:
+                raise ExecutionError(_worker_died(running.values())) from None
+            if not running:
+                break
+            finished, _ = cf.wait(running, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for fut in finished:
+                _, point, trial, methods = running.pop(fut)
+                try:
+                    record = fut.result()
+                except cf.process.BrokenProcessPool:
+                    lost = [(None, point, trial, methods), *running.values()]
+                    raise ExecutionError(_worker_died(lost)) from None
+                except Exception as exc:  # pragma: no cover - run_trial catches everything
+                    record = failed_record(point, trial, exc, methods)
+                yield record
+    finally:
+        # Stop every worker, idle, still starting or busy, before the progress queue goes:
+        # a worker still starting would open the queue's semaphores after the queue had
+        # unlinked them (the "SemLock FileNotFoundError" traceback after a finished run).
+        _stop_pool(pool)
+        progress_queue.close()
+        progress_queue.join_thread()
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what is queued and terminate the workers (idle, still
+    starting, or in the middle of a long trial, which ``shutdown`` would wait for)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(5)
+        if proc.is_alive():  # pragma: no cover - SIGTERM is not caught in workers
+            proc.kill()
+            proc.join(1)
+
+
+def _worker_died(tasks) -> str:
+    trials = sorted({(t[1], t[2]) for t in tasks})
+    names = ", ".join(f"{t}" + (f" (point {p})" if p else "") for p, t in trials[:6])
+    more = f" and {len(trials) - 6} more" if len(trials) > 6 else ""
+    return (
+        f"a worker process died while trial(s) {names}{more} were running or queued (killed, "
+        "or out of memory); the finished trials are stored. If memory ran out, rerun the same "
+        "command with fewer --workers (or smaller networks); otherwise just rerun it to resume"
+    )
+
+
+def _drain(progress_queue, progress: Progress) -> None:
+    while True:
+        try:
+            point, trial, name = progress_queue.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            return
+        progress.method(point, trial, name)
