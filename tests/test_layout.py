@@ -14,23 +14,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "ntklab"
-
-#: Private names that modules owned by other branches still import across modules.
-#: Owned by another branch; remove when merged (the lead empties this list).
-ALLOWED_PRIVATE = {
-    ("ntklab.equivalence", "ntklab.predict", "_gd_outputs"),
-    ("ntklab.published", "ntklab.architecture", "_symmetrize"),
-}
-
-#: Import cycles between modules owned by other branches.
-#: Owned by another branch; remove when merged (the lead empties this list).
-ALLOWED_CYCLES: set[frozenset[str]] = {
-    frozenset({"ntklab.predict", "ntklab.regressor"}),  # predict.__getattr__ -> KernelRegressor
-}
 
 
 def _module_name(path: Path) -> str:
@@ -218,7 +203,7 @@ def test_the_checks_can_fail(monkeypatch):
 
 
 def test_no_import_cycles():
-    cycles = [c for c in _cycles(_edges()) if frozenset(c) not in ALLOWED_CYCLES]
+    cycles = _cycles(_edges())
     assert cycles == [], "modules that import each other: " + "; ".join(
         " <-> ".join(c) for c in cycles
     )
@@ -226,16 +211,4 @@ def test_no_import_cycles():
 
 def test_no_private_names_across_modules():
     found = _private_imports()
-    assert sorted(found - ALLOWED_PRIVATE) == []
-
-
-@pytest.mark.parametrize("entry", sorted(ALLOWED_PRIVATE))
-def test_allowed_private_imports_are_still_there(entry):
-    """An allow-list entry that no longer occurs is stale: remove it."""
-    assert entry in _private_imports()
-
-
-@pytest.mark.parametrize("cycle", sorted(sorted(c) for c in ALLOWED_CYCLES))
-def test_allowed_cycles_are_still_there(cycle):
-    """An allowed cycle that no longer occurs is stale: remove it."""
-    assert cycle in _cycles(_edges())
+    assert sorted(found) == []
