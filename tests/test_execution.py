@@ -349,3 +349,43 @@ def test_methods_table_does_not_store_a_swept_depth_as_the_base_one(tmp_path):
     assert methods.loc["NTKJ1", "parameterization"] == "jacot"  # not swept: kept
     assert methods.loc["NN1", "depth"] == 1  # only its width is swept
     assert methods.loc["NN1", "label"] == "NN (1 layer)"
+
+
+# ---- one worker process per GPU -----------------------------------------------------------
+
+
+def test_local_layout_one_worker_per_gpu():
+    from ntklab.execution.devices import local_layout
+
+    lay = local_layout(device=None, workers=None, threads=None, n_tasks=50, cpus=16, gpus=2)
+    assert (lay.workers, lay.threads, lay.devices) == (2, 8, ("cuda:0", "cuda:1"))
+    assert "networks on cuda:0, cuda:1" in lay.describe()
+    # "cuda" means every GPU; "cuda:N" that one only; never more workers than tasks
+    lay = local_layout(device="cuda", workers=None, threads=None, n_tasks=1, cpus=16, gpus=4)
+    assert (lay.workers, lay.threads, lay.devices) == (1, 16, ("cuda:0",))
+    lay = local_layout(device="cuda:1", workers=None, threads=3, n_tasks=9, cpus=16, gpus=4)
+    assert (lay.workers, lay.threads, lay.devices) == (1, 3, ("cuda:1",))
+    # an explicit worker count takes the GPUs in turn
+    lay = local_layout(device=None, workers=3, threads=None, n_tasks=9, cpus=12, gpus=2)
+    assert (lay.workers, lay.threads, lay.devices) == (3, 4, ("cuda:0", "cuda:1", "cuda:0"))
+
+
+def test_local_layout_without_cuda_is_one_worker_per_core():
+    from ntklab.execution.devices import local_layout
+
+    lay = local_layout(device=None, workers=None, threads=None, n_tasks=50, cpus=4, gpus=0)
+    assert (lay.workers, lay.threads, lay.devices) == (4, 1, (None,) * 4)
+    assert lay.describe() == "4 worker(s) x 1 thread(s)"
+    lay = local_layout(device="cpu", workers=None, threads=None, n_tasks=3, cpus=4, gpus=2)
+    assert (lay.workers, lay.threads, lay.devices) == (3, 1, ("cpu",) * 3)
+
+
+def test_each_pool_worker_takes_the_next_device():
+    import multiprocessing
+
+    from ntklab.execution.pool import take_device
+
+    started = multiprocessing.get_context("spawn").Value("i", 0)
+    devices = ("cuda:0", "cuda:1")
+    assert [take_device(devices, started) for _ in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert take_device(("cpu",)) == "cpu"

@@ -21,7 +21,9 @@ local (default)
     (default ``os.cpu_count()``, at most the number of pending trials). Each worker gives
     torch and numpy's BLAS ``cores // workers`` threads each, so that workers × threads ≤
     cores (:func:`limit_threads`); with one worker the trials run in the main process with
-    all the cores, and its thread settings are restored afterwards.
+    all the cores, and its thread settings are restored afterwards. On a CUDA machine the
+    pool has one worker per GPU instead, worker ``i`` training on ``cuda:i`` with
+    ``cores // GPUs`` threads for the kernels (:func:`~ntklab.execution.devices.local_layout`).
 Dask
     ``scheduler="tcp://HOST:PORT"`` submits the trials to an existing cluster (e.g. one made
     by dask-jobqueue on SLURM); ``dask_local=N`` starts a ``LocalCluster`` of N worker
@@ -32,7 +34,7 @@ Dask
 
 Network methods run on CUDA when the process running the trial has it.
 
-Modules: ``errors``, ``threads`` and ``progress`` <- ``trials`` (one task) <- ``pool`` and
+Modules: ``errors``, ``threads``, ``devices`` and ``progress`` <- ``trials`` (one task) <- ``pool`` and
 ``dask`` (the backends) <- ``runner`` (:func:`run_study`); ``runstore`` (opening the store)
 and ``status`` (:func:`run_status`).
 """

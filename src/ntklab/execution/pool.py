@@ -12,7 +12,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,10 +24,12 @@ from .trials import Task, failed_record, run_task
 
 __all__ = ["run_pool"]
 
-_WORKER: dict[str, Any] = {}  # per worker process: its progress queue
+_WORKER: dict[str, Any] = {}  # per worker process: its progress queue and its device
 
 
-def _init_worker(threads: int, progress_queue, parent: int | None = None) -> None:
+def _init_worker(
+    threads: int, progress_queue, parent: int | None = None, devices=(None,), started=None
+) -> None:
     # Ctrl-C reaches the whole process group: the main process stops the workers itself,
     # so a worker ignores it (no tracebacks from every worker).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -35,6 +37,18 @@ def _init_worker(threads: int, progress_queue, parent: int | None = None) -> Non
         _exit_with_parent(parent)
     THREADS.keep(threads)
     _WORKER["queue"] = progress_queue
+    _WORKER["device"] = take_device(devices, started)
+
+
+def take_device(devices: Sequence[str | None], started=None) -> str | None:
+    """The device of the worker starting now: worker ``i`` (in start order, counted in the
+    shared ``started`` value) takes ``devices[i]``, one worker per GPU on a CUDA machine."""
+    index = 0
+    if started is not None:
+        with started.get_lock():
+            index = started.value
+            started.value += 1
+    return devices[index % len(devices)]
 
 
 def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
@@ -50,9 +64,10 @@ def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
 
 
 def _pool_trial(
-    config: dict, point: int, trial: int, device, methods: tuple[str, ...] | None = None
+    config: dict, point: int, trial: int, methods: tuple[str, ...] | None = None
 ) -> TrialRecord:
     q = _WORKER.get("queue")
+    device = _WORKER.get("device")
 
     def on_method(name: str) -> None:
         if q is not None:
@@ -80,16 +95,18 @@ def _sigint_blocked():
 
 
 def run_pool(
-    tasks: Iterator[Task], workers: int, device, threads: int, progress: Progress
+    tasks: Iterator[Task], devices: Sequence[str | None], threads: int, progress: Progress
 ) -> Iterator[TrialRecord]:
-    """Trials on a spawn process pool, at most ``2 * workers`` submitted at a time."""
+    """Trials on a spawn process pool of ``len(devices)`` workers, worker ``i`` training its
+    networks on ``devices[i]``; at most ``2 * workers`` trials submitted at a time."""
+    workers = len(devices)
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.Queue()
     pool = cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, progress_queue, os.getpid()),
+        initargs=(threads, progress_queue, os.getpid(), tuple(devices), ctx.Value("i", 0)),
     )
     running: dict[cf.Future, Task] = {}
     try:
@@ -98,7 +115,7 @@ def run_pool(
                 with _sigint_blocked():
                     for task in itertools.islice(tasks, max(0, 2 * workers - len(running))):
                         config, point, trial, methods = task
-                        fut = pool.submit(_pool_trial, config, point, trial, device, methods)
+                        fut = pool.submit(_pool_trial, config, point, trial, methods)
                         running[fut] = task
             except cf.process.BrokenProcessPool:
                 raise ExecutionError(_worker_died(running.values())) from None

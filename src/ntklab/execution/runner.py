@@ -4,7 +4,6 @@ or SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -25,6 +24,7 @@ from ..store import (
     make_run_dir,
 )
 from .dask import connect_dask, run_dask
+from .devices import local_layout
 from .errors import ExecutionError, Interrupted
 from .pool import run_pool
 from .progress import Progress
@@ -251,13 +251,12 @@ def _execute(
             say(f"executing on Dask ({where})")
             records = run_dask(client, tasks, device, threads, progress)
         else:
-            n_workers = min(workers or os.cpu_count() or 1, n_tasks)
-            threads = threads or max(1, (os.cpu_count() or 1) // n_workers)
-            say(f"executing locally: {n_workers} worker(s) x {threads} thread(s)")
-            if n_workers == 1:
-                records = run_serial(tasks, device, threads, progress)
+            layout = local_layout(device=device, workers=workers, threads=threads, n_tasks=n_tasks)
+            say(f"executing locally: {layout.describe()}")
+            if layout.workers == 1:
+                records = run_serial(tasks, layout.devices[0], layout.threads, progress)
             else:
-                records = run_pool(tasks, n_workers, device, threads, progress)
+                records = run_pool(tasks, layout.devices, layout.threads, progress)
         for record in records:
             store.write_trial(record)
             progress.finished(record)
