@@ -800,3 +800,33 @@ def test_markdown_latex_and_html_tables_show_the_same_cells():
     parsed.feed(html)
     assert parsed.rows == [header, *cells]
     assert [("num" in c) for c in parsed.classes[1]] == [False, True, True, True, False]
+
+
+def test_figures_never_replace_a_users_own_files(paper_dir, tmp_path):
+    from ntklab.report.figures import FIGURES_MARK
+
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    own = figs / "boxplot.png"
+    own.write_bytes(b"my own figure")
+    run = load_run(paper_dir)
+    with pytest.raises(ReportError, match="boxplot.png exists and was not written by ntklab"):
+        write_report(run, "md", tmp_path / "r.md", figures_dir=figs)
+    assert own.read_bytes() == b"my own figure" and not (figs / FIGURES_MARK).exists()
+    # the CLI says the same in one line, and --force replaces the file
+    res = CliRunner().invoke(cli, ["report", str(paper_dir), "--figures", str(figs)])
+    assert res.exit_code != 0 and "--force" in res.output and "Traceback" not in res.output
+    assert own.read_bytes() == b"my own figure"
+    write_report(run, "md", tmp_path / "r.md", figures_dir=figs, force=True)
+    assert own.read_bytes().startswith(b"\x89PNG")
+    # what ntklab wrote there it may write again, without --force
+    write_report(run, "md", tmp_path / "r2.md", figures_dir=figs)
+    assert "boxplot.png" in (figs / FIGURES_MARK).read_text().split()
+
+
+def test_header_after_lowering_trials(tmp_path):
+    from ntklab.report.sections import header_lines
+
+    run_dir = write_paper_run(tmp_path / "run", n_done=3, n_failed=0, n_trials=2)
+    lines = dict(header_lines(load_run(run_dir)))
+    assert lines["trials"] == "3 finished (the last run asked for 2)"

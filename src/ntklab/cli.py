@@ -388,7 +388,8 @@ def _parse_pair(text: str) -> tuple[str, str]:
 @click.option(
     "--force",
     is_flag=True,
-    help="Overwrite an existing --out file that ntklab did not write (never a store or SQLite file).",
+    help="Overwrite an existing --out file, or same-named --figures files, that ntklab did not "
+    "write (never a store or SQLite file).",
 )
 def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, force):
     """Tables, analyses and figures of the run in RUN_DIR (finished trials only).
@@ -417,7 +418,7 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
             target = out if out is not None else (run.path / "report" / "report.html")
             if fmt == "html" or out is not None:
                 _guard_output(target, run_dir, force)
-            text = write_report(run, fmt, out, **options)
+            text = write_report(run, fmt, out, force=force, **options)
     except ReportError as exc:
         raise UserError(str(exc)) from None
     if text is not None:

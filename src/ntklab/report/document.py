@@ -237,6 +237,7 @@ def write_report(
     generator: str | None = None,
     pairs: tuple[tuple[str, str], ...] = (),
     compare_seed: bool | None = None,
+    force: bool = False,
 ) -> str | None:
     """Write a report of ``run`` and return its text when it goes to stdout.
 
@@ -254,6 +255,9 @@ def write_report(
         The method that generated the data, for the ties table (default: from the config).
     pairs : tuple of (a, b)
         Extra paired comparisons ``a - b`` to report.
+    force : bool
+        Replace same-named files in a ``figures_dir`` that ntklab did not write there
+        (without it such a file stops the report, see :func:`save_figures`).
 
     Returns
     -------
@@ -272,7 +276,11 @@ def write_report(
     out = Path(out) if out is not None else default_out(run, fmt)
     saved: dict[str, dict[str, Path]] = {}
     if figures:
-        saved = save_figures(make_figures(run), figures_dir or run.path / "report")
+        saved = save_figures(
+            make_figures(run),
+            figures_dir or run.path / "report",
+            protect=figures_dir is not None and not force,
+        )
     base = out.parent if out is not None else None
     if fmt == "md":
         text = render_markdown(run, sections, saved, base)

@@ -315,14 +315,42 @@ def make_figures(run: Run) -> dict[str, Figure]:
     return figs
 
 
+#: The file in a figures directory that lists the figures ntklab wrote there.
+FIGURES_MARK = ".ntklab-figures"
+
+
 def save_figures(
-    figures: dict[str, Figure], directory: str | Path, *, dpi: int = 120
+    figures: dict[str, Figure],
+    directory: str | Path,
+    *,
+    dpi: int = 120,
+    protect: bool = False,
 ) -> dict[str, dict[str, Path]]:
     """Save each figure as ``<directory>/<name>.png`` and ``.svg``; returns
-    ``{name: {"png": path, "svg": path}}``."""
+    ``{name: {"png": path, "svg": path}}``.
+
+    The names written are listed in ``<directory>/.ntklab-figures``. With ``protect`` (a
+    directory the user chose), an existing file of the same name that is not listed there
+    (the user's own) is never replaced: :class:`ReportError` before anything is written.
+    """
     directory = Path(directory)
+    mark = directory / FIGURES_MARK
+    targets = [directory / f"{name}.{fmt}" for name in figures for fmt in FORMATS]
+    try:
+        ours = set(mark.read_text(encoding="utf-8").split()) if mark.is_file() else set()
+    except OSError:
+        ours = set()
+    if protect:
+        foreign = [p.name for p in targets if p.exists() and p.name not in ours]
+        if foreign:
+            raise ReportError(
+                f"{directory / foreign[0]} exists and was not written by ntklab report"
+                + (f" (nor {len(foreign) - 1} more)" if len(foreign) > 1 else "")
+                + "; pass another --figures directory, or --force to overwrite"
+            )
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        mark.write_text("\n".join(sorted(ours | {p.name for p in targets})) + "\n", "utf-8")
         out: dict[str, dict[str, Path]] = {}
         for name, fig in figures.items():
             out[name] = {}

@@ -50,7 +50,10 @@ def _drop_point(run: Run, df: pd.DataFrame) -> pd.DataFrame:
 def header_lines(run: Run) -> list[tuple[str, str]]:
     """``(key, value)`` lines describing the run (directory, config hash, trials, ...)."""
     exp = run.n_expected
-    trials = f"{run.n_done} finished" + (f" of {exp}" if exp is not None else "")
+    if exp is not None and run.n_done > exp:  # --trials lowered below what is stored
+        trials = f"{run.n_done} finished (the last run asked for {exp})"
+    else:
+        trials = f"{run.n_done} finished" + (f" of {exp}" if exp is not None else "")
     if run.n_failed:
         trials += f", {run.n_failed} failed"
     lines = [
