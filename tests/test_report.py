@@ -513,7 +513,9 @@ def test_figures_objects_and_files(html_reports):
     for net in EQ_NETS:
         assert f"{net} (slope {slopes[net]:+.2f})" in labels
     for names, directory in ((figs, fig_dir), (eq_figs, eq_dir)):
-        assert {p.stem for p in directory.iterdir()} == set(names)
+        assert {p.stem for p in directory.iterdir() if p.name != ".ntklab-figures"} == set(names)
+        listed = set((directory / ".ntklab-figures").read_text().split())
+        assert listed == {f"{n}.{fmt}" for n in names for fmt in ("png", "svg")}
         for name in names:
             png = (directory / f"{name}.png").read_bytes()
             svg = (directory / f"{name}.svg").read_text()
