@@ -171,7 +171,9 @@ def stacked_loss_and_grad(
     return vmap(one, in_dims=dims)(dict(params), x, t)
 
 
-def jacobian(net: nn.Module, params: Params, x: torch.Tensor, *frozen: Params) -> list[torch.Tensor]:
+def jacobian(
+    net: nn.Module, params: Params, x: torch.Tensor, *frozen: Params
+) -> list[torch.Tensor]:
     r"""Per-row Jacobians :math:`\partial f(x_i)/\partial\theta`, one (n, size) matrix per
     parameter in the order of ``params`` (``vmap`` of ``jacrev``)."""
 

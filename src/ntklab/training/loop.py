@@ -52,11 +52,19 @@ from .._validation import check_float, check_int, check_lr, check_matrix, check_
 from ..metrics import rmse
 from ..networks import resolve_device
 from . import engine
-from .fused import fused_sgd
+from .fused import StackedFusedSGD, fused_sgd, fused_specs
 from .results import CenteredNetwork, TrainResult
 from .sgd import FunctionalSGD
 
-__all__ = ["auto_lr", "default_record_every", "train", "train_ensemble"]
+__all__ = [
+    "Curves",
+    "auto_lr",
+    "default_record_every",
+    "run",
+    "stacked_sgd",
+    "train",
+    "train_ensemble",
+]
 
 
 # ---- learning rate ---------------------------------------------------------------------------
@@ -101,7 +109,7 @@ def default_record_every(epochs: int) -> int:
 
 
 @dataclass
-class _Curves:
+class Curves:
     epochs: list[np.ndarray]
     train_loss: list[np.ndarray]
     test_predictions: list[np.ndarray | None]
@@ -125,8 +133,8 @@ def _permutations(gens, m: int, n_epochs: int, device: torch.device) -> torch.Te
     return perms.to(device, non_blocking=True)
 
 
-def _run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_every, check_every,
-         divergence_factor, device) -> _Curves:  # fmt: skip
+def run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_every, check_every,
+         divergence_factor, device) -> Curves:  # fmt: skip
     """The loop shared by :func:`train` (k = 1) and :func:`train_ensemble`.
 
     ``buf[e]`` holds each member's loss at epoch ``e`` (full batch: the loss of the forward
@@ -200,7 +208,7 @@ def _run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_e
     if full:
         rec_loss_np = buf_np[rec]
     test_np = None if rec_test is None else rec_test.cpu().numpy().astype(np.float64)
-    out = _Curves([], [], [], diverged, wall)
+    out = Curves([], [], [], diverged, wall)
     for j in range(k):
         dep = diverged[j]
         keep = rec if dep is None else rec[rec < dep]
@@ -215,6 +223,17 @@ def _run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_e
         out.train_loss.append(loss)
         out.test_predictions.append(preds)
     return out
+
+
+def stacked_sgd(net: nn.Module, params, lrs, X, target, batch_size, *, fast: bool = True):
+    """The SGD model of ``len(lrs)`` members stacked in ``params`` (k, ...), of the
+    architecture of ``net``: :class:`~ntklab.training.fused.StackedFusedSGD` when
+    :func:`~ntklab.training.fused.fused_specs` selects it (and ``fast``), else the
+    :mod:`torch.func` definition, :class:`FunctionalSGD` under ``vmap``."""
+    specs = fused_specs(net) if fast else None
+    if specs is not None:
+        return StackedFusedSGD(params, specs, lrs, X, target, batch_size)
+    return FunctionalSGD(net, params, lrs, X, target, batch_size, stacked=True)
 
 
 def _functional_one(net: nn.Module, lr: float, X, y, f0, batch_size) -> FunctionalSGD:
@@ -375,7 +394,7 @@ def train(
     model = fused_sgd(model_net, lr, Xt, yt, f0_train, batch_size)
     if model is None:
         model = _functional_one(model_net, lr, Xt, yt, f0_train, batch_size)
-    curves = _run(
+    curves = run(
         model, Xtt, f0_test, m=Xt.shape[0], dtype=dtype, epochs=epochs, batch_size=batch_size,
         gens=[torch.Generator().manual_seed(seed)], record_every=record_every,
         check_every=check_every, divergence_factor=divergence_factor, device=dev,
@@ -575,13 +594,13 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
             model = _functional_one(nets[0], lrs[0], Xt, yt, f0_train, opts["batch_size"])
     else:
         params = {name: p.to(dev) for name, p in engine.stack_parameters(nets).items()}
-        model = FunctionalSGD(nets[0], params, lrs, Xt, yt, opts["batch_size"], stacked=True)
+        model = stacked_sgd(nets[0], params, lrs, Xt, yt, opts["batch_size"])
         if centered:
             f0_train = model.outputs(Xt, None)
             f0_test = None if Xtt is None else model.outputs(Xtt, None)
             model.target = yt + f0_train
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    curves = _run(model, Xtt, f0_test, m=m, dtype=dtype, gens=gens, **opts)
+    curves = run(model, Xtt, f0_test, m=m, dtype=dtype, gens=gens, **opts)
     if params is not None:
         engine.unstack_parameters(params, nets)
     del model

@@ -120,5 +120,3 @@ class TrainResult:
             d = getattr(self.initial_network, "in_features", None)
             return np.zeros(check_matrix(X, "X", n_features=d).shape[0])
         return predict_numpy(self.initial_network, X)
-
-
