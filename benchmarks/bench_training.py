@@ -65,6 +65,9 @@ import torch
 import ntklab
 from ntklab.data import sphere
 from ntklab.networks import resolve_device
+from ntklab.training import engine, loop
+from ntklab.training.fused import fused_sgd
+from ntklab.training.sgd import FunctionalSGD
 
 
 def layer_shapes(d: int, width: int, depth: int) -> list[tuple[int, int]]:
@@ -185,6 +188,28 @@ def plain_sgd(net, X, y, *, lr: float, epochs: int, batch_size: int, seed: int) 
             opt.step()
 
 
+def functional_train(net, Xt, yt, *, lr: float, epochs: int, batch_size, seed: int, device) -> None:
+    """:func:`ntklab.train`'s loop with the :mod:`torch.func` definition of the step
+    (:class:`~ntklab.training.sgd.FunctionalSGD`) in place of the hand-written one: the
+    same copy of the network, the same batch orders, recording only epoch 0 and the last."""
+    net = copy.deepcopy(net)
+    model = FunctionalSGD(net, engine.parameters(net), [lr], Xt, yt, batch_size, stacked=False)
+    gens = [torch.Generator().manual_seed(seed)]
+    loop.run(model, None, None, m=Xt.shape[0], dtype=Xt.dtype, epochs=epochs,
+             batch_size=batch_size, gens=gens, record_every=max(1, epochs), check_every=50,
+             divergence_factor=1e6, device=device)  # fmt: skip
+
+
+def plain_gd(net, X, y, *, lr: float, epochs: int) -> None:
+    """The plain PyTorch loop for full-batch gradient descent: autograd, torch.optim.SGD."""
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    for _ in range(epochs):
+        loss = (net(X) - y).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def step_products(d: int, width: int, depth: int, batch: int, device, dtype, clock):
     """The matrix products of one SGD step on ``batch`` rows, timed alone: per layer the
     forward product ``z W^T`` and the gradient step ``W += a g^T z`` (in place: a step must
@@ -244,24 +269,30 @@ def bench_sgd(args, device, clock) -> None:
     print(f"\nmini-batch SGD at the seed's settings (SPEC §6): m = {m}, d = {d}, batch {bs} "
           f"({steps_per_epoch} steps an epoch), lr {lr}, jacot sigma_w = beta = 1, float32; "
           f"ms per step, best of {args.repeats}")  # fmt: skip
-    head = ("net", "width", "ntklab", "plain loop", "products", "plain/ntklab", "products/ntklab")
+    head = ("net", "width", "ntklab", "torch.func", "plain loop", "products", "func/ntklab",
+            "plain/ntklab", "plain/func", "products/ntklab")  # fmt: skip
     print(f"{head[0]:>5}{head[1]:>7}" + "".join(f"{h:>16}" for h in head[2:]))
     per_step = {}
     for depth, width in args.sgd_shapes:
         arch = ntklab.Architecture(depth, "jacot", sigma_w=1.0, sigma_b=1.0)
         net = arch.network(width, seed=0, in_features=d, dtype=dtype, device=device)
         big = width * width * (depth - 1) > 4_000_000  # time a handful of steps only
-        if big:  # one short epoch through the trainer's own loop, no recording
-            from ntklab.training import _fused
-
+        if big:  # one short epoch through the trainers' own epoch, no recording
             n_steps = args.big_steps
             sub = slice(0, n_steps * bs)
-            model = _fused(net, lr, Xt[sub], yt[sub], None, bs)
+            model = fused_sgd(net, lr, Xt[sub], yt[sub], None, bs)
+            fnet = copy.deepcopy(net)
+            fmodel = FunctionalSGD(fnet, engine.parameters(fnet), [lr], Xt[sub], yt[sub], bs,
+                                   stacked=False)  # fmt: skip
             perms = torch.randperm(n_steps * bs).to(device)[None]
             out = torch.empty(1, dtype=dtype, device=device)
             repeats = 2  # the first a warm-up, in effect
 
             def ours(model=model, perms=perms, out=out, n_steps=n_steps):
+                model.epoch(perms, out)
+                return n_steps
+
+            def func(model=fmodel, perms=perms, out=out, n_steps=n_steps):
                 model.epoch(perms, out)
                 return n_steps
 
@@ -276,6 +307,11 @@ def bench_sgd(args, device, clock) -> None:
                              seed=1, device=device)  # fmt: skip
                 return epochs * steps_per_epoch
 
+            def func(net=net, epochs=2):
+                functional_train(net, Xt, yt, lr=lr, epochs=epochs, batch_size=bs, seed=1,
+                                 device=device)  # fmt: skip
+                return epochs * steps_per_epoch
+
             def plain(net=net, epochs=2):  # on a copy, as ntklab.train
                 plain_sgd(copy.deepcopy(net), Xt, yt, lr=lr, epochs=epochs, batch_size=bs, seed=1)
                 return epochs * steps_per_epoch
@@ -286,26 +322,27 @@ def bench_sgd(args, device, clock) -> None:
             sync(device)
             epochs = max(2, round(args.seconds / (clock() - start) * 2))
             ours = functools.partial(ours, epochs=epochs)
+            func = functools.partial(func, epochs=max(1, epochs // 4))  # several times slower
             plain = functools.partial(plain, epochs=epochs)
 
         floor = step_products(d, width, depth, bs, device, dtype, clock)
-        t_ours = t_plain = t_floor = math.inf
-        for _ in range(repeats):  # interleaved, so that all three see the same machine
-            for name, fn in (("ours", ours), ("plain", plain)):
+        best = {"ours": math.inf, "func": math.inf, "plain": math.inf}
+        t_floor = math.inf
+        for _ in range(repeats):  # interleaved, so that all see the same machine
+            for name, fn in (("ours", ours), ("func", func), ("plain", plain)):
                 sync(device)
                 start = clock()
                 n = fn()
                 sync(device)
-                t = (clock() - start) / n
-                if name == "ours":
-                    t_ours = min(t_ours, t)
-                else:
-                    t_plain = min(t_plain, t)
+                best[name] = min(best[name], (clock() - start) / n)
+            t_ours, t_func, t_plain = best["ours"], best["func"], best["plain"]
             calls = args.big_steps if big else max(10, int(0.3 * args.seconds / max(t_ours, 1e-5)))
             t_floor = min(t_floor, seconds_per_call(floor, calls, device, clock))
+        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_func:>16.3f}"
+              f"{1e3 * t_plain:>16.3f}{1e3 * t_floor:>16.3f}{t_func / t_ours:>16.2f}"
+              f"{t_plain / t_ours:>16.2f}{t_plain / t_func:>16.2f}"
+              f"{t_floor / t_ours:>16.2f}")  # fmt: skip
         per_step[(depth, width)] = t_ours
-        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_plain:>16.3f}"
-              f"{1e3 * t_floor:>16.3f}{t_plain / t_ours:>16.2f}{t_floor / t_ours:>16.2f}")  # fmt: skip
         del net, floor
     if any(width * width * (depth - 1) > 4_000_000 for depth, width in per_step):
         print(f"(width-10 000 NN2: {args.big_steps} steps through the trainer's epoch loop, "
@@ -377,8 +414,11 @@ def main(argv: list[str] | None = None) -> None:
         sync(device)
         return clock() - start
 
-    head = ("depth", "width", "epochs/s", "GFLOP/s", "matmul GFLOP/s", "ratio")
+    head = ("depth", "width", "epochs/s", "GFLOP/s", "matmul GFLOP/s", "ratio", "func ep/s",
+            "plain ep/s", "ntklab/func", "ntklab/plain")  # fmt: skip
     print("".join(f"{h:>15}" for h in head))
+    Xt = torch.as_tensor(X, dtype=dtype, device=device)
+    yt = torch.as_tensor(y, dtype=dtype, device=device)
     for depth in args.depths:
         arch = ntklab.Architecture(depth, "paper")
         for width in args.widths:
@@ -388,14 +428,24 @@ def main(argv: list[str] | None = None) -> None:
                 kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
                 return timed(lambda: ntklab.train(net, X, y, **kw))
 
-            eps = limit = 0.0
-            for _ in range(args.repeats):  # interleaved, so that both see the same machine
+            def func(epochs, net=net):
+                kw = dict(lr=1e-3, epochs=epochs, batch_size=None, seed=0, device=device)
+                return timed(lambda: functional_train(net, Xt, yt, **kw))
+
+            def plain(epochs, net=net):  # on a copy, as ntklab.train
+                return timed(lambda: plain_gd(copy.deepcopy(net), Xt, yt, lr=1e-3, epochs=epochs))
+
+            eps = limit = eps_func = eps_plain = 0.0
+            for _ in range(args.repeats):  # interleaved, so that all see the same machine
                 eps = max(eps, timed_epochs(run, args.seconds)[1])
+                eps_func = max(eps_func, timed_epochs(func, args.seconds)[1])
+                eps_plain = max(eps_plain, timed_epochs(plain, args.seconds)[1])
                 limit = max(limit, matmul_gflops(args.n, args.d, width, depth, device, dtype,
                                                  args.seconds, clock))  # fmt: skip
             achieved = eps * flops_per_epoch(args.n, args.d, width, depth) / 1e9
             print(f"{depth:>15d}{width:>15d}{eps:>15.1f}{achieved:>15.1f}{limit:>15.1f}"
-                  f"{achieved / limit:>15.2f}")  # fmt: skip
+                  f"{achieved / limit:>15.2f}{eps_func:>15.1f}{eps_plain:>15.1f}"
+                  f"{eps / eps_func:>15.2f}{eps / eps_plain:>15.2f}")  # fmt: skip
 
     if 1 in args.depths:
         per_entry = flops_per_epoch(args.n, args.d, 1, 1) / args.n
@@ -410,8 +460,11 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     k, width = args.ensemble, args.ensemble_width
-    print(f"\nensemble of {k} at width {width}: network-epochs per second")
-    print("".join(f"{h:>15}" for h in ("depth", "one at a time", "together", "speed-up")))
+    print(f"\nensemble of {k} at width {width}: network-epochs per second; stacked by the "
+          "hand-written batched steps (train_ensemble(stacked=True)) and by vmap of the "
+          "torch.func definition")  # fmt: skip
+    head = ("depth", "one at a time", "stacked", "stacked vmap", "stacked/one", "stacked/vmap")
+    print("".join(f"{h:>15}" for h in head))
     for depth in args.depths:
         arch = ntklab.Architecture(depth, "paper")
 
@@ -429,13 +482,28 @@ def main(argv: list[str] | None = None) -> None:
             kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
             return timed(
                 lambda: ntklab.train_ensemble(
-                    arch, width, X, y, seeds=range(k), dtype=dtype, group_size=k, **kw
+                    arch, width, X, y, seeds=range(k), dtype=dtype, stacked=True, **kw
                 )
             )
 
+        def vmapped(epochs, arch=arch):
+            def go():
+                nets = [arch.network(width, seed=s, in_features=args.d, device="cpu")
+                        for s in range(k)]  # fmt: skip
+                params = {n: p.to(device) for n, p in engine.stack_parameters(nets).items()}
+                model = loop.stacked_sgd(nets[0], params, [1e-3] * k, Xt, yt, None, fast=False)
+                gens = [torch.Generator().manual_seed(s) for s in range(k)]
+                loop.run(model, None, None, m=Xt.shape[0], dtype=dtype, epochs=epochs,
+                         batch_size=None, gens=gens, record_every=epochs, check_every=50,
+                         divergence_factor=1e6, device=device)  # fmt: skip
+
+            return timed(go)
+
         a = max(timed_epochs(alone, args.seconds)[1] for _ in range(args.repeats))
         t = max(timed_epochs(together, args.seconds)[1] for _ in range(args.repeats))
-        print(f"{depth:>15d}{k * a:>15.1f}{k * t:>15.1f}{t / a:>15.2f}")
+        v = max(timed_epochs(vmapped, args.seconds)[1] for _ in range(args.repeats))
+        print(f"{depth:>15d}{k * a:>15.1f}{k * t:>15.1f}{k * v:>15.1f}{t / a:>15.2f}"
+              f"{t / v:>15.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
