@@ -622,3 +622,35 @@ def test_other_modules_and_frozen_parameters_take_autograd(data):
     res = train(frozen, X, y, lr=0.5, epochs=3, batch_size=5, device=CPU)
     assert torch.equal(res.network.layers[0].weight, frozen.layers[0].weight)
     assert not torch.equal(res.network.layers[0].bias, frozen.layers[0].bias)
+
+
+def test_a_trials_networks_stacked_equal_trained_alone(tmp_path):
+    """run_trial(stacked=True) (CUDA's default, forced here on a CPU) trains the trial's two
+    networks of one architecture in one stacked run, and records what training each alone
+    records (float32: round-off tolerance)."""
+    from study_helpers import write_tiny
+
+    from ntklab import study
+    from ntklab.config import load_config
+
+    cfg = load_config(str(write_tiny(tmp_path, width=32, epochs=12))).points[0].config
+    nn1 = next(m for m in cfg.methods if m.name == "NN1")
+    other = nn1.model_copy(update={"name": "NN1b", "lr": 0.3})
+    cfg = cfg.model_copy(update={"methods": [nn1, other]})
+    ctx, _ = study.make_data(cfg, 1)
+    trained = study.train_networks(
+        cfg.methods, ctx, study_seed=cfg.study.seed, trial=1, device=CPU, stacked=True
+    )
+    assert sorted(trained) == ["NN1", "NN1b"] and trained["NN1b"].lr == 0.3
+    assert study.train_networks(cfg.methods, ctx, study_seed=7, trial=1, device=CPU) == {}
+    rows = []
+    for stacked in (True, False):
+        rec = study.run_trial(cfg, trial=1, device=CPU, stacked=stacked)
+        assert rec.status == "done" and not rec.errors
+        rows.append({(m, k, s): v for (m, k, s, v) in rec.rows if k != "fit_seconds"})
+    together, alone = rows
+    assert together.keys() == alone.keys()
+    assert {m for m, _, _ in together} == {"NN1", "NN1b"}
+    for key, value in alone.items():
+        assert together[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    assert together[("NN1", "rmse", -1)] != together[("NN1b", "rmse", -1)]

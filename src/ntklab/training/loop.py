@@ -451,7 +451,7 @@ def train_ensemble(
     Each member may have its own data (e.g. one trial each): ``X`` of shape (k, m, d) and
     ``y`` (k, m) with k = ``len(seeds)`` (and ``X_test`` (k, n, d), ``y_test`` (k, n)); member
     ``j`` is then trained as ``train(..., X[j], y[j], ...)`` would train it, all k in one
-    stacked run (on a GPU; on a CPU with ``group_size`` > 1).
+    stacked run (on a GPU; on a CPU with ``stacked=True``).
 
     Parameters
     ----------
@@ -468,10 +468,14 @@ def train_ensemble(
         has one).
     dtype : torch.dtype, default torch.float32
     group_size : int, optional
-        Members stacked per batched run. Default: all of them on a GPU; one at a time on a
-        CPU, where stacking brings no clear speed-up (measured 0.8–1.1× the speed of
-        separate runs, see ``benchmarks/bench_training.py``) and one at a time reproduces
-        :func:`train` bit for bit.
+        Members stacked per batched run (default: all of them when stacked, else 1).
+    stacked : bool, optional
+        Train the members stacked (weights on a leading member axis, one batched pass for
+        all; a group of one member is then trained alone unless ``stacked=True``).
+        Default: on CUDA (several members), or when ``group_size`` > 1; on a CPU one at a
+        time by :func:`train`'s path, which reproduces :func:`train` bit for bit and is the
+        faster there (stacked 0.9–1.0× the speed of separate runs, see
+        ``benchmarks/bench_training.py``). ``True`` forces stacking on a CPU.
 
     Returns
     -------
@@ -537,8 +541,9 @@ def train_ensemble(
     dev = resolve_device(device)
     if group_size is not None:
         group_size = check_int(group_size, "group_size")
+    force = stacked is True  # stack even groups of one member
     if stacked is None:  # the fastest path measured (benchmarks/bench_training.py)
-        stacked = dev.type == "cuda" or (group_size is not None and group_size > 1)
+        stacked = (dev.type == "cuda" and k > 1) or (group_size is not None and group_size > 1)
     elif not isinstance(stacked, (bool, np.bool_)):
         raise ValueError(f"stacked must be True, False or None; got {stacked!r}")
     if group_size is None:
@@ -555,20 +560,21 @@ def train_ensemble(
     results = []
     for g in range(0, k, group_size):
         sl = slice(g, g + group_size)
+        stack = bool(stacked) and (force or len(seeds[sl]) > 1)
         results += _train_group(
             arch, width, seeds[sl], lrs[sl], Xt[sl] if per_member else Xt,
             yt[sl] if per_member else yt,
             None if Xtt is None else (Xtt[sl] if per_member else Xtt),
             None if y_test is None else (y_test[sl] if per_member else y_test),
-            centered=centered, dtype=dtype, stacked=bool(stacked), **opts,
+            centered=centered, dtype=dtype, stacked=stack, **opts,
         )  # fmt: skip
     return results
 
 
 def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtype, stacked,
                  **opts):  # fmt: skip
-    """Train the networks of ``seeds``: stacked together (``vmap``, :class:`FunctionalSGD`),
-    or the one network of a group of one by :func:`train`'s path. ``Xt``, ``yt``, ``Xtt`` and
+    """Train the networks of ``seeds``: stacked together (:func:`stacked_sgd`), or the first
+    (and only) one alone by :func:`train`'s path. ``Xt``, ``yt``, ``Xtt`` and
     ``y_test`` have a leading member axis when the members' data differ."""
     dev, m, d = opts["device"], Xt.shape[-2], Xt.shape[-1]
     per_member = Xt.dim() == 3
