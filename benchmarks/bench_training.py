@@ -1,4 +1,13 @@
-"""Training throughput of ntklab.train / train_ensemble against this machine's matmul limit.
+"""Training throughput of ntklab.train / train_ensemble against this machine's matmul limit,
+and of the hand-written fast paths against the torch.func definition they must beat.
+
+Every table puts side by side, in one run: ``ntklab`` (what :func:`ntklab.train` /
+:func:`ntklab.train_ensemble` run: the hand-written steps of
+:mod:`ntklab.training.fused` for networks of dense layers and ReLUs), ``torch.func`` (the
+same loop with the one functional definition, :class:`ntklab.training.sgd.FunctionalSGD`:
+``functional_call`` + ``grad_and_value``, ``vmap`` over stacked members) and a plain PyTorch
+loop (autograd + ``torch.optim.SGD``). A hand-written path is kept only where it is at least
+1.5x the torch.func path at the shapes that matter (the seed's NN1 and NN2 at batch 8).
 
 Two modes.
 
@@ -6,9 +15,10 @@ Two modes.
 full-batch float32 gradient descent: prints epochs per second, the achieved GFLOP/s of the
 dense layers (forward + backward matrix products), and the GFLOP/s of the very same matrix
 products timed alone in this run, each in its faster memory layout (the physical limit here),
-with their ratio. Then an ensemble of 8 networks trained together
-(:func:`ntklab.train_ensemble` with ``group_size=8``) against the same 8 trained one at a time
-(:func:`ntklab.train`).
+with their ratio, then epochs per second of the torch.func path and of the plain loop and
+ntklab's speed-up over each. Then an ensemble of 8 networks trained stacked
+(:func:`ntklab.train_ensemble` with ``stacked=True``), stacked by ``vmap`` of the torch.func
+definition, and the same 8 trained one at a time (:func:`ntklab.train`).
 
 FLOPs per epoch, per dense layer of shape (fan_in -> fan_out) on n rows: 2 n fan_in fan_out
 for the forward product, as much for the weight gradient, and as much again for the input
@@ -27,16 +37,19 @@ the seed's 10 000). Prints milliseconds per SGD step, measured side by side in t
 
 * ``ntklab``: :func:`ntklab.train` end to end (copying the network, recording epoch 0 and the
   last), divided by its steps; at NN2 width 10 000 only ``--big-steps`` steps of the trainer's
-  own epoch loop (``_FusedSGD.epoch``);
+  own epoch loop (``FusedSGD.epoch``, and ``FunctionalSGD.epoch``);
 * ``plain loop``: the same network (an ``nn.Sequential`` of ntklab's dense layers) trained by
   the textbook loop: ``torch.randperm`` each epoch, ``X[idx]`` each step, loss,
   ``zero_grad``, ``backward``, ``torch.optim.SGD.step``;
+* ``torch.func``: :func:`ntklab.train`'s loop with the torch.func step
+  (:class:`~ntklab.training.sgd.FunctionalSGD`) in place of the hand-written one;
 * ``products``: the matrix products such a step cannot avoid, timed alone: per layer the
   forward product, the in-place gradient step on the weights, and (but for the first layer)
   the input gradient, outputs preallocated;
 
-with the ratios plain/ntklab (the speed-up over the plain loop; targets ≥ 1.3 for NN1 and
-≥ 1.15 for NN2 at width 1024) and products/ntklab (the fraction of the floor reached), then
+with the ratios func/ntklab (the hand-written path over the torch.func one; kept while
+≥ 1.5), plain/ntklab (the speed-up over the plain loop; targets ≥ 1.3 for NN1 and
+≥ 1.15 for NN2 at width 1024), plain/func and products/ntklab (the fraction of the floor reached), then
 the time the networks of one seed trial (177 000 steps NN1, 354 000 NN2) would take at
 these speeds. At batch 8 a step is bound by per-kernel overhead and memory traffic over the
 weights, not by arithmetic: NN1 width 10 000 is ≈ 6 MFLOP a step, NN2 width 10 000 reads

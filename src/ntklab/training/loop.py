@@ -502,7 +502,7 @@ def train_ensemble(
             raise ValueError(f"X_test must be (k, n, d) like X; got shape {np.shape(X_test)}")
         if y_test is not None and (np.ndim(y_test) != 2 or len(y_test) != k):
             raise ValueError(f"y_test must be (k, n) like y; got shape {np.shape(y_test)}")
-        d = check_matrix(X[0], "X[0]").shape[1]
+        d = np.shape(X)[-1]  # each X[j] is validated below
         sets = [
             _check_common(
                 X[j],
@@ -531,10 +531,8 @@ def train_ensemble(
         else:
             lrs = _check_lr(lr, k, None)
     else:
-        X = check_matrix(X, "X")
-        d = X.shape[1]
         X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor = _check_common(
-            X, y, X_test, y_test, in_features=d, epochs=epochs, batch_size=batch_size,
+            X, y, X_test, y_test, in_features=None, epochs=epochs, batch_size=batch_size,
             record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
         )  # fmt: skip
         lrs = _check_lr(lr, k, lambda: arch.ntk(X))
