@@ -264,13 +264,15 @@ def train_networks(
     device=None,
     stacked: bool | None = None,
 ) -> dict:
-    """Train the networks of a trial's network ``methods``: those of one architecture, width
-    and schedule stacked in one :func:`ntklab.train_ensemble` run when ``stacked`` (default:
-    on CUDA, where stacking keeps the GPU busy; on a CPU each network alone, which
-    ``benchmarks/bench_training.py`` measures fastest there). Returns ``{method name:
-    TrainResult}``; each member is the network its method would train alone (same seed,
-    learning rate, data and batch orders). A group whose run fails is left out (its
-    methods then train alone and report their own errors)."""
+    """Train the networks of a trial's network ``methods`` stacked: two or more of one
+    architecture, width and schedule in one :func:`ntklab.train_ensemble` run, when
+    ``stacked`` (default: on CUDA, where stacking keeps the GPU busy; on a CPU each network
+    trains alone, which ``benchmarks/bench_training.py`` measures fastest there).
+
+    Returns ``{method name: TrainResult}`` for the networks trained stacked; each is the
+    network its method would train alone (same seed, learning rate, data and batch orders).
+    The other methods (and those of a group whose run fails, which then report their own
+    errors) train alone in :func:`run_trial`."""
     from .networks import resolve_device
     from .training import train_ensemble
 
@@ -284,6 +286,8 @@ def train_networks(
             groups.setdefault(_stack_key(method), []).append(method)
     out = {}
     for group in groups.values():
+        if len(group) < 2:  # one network trains fastest alone (the fused steps)
+            continue
         first = group[0]
         fit = ctx.fit(first.holdout_fraction)
         data = ctx.data
