@@ -654,3 +654,38 @@ def test_a_trials_networks_stacked_equal_trained_alone(tmp_path):
     for key, value in alone.items():
         assert together[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     assert together[("NN1", "rmse", -1)] != together[("NN1b", "rmse", -1)]
+
+
+def test_engine_forward_is_the_modules_forward():
+    """The functional definition (functional_call, vmap over stacked members) computes what
+    each network's own forward computes; dense_specs is None for other modules."""
+    from ntklab.training import engine
+
+    arch = ntklab.Architecture(2, "paper")
+    nets = [arch.network(6, seed=s, in_features=3, dtype=torch.float64, device=CPU)
+            for s in range(3)]  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    Xk = torch.randn(3, 5, 3, dtype=torch.float64, generator=gen)
+    params = engine.stack_parameters(nets)
+    shared, own = (
+        engine.stacked_forward(nets[0], params, X),
+        engine.stacked_forward(nets[0], params, Xk),
+    )
+    for j, net in enumerate(nets):
+        with torch.no_grad():
+            torch.testing.assert_close(engine.forward(net, engine.parameters(net), X), net(X))
+            torch.testing.assert_close(shared[j], net(X), rtol=1e-14, atol=1e-15)
+            torch.testing.assert_close(own[j], net(Xk[j]), rtol=1e-14, atol=1e-15)
+    copies = [copy.deepcopy(n) for n in nets]
+    for c in copies:
+        with torch.no_grad():
+            for p in c.parameters():
+                p.zero_()
+    engine.unstack_parameters(params, copies)
+    for a, b in zip(copies, nets, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(p, q)
+    specs = engine.dense_specs(nets[0])
+    assert [s.weight for s in specs] == ["layers.0.weight", "layers.2.weight", "layers.4.weight"]
+    assert engine.dense_specs(_Tanh()) is None
