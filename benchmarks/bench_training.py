@@ -473,50 +473,52 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     k, width = args.ensemble, args.ensemble_width
-    print(f"\nensemble of {k} at width {width}: network-epochs per second; stacked by the "
+    print(f"\nensemble of {k} at width {width}, full batch and batch 8: network-epochs per "
+          "second; stacked by the "
           "hand-written batched steps (train_ensemble(stacked=True)) and by vmap of the "
           "torch.func definition")  # fmt: skip
-    head = ("depth", "one at a time", "stacked", "stacked vmap", "stacked/one", "stacked/vmap")
+    head = ("depth", "batch", "one at a time", "stacked", "stacked vmap", "stacked/one",
+            "stacked/vmap")  # fmt: skip
     print("".join(f"{h:>15}" for h in head))
     for depth in args.depths:
         arch = ntklab.Architecture(depth, "paper")
+        for bs in (None, 8):
+            kw = dict(lr=1e-3, batch_size=bs, device=device)
 
-        def alone(epochs, arch=arch):
-            kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
+            def alone(epochs, arch=arch, kw=kw):
+                def one_at_a_time():  # network construction timed too, as in train_ensemble
+                    for s in range(k):
+                        net = arch.network(width, seed=s, in_features=args.d, device=device)
+                        ntklab.train(net, X, y, epochs=epochs, record_every=epochs, **kw)
 
-            def one_at_a_time():  # network construction timed too, as in train_ensemble
-                for s in range(k):
-                    net = arch.network(width, seed=s, in_features=args.d, device=device)
-                    ntklab.train(net, X, y, **kw)
+                return timed(one_at_a_time)
 
-            return timed(one_at_a_time)
+            def together(epochs, arch=arch, kw=kw):
+                return timed(
+                    lambda: ntklab.train_ensemble(
+                        arch, width, X, y, seeds=range(k), dtype=dtype, stacked=True,
+                        epochs=epochs, record_every=epochs, **kw,
+                    )
+                )  # fmt: skip
 
-        def together(epochs, arch=arch):
-            kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
-            return timed(
-                lambda: ntklab.train_ensemble(
-                    arch, width, X, y, seeds=range(k), dtype=dtype, stacked=True, **kw
-                )
-            )
+            def vmapped(epochs, arch=arch, bs=bs):
+                def go():
+                    nets = [arch.network(width, seed=s, in_features=args.d, device="cpu")
+                            for s in range(k)]  # fmt: skip
+                    params = {n: p.to(device) for n, p in engine.stack_parameters(nets).items()}
+                    model = loop.stacked_sgd(nets[0], params, [1e-3] * k, Xt, yt, bs, fast=False)
+                    gens = [torch.Generator().manual_seed(s) for s in range(k)]
+                    loop.run(model, None, None, m=Xt.shape[0], dtype=dtype, epochs=epochs,
+                             batch_size=bs, gens=gens, record_every=epochs, check_every=50,
+                             divergence_factor=1e6, device=device)  # fmt: skip
 
-        def vmapped(epochs, arch=arch):
-            def go():
-                nets = [arch.network(width, seed=s, in_features=args.d, device="cpu")
-                        for s in range(k)]  # fmt: skip
-                params = {n: p.to(device) for n, p in engine.stack_parameters(nets).items()}
-                model = loop.stacked_sgd(nets[0], params, [1e-3] * k, Xt, yt, None, fast=False)
-                gens = [torch.Generator().manual_seed(s) for s in range(k)]
-                loop.run(model, None, None, m=Xt.shape[0], dtype=dtype, epochs=epochs,
-                         batch_size=None, gens=gens, record_every=epochs, check_every=50,
-                         divergence_factor=1e6, device=device)  # fmt: skip
+                return timed(go)
 
-            return timed(go)
-
-        a = max(timed_epochs(alone, args.seconds)[1] for _ in range(args.repeats))
-        t = max(timed_epochs(together, args.seconds)[1] for _ in range(args.repeats))
-        v = max(timed_epochs(vmapped, args.seconds)[1] for _ in range(args.repeats))
-        print(f"{depth:>15d}{k * a:>15.1f}{k * t:>15.1f}{k * v:>15.1f}{t / a:>15.2f}"
-              f"{t / v:>15.2f}")  # fmt: skip
+            a = max(timed_epochs(alone, args.seconds)[1] for _ in range(args.repeats))
+            t = max(timed_epochs(together, args.seconds)[1] for _ in range(args.repeats))
+            v = max(timed_epochs(vmapped, args.seconds)[1] for _ in range(args.repeats))
+            print(f"{depth:>15d}{str(bs or 'full'):>15}{k * a:>15.1f}{k * t:>15.1f}"
+                  f"{k * v:>15.1f}{t / a:>15.2f}{t / v:>15.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
