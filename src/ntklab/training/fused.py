@@ -3,8 +3,11 @@ r"""Hand-written SGD for networks of dense layers and ReLUs (the fast path of :f
 :class:`FusedSGD` computes exactly the step of :class:`ntklab.training.sgd.FunctionalSGD`
 (the :mod:`torch.func` definition, up to float round-off: tested in float64 at 1e-12) with a
 fixed handful of kernels into preallocated buffers and no autograd. It is kept because
-``benchmarks/bench_training.py --sgd`` measures it well above 1.5x the functional path at the
-seed's batch size 8 (see the README's benchmark table). It reads the network through the
+``benchmarks/bench_training.py`` measures it well above 1.5x the functional path where it
+matters, on one CPU thread: 7.8x at the seed's NN1 (width 10 000) and 2.4x at NN2 width 1024,
+batch 8; full batch (n = 800) 3.8-5.2x at depth 1, 1.0-1.6x at depth 2 (never slower).
+:class:`StackedFusedSGD` likewise for stacked networks (3.3-4.2x the ``vmap`` path at depth
+1, 1.7x at depth 2 with batch 8, 1.2x full batch). It reads the network through the
 same parameter dict and layer description as the engine (:func:`engine.parameters`,
 :func:`engine.dense_specs`), and :func:`fused_sgd` is the one rule that selects it.
 """
@@ -291,8 +294,8 @@ class StackedFusedSGD:
     (tested equal in float64), :math:`\theta_j \leftarrow \theta_j - \eta_j
     \nabla_{\theta_j} \ell_j`, skipped for members that have stopped, with batched matrix
     products over the member axis so that each pass over an (n, width) activation is one
-    kernel (kept because ``benchmarks/bench_training.py`` measures it at 2.8–4.2x the
-    ``vmap`` path at depth 1, and at depth 2 with mini-batches):
+    kernel (kept because ``benchmarks/bench_training.py`` measures it at 3.3-4.2x the
+    ``vmap`` path at depth 1 and 1.7x at depth 2 with batch 8, width 512):
 
     * the first layer's bias is folded into its matrix product, :math:`h^1 = [x, 1]
       [s W^1, \beta b^1]^\top`, and so is its gradient (one product gives both);

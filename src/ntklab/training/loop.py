@@ -474,8 +474,8 @@ def train_ensemble(
         all; a group of one member is then trained alone unless ``stacked=True``).
         Default: on CUDA (several members), or when ``group_size`` > 1; on a CPU one at a
         time by :func:`train`'s path, which reproduces :func:`train` bit for bit and is the
-        faster there (stacked 0.9–1.0× the speed of separate runs, see
-        ``benchmarks/bench_training.py``). ``True`` forces stacking on a CPU.
+        faster there (stacked: 0.9× the speed of separate runs at full batch, 0.4-0.5× at
+        batch 8, see ``benchmarks/bench_training.py``). ``True`` forces stacking on a CPU.
 
     Returns
     -------
