@@ -689,3 +689,17 @@ def test_engine_forward_is_the_modules_forward():
     specs = engine.dense_specs(nets[0])
     assert [s.weight for s in specs] == ["layers.0.weight", "layers.2.weight", "layers.4.weight"]
     assert engine.dense_specs(_Tanh()) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stacked_on_cuda_equals_alone_on_cpu(data):
+    """CUDA's default (networks stacked) trains what train does on a CPU, float64."""
+    X, y, Xt, yt = data
+    kw = dict(lr=0.8, epochs=20, batch_size=5, record_every=5, X_test=Xt, y_test=yt)
+    ens = train_ensemble(ARCH, 32, X, y, seeds=[1, 2, 3], dtype=torch.float64, device="cuda", **kw)
+    for s, r in zip([1, 2, 3], ens, strict=True):
+        assert next(r.network.parameters()).device.type == "cuda"
+        net = ARCH.network(32, seed=s, in_features=4, dtype=torch.float64, device=CPU)
+        alone = train(net, X, y, seed=s, device=CPU, **kw)
+        np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=1e-10)
+        np.testing.assert_allclose(r.predict(Xt), alone.predict(Xt), rtol=1e-10, atol=1e-12)
