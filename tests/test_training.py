@@ -506,23 +506,31 @@ def test_no_host_synchronization_in_an_epoch(data, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_no_host_synchronization_on_cuda(data):
+    from ntklab.training import engine
     from ntklab.training.fused import fused_sgd
+    from ntklab.training.loop import stacked_sgd
 
     X, y, _, _ = data
     dev = torch.device("cuda")
-    Xt, yt = torch.as_tensor(X, device=dev), torch.as_tensor(y, device=dev)
+    Xt, yt = torch.as_tensor(X, device=dev).float(), torch.as_tensor(y, device=dev).float()
     for depth in (1, 2):
-        net = ntklab.Architecture(depth, "jacot").network(64, seed=0, in_features=4, device=dev)
-        model = fused_sgd(net, 0.1, Xt.float(), yt.float(), None, 5)
-        perms = torch.randperm(16).to(dev)[None]
-        out = torch.empty(1, device=dev)
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            model.epoch(perms, out)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-        assert torch.isfinite(out).all()
+        arch = ntklab.Architecture(depth, "jacot")
+        net = arch.network(64, seed=0, in_features=4, device=dev)
+        nets = [arch.network(64, seed=s, in_features=4, device=dev) for s in range(2)]
+        perms = torch.stack([torch.randperm(16), torch.randperm(16)]).to(dev)
+        models = [fused_sgd(net, 0.1, Xt, yt, None, 5)] + [
+            stacked_sgd(nets[0], engine.stack_parameters(nets), [0.1, 0.2], Xt, yt, 5, fast=f)
+            for f in (True, False)
+        ]
+        for model in models:
+            out = torch.empty(model.k, device=dev)
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                model.epoch(perms[: model.k], out)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            assert torch.isfinite(out).all()
 
 
 def test_float32_at_the_seeds_width():
