@@ -1,4 +1,13 @@
-"""Training throughput of ntklab.train / train_ensemble against this machine's matmul limit.
+"""Training throughput of ntklab.train / train_ensemble against this machine's matmul limit,
+and of the hand-written fast paths against the torch.func definition they must beat.
+
+Every table puts side by side, in one run: ``ntklab`` (what :func:`ntklab.train` /
+:func:`ntklab.train_ensemble` run: the hand-written steps of
+:mod:`ntklab.training.fused` for networks of dense layers and ReLUs), ``torch.func`` (the
+same loop with the one functional definition, :class:`ntklab.training.sgd.FunctionalSGD`:
+``functional_call`` + ``grad_and_value``, ``vmap`` over stacked members) and a plain PyTorch
+loop (autograd + ``torch.optim.SGD``). A hand-written path is kept only where it is at least
+1.5x the torch.func path at the shapes that matter (the seed's NN1 and NN2 at batch 8).
 
 Two modes.
 
@@ -6,9 +15,10 @@ Two modes.
 full-batch float32 gradient descent: prints epochs per second, the achieved GFLOP/s of the
 dense layers (forward + backward matrix products), and the GFLOP/s of the very same matrix
 products timed alone in this run, each in its faster memory layout (the physical limit here),
-with their ratio. Then an ensemble of 8 networks trained together
-(:func:`ntklab.train_ensemble` with ``group_size=8``) against the same 8 trained one at a time
-(:func:`ntklab.train`).
+with their ratio, then epochs per second of the torch.func path and of the plain loop and
+ntklab's speed-up over each. Then an ensemble of 8 networks trained stacked
+(:func:`ntklab.train_ensemble` with ``stacked=True``), stacked by ``vmap`` of the torch.func
+definition, and the same 8 trained one at a time (:func:`ntklab.train`).
 
 FLOPs per epoch, per dense layer of shape (fan_in -> fan_out) on n rows: 2 n fan_in fan_out
 for the forward product, as much for the weight gradient, and as much again for the input
@@ -27,16 +37,19 @@ the seed's 10 000). Prints milliseconds per SGD step, measured side by side in t
 
 * ``ntklab``: :func:`ntklab.train` end to end (copying the network, recording epoch 0 and the
   last), divided by its steps; at NN2 width 10 000 only ``--big-steps`` steps of the trainer's
-  own epoch loop (``_FusedSGD.epoch``);
+  own epoch loop (``FusedSGD.epoch``, and ``FunctionalSGD.epoch``);
 * ``plain loop``: the same network (an ``nn.Sequential`` of ntklab's dense layers) trained by
   the textbook loop: ``torch.randperm`` each epoch, ``X[idx]`` each step, loss,
   ``zero_grad``, ``backward``, ``torch.optim.SGD.step``;
+* ``torch.func``: :func:`ntklab.train`'s loop with the torch.func step
+  (:class:`~ntklab.training.sgd.FunctionalSGD`) in place of the hand-written one;
 * ``products``: the matrix products such a step cannot avoid, timed alone: per layer the
   forward product, the in-place gradient step on the weights, and (but for the first layer)
   the input gradient, outputs preallocated;
 
-with the ratios plain/ntklab (the speed-up over the plain loop; targets ≥ 1.3 for NN1 and
-≥ 1.15 for NN2 at width 1024) and products/ntklab (the fraction of the floor reached), then
+with the ratios func/ntklab (the hand-written path over the torch.func one; kept while
+≥ 1.5), plain/ntklab (the speed-up over the plain loop; targets ≥ 1.3 for NN1 and
+≥ 1.15 for NN2 at width 1024), plain/func and products/ntklab (the fraction of the floor reached), then
 the time the networks of one seed trial (177 000 steps NN1, 354 000 NN2) would take at
 these speeds. At batch 8 a step is bound by per-kernel overhead and memory traffic over the
 weights, not by arithmetic: NN1 width 10 000 is ≈ 6 MFLOP a step, NN2 width 10 000 reads
@@ -65,6 +78,9 @@ import torch
 import ntklab
 from ntklab.data import sphere
 from ntklab.networks import resolve_device
+from ntklab.training import engine, loop
+from ntklab.training.fused import fused_sgd
+from ntklab.training.sgd import FunctionalSGD
 
 
 def layer_shapes(d: int, width: int, depth: int) -> list[tuple[int, int]]:
@@ -185,6 +201,28 @@ def plain_sgd(net, X, y, *, lr: float, epochs: int, batch_size: int, seed: int) 
             opt.step()
 
 
+def functional_train(net, Xt, yt, *, lr: float, epochs: int, batch_size, seed: int, device) -> None:
+    """:func:`ntklab.train`'s loop with the :mod:`torch.func` definition of the step
+    (:class:`~ntklab.training.sgd.FunctionalSGD`) in place of the hand-written one: the
+    same copy of the network, the same batch orders, recording only epoch 0 and the last."""
+    net = copy.deepcopy(net)
+    model = FunctionalSGD(net, engine.parameters(net), [lr], Xt, yt, batch_size, stacked=False)
+    gens = [torch.Generator().manual_seed(seed)]
+    loop.run(model, None, None, m=Xt.shape[0], dtype=Xt.dtype, epochs=epochs,
+             batch_size=batch_size, gens=gens, record_every=max(1, epochs), check_every=50,
+             divergence_factor=1e6, device=device)  # fmt: skip
+
+
+def plain_gd(net, X, y, *, lr: float, epochs: int) -> None:
+    """The plain PyTorch loop for full-batch gradient descent: autograd, torch.optim.SGD."""
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    for _ in range(epochs):
+        loss = (net(X) - y).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def step_products(d: int, width: int, depth: int, batch: int, device, dtype, clock):
     """The matrix products of one SGD step on ``batch`` rows, timed alone: per layer the
     forward product ``z W^T`` and the gradient step ``W += a g^T z`` (in place: a step must
@@ -244,24 +282,30 @@ def bench_sgd(args, device, clock) -> None:
     print(f"\nmini-batch SGD at the seed's settings (SPEC §6): m = {m}, d = {d}, batch {bs} "
           f"({steps_per_epoch} steps an epoch), lr {lr}, jacot sigma_w = beta = 1, float32; "
           f"ms per step, best of {args.repeats}")  # fmt: skip
-    head = ("net", "width", "ntklab", "plain loop", "products", "plain/ntklab", "products/ntklab")
+    head = ("net", "width", "ntklab", "torch.func", "plain loop", "products", "func/ntklab",
+            "plain/ntklab", "plain/func", "products/ntklab")  # fmt: skip
     print(f"{head[0]:>5}{head[1]:>7}" + "".join(f"{h:>16}" for h in head[2:]))
     per_step = {}
     for depth, width in args.sgd_shapes:
         arch = ntklab.Architecture(depth, "jacot", sigma_w=1.0, sigma_b=1.0)
         net = arch.network(width, seed=0, in_features=d, dtype=dtype, device=device)
         big = width * width * (depth - 1) > 4_000_000  # time a handful of steps only
-        if big:  # one short epoch through the trainer's own loop, no recording
-            from ntklab.training import _fused
-
+        if big:  # one short epoch through the trainers' own epoch, no recording
             n_steps = args.big_steps
             sub = slice(0, n_steps * bs)
-            model = _fused(net, lr, Xt[sub], yt[sub], None, bs)
+            model = fused_sgd(net, lr, Xt[sub], yt[sub], None, bs)
+            fnet = copy.deepcopy(net)
+            fmodel = FunctionalSGD(fnet, engine.parameters(fnet), [lr], Xt[sub], yt[sub], bs,
+                                   stacked=False)  # fmt: skip
             perms = torch.randperm(n_steps * bs).to(device)[None]
             out = torch.empty(1, dtype=dtype, device=device)
             repeats = 2  # the first a warm-up, in effect
 
             def ours(model=model, perms=perms, out=out, n_steps=n_steps):
+                model.epoch(perms, out)
+                return n_steps
+
+            def func(model=fmodel, perms=perms, out=out, n_steps=n_steps):
                 model.epoch(perms, out)
                 return n_steps
 
@@ -276,6 +320,11 @@ def bench_sgd(args, device, clock) -> None:
                              seed=1, device=device)  # fmt: skip
                 return epochs * steps_per_epoch
 
+            def func(net=net, epochs=2):
+                functional_train(net, Xt, yt, lr=lr, epochs=epochs, batch_size=bs, seed=1,
+                                 device=device)  # fmt: skip
+                return epochs * steps_per_epoch
+
             def plain(net=net, epochs=2):  # on a copy, as ntklab.train
                 plain_sgd(copy.deepcopy(net), Xt, yt, lr=lr, epochs=epochs, batch_size=bs, seed=1)
                 return epochs * steps_per_epoch
@@ -286,26 +335,27 @@ def bench_sgd(args, device, clock) -> None:
             sync(device)
             epochs = max(2, round(args.seconds / (clock() - start) * 2))
             ours = functools.partial(ours, epochs=epochs)
+            func = functools.partial(func, epochs=max(1, epochs // 4))  # several times slower
             plain = functools.partial(plain, epochs=epochs)
 
         floor = step_products(d, width, depth, bs, device, dtype, clock)
-        t_ours = t_plain = t_floor = math.inf
-        for _ in range(repeats):  # interleaved, so that all three see the same machine
-            for name, fn in (("ours", ours), ("plain", plain)):
+        best = {"ours": math.inf, "func": math.inf, "plain": math.inf}
+        t_floor = math.inf
+        for _ in range(repeats):  # interleaved, so that all see the same machine
+            for name, fn in (("ours", ours), ("func", func), ("plain", plain)):
                 sync(device)
                 start = clock()
                 n = fn()
                 sync(device)
-                t = (clock() - start) / n
-                if name == "ours":
-                    t_ours = min(t_ours, t)
-                else:
-                    t_plain = min(t_plain, t)
+                best[name] = min(best[name], (clock() - start) / n)
+            t_ours, t_func, t_plain = best["ours"], best["func"], best["plain"]
             calls = args.big_steps if big else max(10, int(0.3 * args.seconds / max(t_ours, 1e-5)))
             t_floor = min(t_floor, seconds_per_call(floor, calls, device, clock))
+        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_func:>16.3f}"
+              f"{1e3 * t_plain:>16.3f}{1e3 * t_floor:>16.3f}{t_func / t_ours:>16.2f}"
+              f"{t_plain / t_ours:>16.2f}{t_plain / t_func:>16.2f}"
+              f"{t_floor / t_ours:>16.2f}")  # fmt: skip
         per_step[(depth, width)] = t_ours
-        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_plain:>16.3f}"
-              f"{1e3 * t_floor:>16.3f}{t_plain / t_ours:>16.2f}{t_floor / t_ours:>16.2f}")  # fmt: skip
         del net, floor
     if any(width * width * (depth - 1) > 4_000_000 for depth, width in per_step):
         print(f"(width-10 000 NN2: {args.big_steps} steps through the trainer's epoch loop, "
@@ -377,8 +427,11 @@ def main(argv: list[str] | None = None) -> None:
         sync(device)
         return clock() - start
 
-    head = ("depth", "width", "epochs/s", "GFLOP/s", "matmul GFLOP/s", "ratio")
+    head = ("depth", "width", "epochs/s", "GFLOP/s", "matmul GFLOP/s", "ratio", "func ep/s",
+            "plain ep/s", "ntklab/func", "ntklab/plain")  # fmt: skip
     print("".join(f"{h:>15}" for h in head))
+    Xt = torch.as_tensor(X, dtype=dtype, device=device)
+    yt = torch.as_tensor(y, dtype=dtype, device=device)
     for depth in args.depths:
         arch = ntklab.Architecture(depth, "paper")
         for width in args.widths:
@@ -388,14 +441,24 @@ def main(argv: list[str] | None = None) -> None:
                 kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
                 return timed(lambda: ntklab.train(net, X, y, **kw))
 
-            eps = limit = 0.0
-            for _ in range(args.repeats):  # interleaved, so that both see the same machine
+            def func(epochs, net=net):
+                kw = dict(lr=1e-3, epochs=epochs, batch_size=None, seed=0, device=device)
+                return timed(lambda: functional_train(net, Xt, yt, **kw))
+
+            def plain(epochs, net=net):  # on a copy, as ntklab.train
+                return timed(lambda: plain_gd(copy.deepcopy(net), Xt, yt, lr=1e-3, epochs=epochs))
+
+            eps = limit = eps_func = eps_plain = 0.0
+            for _ in range(args.repeats):  # interleaved, so that all see the same machine
                 eps = max(eps, timed_epochs(run, args.seconds)[1])
+                eps_func = max(eps_func, timed_epochs(func, args.seconds)[1])
+                eps_plain = max(eps_plain, timed_epochs(plain, args.seconds)[1])
                 limit = max(limit, matmul_gflops(args.n, args.d, width, depth, device, dtype,
                                                  args.seconds, clock))  # fmt: skip
             achieved = eps * flops_per_epoch(args.n, args.d, width, depth) / 1e9
             print(f"{depth:>15d}{width:>15d}{eps:>15.1f}{achieved:>15.1f}{limit:>15.1f}"
-                  f"{achieved / limit:>15.2f}")  # fmt: skip
+                  f"{achieved / limit:>15.2f}{eps_func:>15.1f}{eps_plain:>15.1f}"
+                  f"{eps / eps_func:>15.2f}{eps / eps_plain:>15.2f}")  # fmt: skip
 
     if 1 in args.depths:
         per_entry = flops_per_epoch(args.n, args.d, 1, 1) / args.n
@@ -410,32 +473,52 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     k, width = args.ensemble, args.ensemble_width
-    print(f"\nensemble of {k} at width {width}: network-epochs per second")
-    print("".join(f"{h:>15}" for h in ("depth", "one at a time", "together", "speed-up")))
+    print(f"\nensemble of {k} at width {width}, full batch and batch 8: network-epochs per "
+          "second; stacked by the "
+          "hand-written batched steps (train_ensemble(stacked=True)) and by vmap of the "
+          "torch.func definition")  # fmt: skip
+    head = ("depth", "batch", "one at a time", "stacked", "stacked vmap", "stacked/one",
+            "stacked/vmap")  # fmt: skip
+    print("".join(f"{h:>15}" for h in head))
     for depth in args.depths:
         arch = ntklab.Architecture(depth, "paper")
+        for bs in (None, 8):
+            kw = dict(lr=1e-3, batch_size=bs, device=device)
 
-        def alone(epochs, arch=arch):
-            kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
+            def alone(epochs, arch=arch, kw=kw):
+                def one_at_a_time():  # network construction timed too, as in train_ensemble
+                    for s in range(k):
+                        net = arch.network(width, seed=s, in_features=args.d, device=device)
+                        ntklab.train(net, X, y, epochs=epochs, record_every=epochs, **kw)
 
-            def one_at_a_time():  # network construction timed too, as in train_ensemble
-                for s in range(k):
-                    net = arch.network(width, seed=s, in_features=args.d, device=device)
-                    ntklab.train(net, X, y, **kw)
+                return timed(one_at_a_time)
 
-            return timed(one_at_a_time)
+            def together(epochs, arch=arch, kw=kw):
+                return timed(
+                    lambda: ntklab.train_ensemble(
+                        arch, width, X, y, seeds=range(k), dtype=dtype, stacked=True,
+                        epochs=epochs, record_every=epochs, **kw,
+                    )
+                )  # fmt: skip
 
-        def together(epochs, arch=arch):
-            kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
-            return timed(
-                lambda: ntklab.train_ensemble(
-                    arch, width, X, y, seeds=range(k), dtype=dtype, group_size=k, **kw
-                )
-            )
+            def vmapped(epochs, arch=arch, bs=bs):
+                def go():
+                    nets = [arch.network(width, seed=s, in_features=args.d, device="cpu")
+                            for s in range(k)]  # fmt: skip
+                    params = {n: p.to(device) for n, p in engine.stack_parameters(nets).items()}
+                    model = loop.stacked_sgd(nets[0], params, [1e-3] * k, Xt, yt, bs, fast=False)
+                    gens = [torch.Generator().manual_seed(s) for s in range(k)]
+                    loop.run(model, None, None, m=Xt.shape[0], dtype=dtype, epochs=epochs,
+                             batch_size=bs, gens=gens, record_every=epochs, check_every=50,
+                             divergence_factor=1e6, device=device)  # fmt: skip
 
-        a = max(timed_epochs(alone, args.seconds)[1] for _ in range(args.repeats))
-        t = max(timed_epochs(together, args.seconds)[1] for _ in range(args.repeats))
-        print(f"{depth:>15d}{k * a:>15.1f}{k * t:>15.1f}{t / a:>15.2f}")
+                return timed(go)
+
+            a = max(timed_epochs(alone, args.seconds)[1] for _ in range(args.repeats))
+            t = max(timed_epochs(together, args.seconds)[1] for _ in range(args.repeats))
+            v = max(timed_epochs(vmapped, args.seconds)[1] for _ in range(args.repeats))
+            print(f"{depth:>15d}{str(bs or 'full'):>15}{k * a:>15.1f}{k * t:>15.1f}"
+                  f"{k * v:>15.1f}{t / a:>15.2f}{t / v:>15.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

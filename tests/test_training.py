@@ -148,11 +148,18 @@ def test_group_size_does_not_change_results(data):
     together = train_ensemble(ARCH, 64, X, y, group_size=3, **kw)
     default = train_ensemble(ARCH, 64, X, y, **kw)  # one at a time on a CPU
     pairs = train_ensemble(ARCH, 64, X, y, group_size=2, **kw)
-    for a, b, c in zip(together, default, pairs, strict=True):
-        np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-10)
-        np.testing.assert_allclose(a.train_loss, c.train_loss, rtol=1e-10)
+    forced = train_ensemble(ARCH, 64, X, y, stacked=True, group_size=1, **kw)  # stacks of one
+    stacked = train_ensemble(ARCH, 64, X, y, stacked=True, **kw)  # CUDA's default, on a CPU
+    for a, b, c, d, e in zip(together, default, pairs, forced, stacked, strict=True):
+        for other in (b, c, d, e):
+            np.testing.assert_allclose(a.train_loss, other.train_loss, rtol=1e-10)
+            np.testing.assert_allclose(a.predict(X), other.predict(X), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="group_size must be an integer >= 1"):
         train_ensemble(ARCH, 64, X, y, group_size=0, **kw)
+    with pytest.raises(ValueError, match="stacked=False"):
+        train_ensemble(ARCH, 64, X, y, group_size=2, stacked=False, **kw)
+    with pytest.raises(ValueError, match="stacked must be True, False or None"):
+        train_ensemble(ARCH, 64, X, y, stacked="yes", **kw)
 
 
 def test_centered_network(data):
@@ -230,12 +237,14 @@ def test_bad_data(data):
 @pytest.mark.parametrize("parameterization", ["jacot", "arora", "paper"])
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_stacked_engine_loss_and_gradients_equal_autograd(parameterization, depth):
-    """The hand-written forward/backward of the batched trainer equals torch.autograd.
+    """The hand-written forward/backward of the stacked trainer equals torch.autograd on each
+    network, and the torch.func definition (vmap of grad) equals both.
 
-    `train` and `train_ensemble` share this engine, so comparing them with each other cannot
-    catch a wrong gradient: this compares it with autograd on the finite network itself.
+    `train` and `train_ensemble` share the parameter layout, so comparing them with each other
+    cannot catch a wrong gradient: this compares with autograd on the finite network itself.
     """
-    from ntklab.training import _dense_layers, _Engine
+    from ntklab.training import engine
+    from ntklab.training.fused import StackedFusedSGD, fused_specs
 
     arch = ntklab.Architecture(depth, parameterization)
     nets = [
@@ -244,30 +253,78 @@ def test_stacked_engine_loss_and_gradients_equal_autograd(parameterization, dept
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(10, 4, dtype=torch.float64, generator=gen)
     y = torch.randn(10, dtype=torch.float64, generator=gen)
-    layers = [_dense_layers(n) for n in nets]
-    n_layers = len(layers[0])
-    engine = _Engine(
-        [torch.stack([ls[i].weight.detach() for ls in layers]) for i in range(n_layers)],
-        [
-            None
-            if layers[0][i].bias is None
-            else torch.stack([ls[i].bias.detach() for ls in layers])
-            for i in range(n_layers)
-        ],
-        [m.scale for m in layers[0]],
-        [m.beta for m in layers[0]],
-    )
-    xa = engine.augmented(X)
-    losses, grads = engine.step(xa.expand(3, *xa.shape), y, None)
+    params = engine.stack_parameters(nets)
+    model = StackedFusedSGD(params, fused_specs(nets[0]), [0.1] * 3, X, y, None)
+    losses, grads = model.gradients(model.Xa.expand(3, *model.Xa.shape), y)
+    names = [n for n, p in params.items() for q in model.order if p is q]
+    assert sorted(names) == sorted(params) and len(names) == len(grads)
+    f_grads, f_losses = engine.stacked_loss_and_grad(nets[0], params, X, y)
     for j, net in enumerate(nets):
         loss = (net(X) - y).square().mean()
-        ref = torch.autograd.grad(loss, list(net.parameters()))
+        ref = dict(zip(params, torch.autograd.grad(loss, list(net.parameters())), strict=True))
         assert losses[j].item() == pytest.approx(loss.item(), rel=1e-12)
-        ours = [g[j] for g in grads]
-        assert len(ours) == len(ref)
-        for g, r in zip(ours, ref, strict=True):
-            assert g.shape == r.shape
-            assert torch.allclose(g, r, rtol=1e-11, atol=1e-13 * r.abs().max().item())
+        assert f_losses[j].item() == pytest.approx(loss.item(), rel=1e-12)
+        for name, g in zip(names, grads, strict=True):
+            r = ref[name]
+            assert g[j].shape == r.shape
+            tol = dict(rtol=1e-11, atol=1e-13 * r.abs().max().item())
+            torch.testing.assert_close(g[j], r, **tol)
+            torch.testing.assert_close(f_grads[name][j], r, **tol)
+
+
+@pytest.mark.parametrize("batch_size, centered", [(None, False), (5, True)])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_fast_paths_equal_the_functional_definition(depth, batch_size, centered):
+    """Every hand-written path (FusedSGD for one network, StackedFusedSGD for stacked ones)
+    trains exactly as the torch.func definition (FunctionalSGD, vmap for stacked), float64."""
+    from ntklab.training import engine
+    from ntklab.training.fused import fused_sgd
+    from ntklab.training.loop import stacked_sgd
+    from ntklab.training.sgd import FunctionalSGD
+
+    arch = ntklab.Architecture(depth, "paper")
+    rng = np.random.default_rng(depth)
+    X = torch.as_tensor(sphere(13, 4, rng))
+    y = torch.as_tensor(rng.standard_normal(13))
+    nets = [arch.network(11, seed=s, in_features=4, dtype=torch.float64, device=CPU)
+            for s in (2, 5)]  # fmt: skip
+    f0 = torch.stack([n(X) for n in nets]).detach() if centered else None
+    gen = torch.Generator().manual_seed(0)
+    perms = [torch.stack([torch.randperm(13, generator=gen) for _ in nets]) for _ in range(3)]
+    out = torch.empty(2, dtype=torch.float64)
+
+    def train3(model, k):
+        for e in range(3):
+            model.epoch(None if batch_size is None else perms[e][:k], out[:k])
+        model.finish()
+        return out[:k].clone()
+
+    # one network: the fused steps against functional_call + grad
+    a, b = copy.deepcopy(nets[0]), copy.deepcopy(nets[0])
+    f0a = None if f0 is None else f0[0]
+    loss_a = train3(fused_sgd(a, 0.3, X, y, f0a, batch_size), 1)
+    t = y if f0a is None else y + f0a
+    functional = FunctionalSGD(b, engine.parameters(b), [0.3], X, t, batch_size, stacked=False)
+    loss_b = train3(functional, 1)
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-12, atol=0)
+    for p, q, s in zip(a.parameters(), b.parameters(), nets[0].parameters(), strict=True):
+        assert (q - s).norm() > 1e-3 * s.norm()  # trained
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    # stacked: the batched hand-written steps against vmap of the same definition
+    t = y if f0 is None else y + f0
+    runs = []
+    for fast in (True, False):
+        params = engine.stack_parameters(nets)
+        model = stacked_sgd(nets[0], params, [0.3, 0.2], X, t, batch_size, fast=fast)
+        assert isinstance(model, FunctionalSGD) != fast
+        runs.append((train3(model, 2), params))
+    (loss_f, pf), (loss_v, pv) = runs
+    torch.testing.assert_close(loss_f, loss_v, rtol=1e-12, atol=0)
+    for name in pf:
+        torch.testing.assert_close(pf[name], pv[name], rtol=1e-12, atol=1e-14)
+    # and member 0 of the stack is the network trained alone (same orders)
+    for name, p in a.named_parameters():
+        torch.testing.assert_close(pf[name][0], p, rtol=1e-12, atol=1e-14)
 
 
 # ---- the fused SGD steps against plain autograd SGD ---------------------------------------------
@@ -419,16 +476,19 @@ def test_no_host_synchronization_in_an_epoch(data, monkeypatch):
     """The steps never read a device value back (so they queue on a GPU without waiting):
     within an epoch no tensor is turned into a Python number, bool, list or numpy array,
     nor copied to the CPU."""
-    from ntklab.training import _fused, _Stacked
+    from ntklab.training import engine
+    from ntklab.training.fused import fused_sgd
+    from ntklab.training.loop import stacked_sgd
 
     X, y, _, _ = data
     Xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     arch = ntklab.Architecture(2, "paper")
     nets = [arch.network(16, seed=s, in_features=4, device=CPU) for s in range(2)]
     models = [
-        _fused(copy.deepcopy(nets[0]), 0.1, Xt, yt, None, 5),
-        _fused(copy.deepcopy(nets[0]), 0.1, Xt, yt, None, None),
-        _Stacked(nets, torch.tensor([0.1, 0.2]), Xt, yt, 5),
+        fused_sgd(copy.deepcopy(nets[0]), 0.1, Xt, yt, None, 5),
+        fused_sgd(copy.deepcopy(nets[0]), 0.1, Xt, yt, None, None),
+        stacked_sgd(nets[0], engine.stack_parameters(nets), [0.1, 0.2], Xt, yt, 5),
+        stacked_sgd(nets[0], engine.stack_parameters(nets), [0.1, 0.2], Xt, yt, 5, fast=False),
     ]
     perms = torch.stack([torch.randperm(16), torch.randperm(16)])
 
@@ -446,23 +506,31 @@ def test_no_host_synchronization_in_an_epoch(data, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_no_host_synchronization_on_cuda(data):
-    from ntklab.training import _fused
+    from ntklab.training import engine
+    from ntklab.training.fused import fused_sgd
+    from ntklab.training.loop import stacked_sgd
 
     X, y, _, _ = data
     dev = torch.device("cuda")
-    Xt, yt = torch.as_tensor(X, device=dev), torch.as_tensor(y, device=dev)
+    Xt, yt = torch.as_tensor(X, device=dev).float(), torch.as_tensor(y, device=dev).float()
     for depth in (1, 2):
-        net = ntklab.Architecture(depth, "jacot").network(64, seed=0, in_features=4, device=dev)
-        model = _fused(net, 0.1, Xt.float(), yt.float(), None, 5)
-        perms = torch.randperm(16).to(dev)[None]
-        out = torch.empty(1, device=dev)
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            model.epoch(perms, out)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-        assert torch.isfinite(out).all()
+        arch = ntklab.Architecture(depth, "jacot")
+        net = arch.network(64, seed=0, in_features=4, device=dev)
+        nets = [arch.network(64, seed=s, in_features=4, device=dev) for s in range(2)]
+        perms = torch.stack([torch.randperm(16), torch.randperm(16)]).to(dev)
+        models = [fused_sgd(net, 0.1, Xt, yt, None, 5)] + [
+            stacked_sgd(nets[0], engine.stack_parameters(nets), [0.1, 0.2], Xt, yt, 5, fast=f)
+            for f in (True, False)
+        ]
+        for model in models:
+            out = torch.empty(model.k, device=dev)
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                model.epoch(perms[: model.k], out)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            assert torch.isfinite(out).all()
 
 
 def test_float32_at_the_seeds_width():
@@ -562,3 +630,84 @@ def test_other_modules_and_frozen_parameters_take_autograd(data):
     res = train(frozen, X, y, lr=0.5, epochs=3, batch_size=5, device=CPU)
     assert torch.equal(res.network.layers[0].weight, frozen.layers[0].weight)
     assert not torch.equal(res.network.layers[0].bias, frozen.layers[0].bias)
+
+
+def test_a_trials_networks_stacked_equal_trained_alone(tmp_path):
+    """run_trial(stacked=True) (CUDA's default, forced here on a CPU) trains the trial's two
+    networks of one architecture in one stacked run, and records what training each alone
+    records (float32: round-off tolerance)."""
+    from study_helpers import write_tiny
+
+    from ntklab import study
+    from ntklab.config import load_config
+
+    cfg = load_config(str(write_tiny(tmp_path, width=32, epochs=12))).points[0].config
+    nn1 = next(m for m in cfg.methods if m.name == "NN1")
+    other = nn1.model_copy(update={"name": "NN1b", "lr": 0.3})
+    cfg = cfg.model_copy(update={"methods": [nn1, other]})
+    ctx, _ = study.make_data(cfg, 1)
+    trained = study.train_networks(
+        cfg.methods, ctx, study_seed=cfg.study.seed, trial=1, device=CPU, stacked=True
+    )
+    assert sorted(trained) == ["NN1", "NN1b"] and trained["NN1b"].lr == 0.3
+    assert study.train_networks(cfg.methods, ctx, study_seed=7, trial=1, device=CPU) == {}
+    rows = []
+    for stacked in (True, False):
+        rec = study.run_trial(cfg, trial=1, device=CPU, stacked=stacked)
+        assert rec.status == "done" and not rec.errors
+        rows.append({(m, k, s): v for (m, k, s, v) in rec.rows if k != "fit_seconds"})
+    together, alone = rows
+    assert together.keys() == alone.keys()
+    assert {m for m, _, _ in together} == {"NN1", "NN1b"}
+    for key, value in alone.items():
+        assert together[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    assert together[("NN1", "rmse", -1)] != together[("NN1b", "rmse", -1)]
+
+
+def test_engine_forward_is_the_modules_forward():
+    """The functional definition (functional_call, vmap over stacked members) computes what
+    each network's own forward computes; dense_specs is None for other modules."""
+    from ntklab.training import engine
+
+    arch = ntklab.Architecture(2, "paper")
+    nets = [arch.network(6, seed=s, in_features=3, dtype=torch.float64, device=CPU)
+            for s in range(3)]  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    Xk = torch.randn(3, 5, 3, dtype=torch.float64, generator=gen)
+    params = engine.stack_parameters(nets)
+    shared, own = (
+        engine.stacked_forward(nets[0], params, X),
+        engine.stacked_forward(nets[0], params, Xk),
+    )
+    for j, net in enumerate(nets):
+        with torch.no_grad():
+            torch.testing.assert_close(engine.forward(net, engine.parameters(net), X), net(X))
+            torch.testing.assert_close(shared[j], net(X), rtol=1e-14, atol=1e-15)
+            torch.testing.assert_close(own[j], net(Xk[j]), rtol=1e-14, atol=1e-15)
+    copies = [copy.deepcopy(n) for n in nets]
+    for c in copies:
+        with torch.no_grad():
+            for p in c.parameters():
+                p.zero_()
+    engine.unstack_parameters(params, copies)
+    for a, b in zip(copies, nets, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(p, q)
+    specs = engine.dense_specs(nets[0])
+    assert [s.weight for s in specs] == ["layers.0.weight", "layers.2.weight", "layers.4.weight"]
+    assert engine.dense_specs(_Tanh()) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stacked_on_cuda_equals_alone_on_cpu(data):
+    """CUDA's default (networks stacked) trains what train does on a CPU, float64."""
+    X, y, Xt, yt = data
+    kw = dict(lr=0.8, epochs=20, batch_size=5, record_every=5, X_test=Xt, y_test=yt)
+    ens = train_ensemble(ARCH, 32, X, y, seeds=[1, 2, 3], dtype=torch.float64, device="cuda", **kw)
+    for s, r in zip([1, 2, 3], ens, strict=True):
+        assert next(r.network.parameters()).device.type == "cuda"
+        net = ARCH.network(32, seed=s, in_features=4, dtype=torch.float64, device=CPU)
+        alone = train(net, X, y, seed=s, device=CPU, **kw)
+        np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=1e-10)
+        np.testing.assert_allclose(r.predict(Xt), alone.predict(Xt), rtol=1e-10, atol=1e-12)

@@ -15,10 +15,15 @@ every analytic kernel be checked against these estimates; :mod:`ntklab.verify` d
 Two exact ways to compute :func:`empirical_ntk`:
 
 * ``method="generic"`` works for any ``torch.nn.Module`` with one scalar output per row:
-  per-row Jacobians with :func:`torch.func.jacrev` under :func:`torch.func.vmap`, contracted
-  chunk by chunk (never more than ``max_bytes`` of Jacobians at once);
-* ``method="structured"`` (used automatically for :class:`ntklab.FullyConnectedNetwork`)
-  uses the layer structure: for a dense layer :math:`h_l = s_l W_l z_l + \beta_l b_l`,
+  per-row Jacobians of the network's one functional definition
+  (:func:`ntklab.training.engine.jacobian`: :func:`torch.func.jacrev` under
+  :func:`torch.func.vmap` of ``functional_call``), contracted chunk by chunk (never more than
+  ``max_bytes`` of Jacobians at once);
+* ``method="structured"`` (used automatically for the networks that
+  :func:`ntklab.training.engine.dense_specs` describes, those of
+  :meth:`ntklab.Architecture.network`; 6x the generic path at depth 1 and 70x at depth 2
+  for 200 points, width 512-1024, on one CPU core) reads the same parameter dict and uses
+  the layer structure: for a dense layer :math:`h_l = s_l W_l z_l + \beta_l b_l`,
 
   .. math::
 
@@ -47,8 +52,9 @@ from torch import nn
 
 from ._validation import check_int, check_pair
 from .architecture import Architecture
-from .layers import DenseModule
-from .networks import FullyConnectedNetwork, resolve_device
+from .networks import resolve_device
+from .training import engine
+from .training.engine import DenseSpec
 
 __all__ = [
     "empirical_ntk",
@@ -111,28 +117,15 @@ class _DenseStack:
     beta: float
 
 
-def _dense_stack(networks: list[FullyConnectedNetwork]) -> list[_DenseStack] | None:
-    """Stack the dense layers of networks with identical structure; None if not dense/ReLU."""
-    first = networks[0]
-    if not isinstance(first, FullyConnectedNetwork):
-        return None
-    mods = list(first.layers)
-    # the structured formula assumes Dense, (ReLU, Dense)*
-    if not mods or len(mods) % 2 != 1:
-        return None
-    for i, mod in enumerate(mods):
-        want = DenseModule if i % 2 == 0 else nn.ReLU
-        if type(mod) is not want:
-            return None
-    out = []
-    for i in range(0, len(mods), 2):
-        layers = [net.layers[i] for net in networks]
-        weight = torch.stack([m.weight.detach() for m in layers])
-        bias = None
-        if mods[i].bias is not None:
-            bias = torch.stack([m.bias.detach() for m in layers])
-        out.append(_DenseStack(weight, bias, mods[i].scale, mods[i].beta))
-    return out
+def _dense_stack(params: dict[str, torch.Tensor], specs: list[DenseSpec]) -> list[_DenseStack]:
+    """The layers of stacked networks, from the engine's parameter dict (leading member axis)
+    and layer description (:func:`ntklab.training.engine.dense_specs`)."""
+    return [
+        _DenseStack(
+            params[sp.weight], None if sp.bias is None else params[sp.bias], sp.scale, sp.beta
+        )
+        for sp in specs
+    ]
 
 
 def _features(stack: list[_DenseStack], x: torch.Tensor):
@@ -179,8 +172,9 @@ def _structured_gram(stack, feats_x, feats_z) -> torch.Tensor:
     return total
 
 
-def _structured_ntk(model: FullyConnectedNetwork, X, Z, symmetric, batch_size) -> np.ndarray:
-    stack = _dense_stack([model])
+def _structured_ntk(model, specs, X, Z, symmetric, batch_size) -> np.ndarray:
+    params = {name: p.unsqueeze(0) for name, p in engine.parameters(model).items()}
+    stack = _dense_stack(params, specs)
     param = stack[0].weight
     n, m = X.shape[0], Z.shape[0]
     if batch_size is None:
@@ -203,21 +197,13 @@ def _structured_ntk(model: FullyConnectedNetwork, X, Z, symmetric, batch_size) -
 
 # ---- generic path: torch.func -----------------------------------------------------------------
 def _generic_ntk(model: nn.Module, X, Z, symmetric, batch_size) -> np.ndarray:
-    from torch.func import functional_call, jacrev, vmap
-
-    params = {k: v.detach() for k, v in model.named_parameters()}
+    params = engine.parameters(model)
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     first = next(iter(params.values()))
     n_params = sum(p.numel() for p in params.values())
 
-    def f_single(p, x):
-        return functional_call(model, (p, buffers), (x.unsqueeze(0),)).reshape(())
-
-    jac_rows = vmap(jacrev(f_single), in_dims=(None, 0))
-
     def jacobian(rows: np.ndarray) -> list[torch.Tensor]:
-        J = jac_rows(params, _as_tensor(rows, first))
-        return [J[k].reshape(rows.shape[0], -1) for k in params]
+        return engine.jacobian(model, params, _as_tensor(rows, first), buffers)
 
     if batch_size is None:
         batch_size = max(1, _GENERIC_MAX_BYTES // (2 * n_params * first.element_size()))
@@ -299,14 +285,14 @@ def empirical_ntk(
         batch_size = check_int(batch_size, "batch_size")
     param, X, Z, symmetric = _model_inputs(model, X, Z)
     _check_scalar_output(model, X, param)
-    structured = _dense_stack([model]) is not None
-    if method == "structured" and not structured:
+    specs = engine.dense_specs(model)  # the one rule for the hand-written paths
+    if method == "structured" and specs is None:
         raise ValueError(
             "method='structured' needs an ntklab.FullyConnectedNetwork (Dense/ReLU layers); "
             "use method='generic' for other modules"
         )
-    if structured and method != "generic":
-        return _structured_ntk(model, X, Z, symmetric, batch_size)
+    if specs is not None and method != "generic":
+        return _structured_ntk(model, specs, X, Z, symmetric, batch_size)
     return _generic_ntk(model, X, Z, symmetric, batch_size)
 
 
@@ -449,15 +435,8 @@ def monte_carlo_kernels(
                 arch.network(width, seed=s, in_features=d, dtype=dtype, device="cpu")
                 for s in seeds[start : start + group]
             ]
-            stack = [
-                _DenseStack(
-                    layer.weight.to(dev),
-                    None if layer.bias is None else layer.bias.to(dev),
-                    layer.scale,
-                    layer.beta,
-                )
-                for layer in _dense_stack(nets)
-            ]
+            params = {k: v.to(dev) for k, v in engine.stack_parameters(nets).items()}
+            stack = _dense_stack(params, engine.dense_specs(nets[0]))
             fx = _features(stack, xt)
             fz = fx if symmetric else _features(stack, zt)
             if "nngp" in moments:

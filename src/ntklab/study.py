@@ -251,6 +251,72 @@ def _kernel_method(
     record.add(method.name, "fit_seconds", seconds)
 
 
+def _stack_key(method: MethodConfig) -> tuple:
+    """Network methods with equal keys train on the same rows with the same schedule, so
+    their networks can be stacked in one run (their seeds and learning rates may differ)."""
+    return (method.architecture(), method.width, method.epochs, method.batch_size,
+            method.record_every, method.centered, method.holdout_fraction)  # fmt: skip
+
+
+def train_networks(
+    methods: list[MethodConfig],
+    ctx: TrialContext,
+    *,
+    study_seed: int,
+    trial: int,
+    device=None,
+    stacked: bool | None = None,
+) -> dict:
+    """Train the networks of a trial's network ``methods`` stacked: two or more of one
+    architecture, width and schedule in one :func:`ntklab.train_ensemble` run, when
+    ``stacked`` (default: on CUDA, where stacking keeps the GPU busy; on a CPU each network
+    trains alone, which ``benchmarks/bench_training.py`` measures fastest there).
+
+    Returns ``{method name: TrainResult}`` for the networks trained stacked; each is the
+    network its method would train alone (same seed, learning rate, data and batch orders).
+    The other methods (and those of a group whose run fails, which then report their own
+    errors) train alone in :func:`run_trial`."""
+    from .networks import resolve_device
+    from .training import train_ensemble
+
+    if stacked is None:
+        stacked = resolve_device(device).type == "cuda"
+    if not stacked:
+        return {}
+    groups: dict[tuple, list[MethodConfig]] = {}
+    for method in methods:
+        if method.kind == "network":
+            groups.setdefault(_stack_key(method), []).append(method)
+    out = {}
+    for group in groups.values():
+        if len(group) < 2:  # one network trains fastest alone (the fused steps)
+            continue
+        first = group[0]
+        fit = ctx.fit(first.holdout_fraction)
+        data = ctx.data
+        try:
+            results = train_ensemble(
+                first.architecture(),
+                first.width,
+                data.X[fit],
+                data.y[fit],
+                seeds=[network_seed(study_seed, trial, m.name) for m in group],
+                lr=[_lr(m, ctx) for m in group],
+                epochs=first.epochs,
+                batch_size=first.batch_size,
+                record_every=first.record_every,
+                X_test=data.X_test,
+                y_test=data.y_test,
+                centered=first.centered,
+                device=device,
+                stacked=True,
+            )
+        except Exception:  # noqa: BLE001 - each method retries alone and records its error
+            continue
+        out.update({m.name: r for m, r in zip(group, results, strict=True)})
+    return out
+
+
 def _network_method(
     method: MethodConfig,
     ctx: TrialContext,
@@ -259,31 +325,37 @@ def _network_method(
     study_seed: int,
     trial: int,
     device,
+    trained=None,
 ) -> None:
+    """Record a network method; ``trained`` is its :class:`TrainResult` if
+    :func:`train_networks` trained it already (stacked with others), else it trains here."""
     from .training import train_ensemble
 
-    start = time.perf_counter()
+    # a network trained stacked counts its share of the stacked run's time
+    start = time.perf_counter() - (0.0 if trained is None else trained.wall_time)
     arch = method.architecture()
     data = ctx.data
     fit = ctx.fit(method.holdout_fraction)
     X_train, y_train, X_test, y_test = data.X[fit], data.y[fit], data.X_test, data.y_test
-    lr = _lr(method, ctx)
     seed = network_seed(study_seed, trial, method.name)
-    (result,) = train_ensemble(
-        arch,
-        method.width,
-        X_train,
-        y_train,
-        seeds=[seed],
-        lr=lr,
-        epochs=method.epochs,
-        batch_size=method.batch_size,
-        record_every=method.record_every,
-        X_test=X_test,
-        y_test=y_test,
-        centered=method.centered,
-        device=device,
-    )
+    if trained is not None:
+        result = trained
+    else:
+        (result,) = train_ensemble(
+            arch,
+            method.width,
+            X_train,
+            y_train,
+            seeds=[seed],
+            lr=_lr(method, ctx),
+            epochs=method.epochs,
+            batch_size=method.batch_size,
+            record_every=method.record_every,
+            X_test=X_test,
+            y_test=y_test,
+            centered=method.centered,
+            device=device,
+        )
     name = method.name
     diverged = bool(result.diverged)
     record.add(name, "lr", float(result.lr))
@@ -351,6 +423,7 @@ def run_trial(
     device=None,
     on_method: Callable[[str], None] | None = None,
     methods: Collection[str] | None = None,
+    stacked: bool | None = None,
 ) -> TrialRecord:
     """Run trial ``trial`` of one sweep point: data, then every method; never raises.
 
@@ -367,6 +440,9 @@ def run_trial(
     methods : collection of str, optional
         Run only these methods (default: all). Either way a method whose ``trials`` cap is
         at most ``trial`` is not run (:func:`methods_due`).
+    stacked : bool, optional
+        Train the trial's networks of one architecture, width and schedule stacked
+        (:func:`train_networks`); default: on CUDA only. ``True`` forces it on a CPU.
 
     Returns
     -------
@@ -391,14 +467,19 @@ def run_trial(
         ctx, jitter = make_data(config, trial)
         if jitter:  # 0 for every preset's data; stored only when not
             record.add(GENERATOR_METHOD, "generator_jitter", jitter)
-        for method in methods_due(config, trial, methods):
+        due = methods_due(config, trial, methods)
+        trained = train_networks(
+            due, ctx, study_seed=study_seed, trial=trial, device=device, stacked=stacked
+        )
+        for method in due:
             if on_method is not None:
                 on_method(method.name)
             try:
                 if method.kind == "network":
                     _network_method(
-                        method, ctx, record, study_seed=study_seed, trial=trial, device=device
-                    )
+                        method, ctx, record, study_seed=study_seed, trial=trial, device=device,
+                        trained=trained.pop(method.name, None),
+                    )  # fmt: skip
                 else:
                     _kernel_method(
                         method, ctx, record, study_seed=study_seed, trial=trial, device=device

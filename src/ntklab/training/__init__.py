@@ -1,0 +1,26 @@
+"""Training finite networks by gradient descent on the squared loss (SPEC §3).
+
+Modules, by idea:
+
+* :mod:`.engine`: the one functional definition of a network's computation on
+  :mod:`torch.func` (parameter dicts, forward, stacked forward, loss gradient, Jacobian);
+* :mod:`.sgd`: SGD through the engine, for one network or ``k`` stacked with ``vmap``;
+* :mod:`.fused`: the hand-written SGD fast path for one network of dense layers and ReLUs;
+* :mod:`.loop`: epochs, mini-batch orders, recording, divergence checks, :func:`train`,
+  :func:`train_ensemble`, :func:`auto_lr`;
+* :mod:`.results`: :class:`TrainResult`, :class:`CenteredNetwork`.
+"""
+
+from __future__ import annotations
+
+from .loop import auto_lr, default_record_every, train, train_ensemble
+from .results import CenteredNetwork, TrainResult
+
+__all__ = [
+    "TrainResult",
+    "CenteredNetwork",
+    "auto_lr",
+    "default_record_every",
+    "train",
+    "train_ensemble",
+]

@@ -1,0 +1,451 @@
+r"""Hand-written SGD for networks of dense layers and ReLUs (the fast path of :func:`train`).
+
+:class:`FusedSGD` computes exactly the step of :class:`ntklab.training.sgd.FunctionalSGD`
+(the :mod:`torch.func` definition, up to float round-off: tested in float64 at 1e-12) with a
+fixed handful of kernels into preallocated buffers and no autograd. It is kept because
+``benchmarks/bench_training.py`` measures it well above 1.5x the functional path where it
+matters, on one CPU thread: 7.8x at the seed's NN1 (width 10 000) and 2.4x at NN2 width 1024,
+batch 8; full batch (n = 800) 3.8-5.2x at depth 1, 1.0-1.6x at depth 2 (never slower).
+:class:`StackedFusedSGD` likewise for stacked networks (3.3-4.2x the ``vmap`` path at depth
+1, 1.7x at depth 2 with batch 8, 1.2x full batch). It reads the network through the
+same parameter dict and layer description as the engine (:func:`engine.parameters`,
+:func:`engine.dense_specs`), and :func:`fused_sgd` is the one rule that selects it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from . import engine
+
+__all__ = ["FusedSGD", "StackedFusedSGD", "fused_sgd", "fused_specs"]
+
+
+class _Layer(NamedTuple):
+    """One dense layer's tensors (views of the parameter dict) and constants."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    scale: float
+    beta: float
+
+
+class _BatchViews(NamedTuple):
+    """Buffers of :class:`FusedSGD` for one batch size (views, made once)."""
+
+    h: list[torch.Tensor]  # phi(h^l) of each hidden layer, (B, n)
+    a_out: torch.Tensor  # the output layer's input: phi(h^L) [with a constant column]
+    a_out_t: torch.Tensor
+    g: list[torch.Tensor]  # backpropagated gradients (up to a factor), (B, n)
+    g_t: list[torch.Tensor]
+    ones: torch.Tensor  # (B,)
+    w_out: torch.Tensor  # output weights as a row (1, n); (B, n) expanded for one hidden layer
+    rx: torch.Tensor  # r * [s x, beta] (one hidden layer)
+    rx_t: torch.Tensor
+    alpha_out: float  # -lr x the factor of the output layer's gradient
+    alpha_w: list[float]  # same for each hidden layer's weight (index 0: the first layer)
+    alpha_b: list[float]  # and bias
+
+
+class FusedSGD:
+    r"""Plain SGD for one network of dense layers and ReLUs, written out without autograd.
+
+    Each step is the exact SGD step on the batch mean of :math:`(f - y)^2`,
+    :math:`\theta \leftarrow \theta - \eta \nabla_\theta \frac1B \sum_{i \in \text{batch}}
+    (f(x_i) - y_i)^2`, computed with a fixed handful of kernels writing into buffers
+    allocated once (mini-batch SGD at batch size 8 is bound by per-operation overhead and
+    thin matrix products, not by arithmetic; see ``benchmarks/bench_training.py --sgd``):
+
+    * the first layer is kept as one matrix :math:`P_0 = [W^{1\top}; b^1]` (d[+1], width)
+      and the inputs as :math:`[s_1 x, \beta_1]`, so one product gives :math:`h^1` and one
+      in-place product (``addmm_``) applies the gradient of :math:`W^1` and :math:`b^1`
+      together; the output layer likewise as :math:`P_o = [w^\top; b]` (width[+1], 1)
+      against the last activations with a constant column :math:`\beta/s` appended;
+      both are copies (small) written back by :meth:`finish`;
+    * hidden (width × width) layers are trained in place in the network's own tensors
+      (no copy of a 10 000 × 10 000 matrix): forward ``addmm`` with the bias, backward one
+      product, update one in-place ``addmm_`` (and ``addmv_`` for the bias);
+    * the ReLU is applied in place; its derivative is the sign of the stored output,
+      :math:`1[\phi(h) > 0]` (PyTorch's convention at 0), taken in place once the
+      output is not needed any more (public operations only); for one hidden layer the gradient reaching
+      :math:`h^1` is rank one, :math:`\delta = 1[h > 0] \odot (g\, s_o w)^\top`, so
+      :math:`\nabla P_0 = (g \odot x_a)^\top (1[h > 0] \odot s_o w)`;
+    * a whole epoch's inputs and targets are gathered at once (one ``index_select``
+      each, into preallocated buffers); each batch is then a fixed view, and its residuals
+      :math:`f - y` are written into an (m, 1) buffer whose mean square is the epoch's loss.
+
+    Nothing in a step reads a value back to the host, and all tensors live on the device
+    of the network, so on a GPU the steps queue without synchronizing. The centered model
+    :math:`f - f_0` is trained on the target :math:`y + f_0`.
+
+    Parameters
+    ----------
+    params : dict of Tensor
+        The network's parameters (:func:`engine.parameters`: views of its storage), trained
+        in place.
+    specs : list of DenseSpec
+        Its dense layers (:func:`engine.dense_specs`), at least two.
+    lr : float
+    X, y : Tensor (m, d), (m,)
+        Training data, in the network's dtype and on its device.
+    f0 : Tensor (m,) or None
+        Initial outputs on ``X`` for a centered network.
+    batch_size : int or None
+        ``None``: full-batch gradient descent.
+    """
+
+    k = 1
+
+    def __init__(self, params, specs, lr: float, X, y, f0, batch_size: int | None):
+        dense = [
+            _Layer(params[sp.weight], None if sp.bias is None else params[sp.bias], sp.scale,
+                   sp.beta)
+            for sp in specs
+        ]  # fmt: skip
+        self.dense, self.lr, self.X = dense, float(lr), X
+        m = X.shape[0]
+        first, last = dense[0], dense[-1]
+        self.L = L = len(dense) - 1  # hidden layers
+        self.target = y if f0 is None else y + f0
+        dt, dev = X.dtype, X.device
+        with torch.no_grad():
+            rows = [first.weight.detach().t()]
+            if first.bias is not None:
+                rows.append(first.bias.detach().unsqueeze(0))
+            self.P0 = torch.cat(rows, 0)  # (d[+1], n)
+            rows = [last.weight.detach().t()]
+            if last.bias is not None:
+                rows.append(last.bias.detach().unsqueeze(0))
+            self.Po = torch.cat(rows, 0)  # (n[+1], 1)
+            self.Xa = self._augment(X)
+            self.NT = (-self.target).unsqueeze(1).contiguous()  # (m, 1): r = f - t = f + NT
+        self.W = [mod.weight.detach() for mod in dense[1:-1]]  # share storage with the net
+        self.b = [None if mod.bias is None else mod.bias.detach() for mod in dense[1:-1]]
+        self.s = [float(mod.scale) for mod in dense]
+        self.beta = [float(mod.beta) for mod in dense]
+        widths = [mod.weight.shape[0] for mod in dense[:-1]]
+        B = m if batch_size is None else min(batch_size, m)
+        empty = lambda *shape: torch.empty(*shape, dtype=dt, device=dev)  # noqa: E731
+        self.R = empty(m, 1)
+        if batch_size is None:
+            self.Xe, self.NTe = self.Xa, self.NT
+        else:
+            self.Xe, self.NTe = torch.empty_like(self.Xa), torch.empty_like(self.NT)
+        acts = [empty(B, n) for n in widths]
+        if last.bias is not None:  # [phi(h^L), beta_o / s_o]: the output bias in the product
+            acts[-1] = empty(B, widths[-1] + 1)
+            acts[-1][:, -1] = self.beta[-1] / self.s[-1]
+        grads = [empty(B, n) for n in widths]
+        ones = torch.ones(B, dtype=dt, device=dev)
+        rx = empty(B, self.Xa.shape[1])
+        w_out = self.Po[: widths[-1]].t()  # (1, n), a view: always the current weights
+        views = {}
+        for nb in {B, m % B} - {0}:  # the batch sizes: B, and a smaller last batch
+            c = 2.0 / nb  # d(batch mean of r^2)/dr = c r
+            coef = c * self.s[-1]  # d loss/d h^L = coef * g^L
+            alpha_w, alpha_b = [0.0] * L, [0.0] * L
+            for i in range(L - 1, 0, -1):
+                alpha_w[i] = -self.lr * coef * self.s[i]
+                alpha_b[i] = -self.lr * coef * self.beta[i]
+                coef *= self.s[i]
+            alpha_w[0] = -self.lr * coef
+            views[nb] = _BatchViews(
+                h=[a[:nb, : widths[i]] for i, a in enumerate(acts)],
+                a_out=acts[-1][:nb],
+                a_out_t=acts[-1][:nb].t(),
+                g=[g[:nb] for g in grads],
+                g_t=[g[:nb].t() for g in grads],
+                ones=ones[:nb],
+                w_out=w_out.expand(nb, widths[-1]) if L == 1 else w_out,
+                rx=rx[:nb],
+                rx_t=rx[:nb].t(),
+                alpha_out=-self.lr * c * self.s[-1],
+                alpha_w=alpha_w,
+                alpha_b=alpha_b,
+            )
+        self.W_t = [w.t() for w in self.W]
+        self._batches = []
+        for b0 in range(0, m, B):
+            b1 = min(m, b0 + B)
+            xb = self.Xe[b0:b1]
+            self._batches.append((xb, xb.t(), self.NTe[b0:b1], self.R[b0:b1], views[b1 - b0]))
+        self._steps = self._steps_one_hidden if L == 1 else self._steps_deep
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """First-layer inputs ``[s_1 x, beta_1]`` (no column without a bias)."""
+        first = self.dense[0]
+        xs = x * first.scale
+        if first.bias is None:
+            return xs
+        ones = torch.full((x.shape[0], 1), first.beta, dtype=x.dtype, device=x.device)
+        return torch.cat([xs, ones], 1)
+
+    def _steps_one_hidden(self) -> None:
+        """The steps of one epoch for one hidden layer: 8 kernels a step."""
+        mm, addmm, mul, sign = torch.mm, torch.addmm, torch.mul, torch.sign
+        P0, Po, so = self.P0, self.Po, self.s[-1]
+        for xb, _, ntb, rb, v in self._batches:
+            h, g = v.h[0], v.g[0]
+            mm(xb, P0, out=h)
+            h.relu_()
+            addmm(ntb, v.a_out, Po, alpha=so, out=rb)  # r = f - t
+            mul(rb, xb, out=v.rx)
+            sign(h, out=g)  # 1[h > 0] (h >= 0 after the ReLU)
+            g.mul_(v.w_out)  # 1[h > 0] w: the rank-one gradient / (c s_o r)
+            P0.addmm_(v.rx_t, g, alpha=v.alpha_w[0])
+            Po.addmm_(v.a_out_t, rb, alpha=v.alpha_out)
+
+    def _steps_deep(self) -> None:
+        """The steps of one epoch for two or more hidden layers."""
+        mm, addmm, mul = torch.mm, torch.addmm, torch.mul
+        P0, Po, W, W_t, b, s, beta = self.P0, self.Po, self.W, self.W_t, self.b, self.s, self.beta
+        L = self.L
+        for xb, xb_t, ntb, rb, v in self._batches:
+            h, g, g_t = v.h, v.g, v.g_t
+            mm(xb, P0, out=h[0])
+            h[0].relu_()
+            for i in range(1, L):
+                if b[i - 1] is None:
+                    addmm(h[i], h[i - 1], W_t[i - 1], beta=0.0, alpha=s[i], out=h[i])
+                else:
+                    addmm(b[i - 1], h[i - 1], W_t[i - 1], beta=beta[i], alpha=s[i], out=h[i])
+                h[i].relu_()
+            addmm(ntb, v.a_out, Po, alpha=s[-1], out=rb)  # r = f - t
+            mul(rb, v.w_out, out=g[-1])
+            Po.addmm_(v.a_out_t, rb, alpha=v.alpha_out)
+            g[-1].mul_(h[-1].sign_())  # g^L = 1[h^L > 0] r w (h^L >= 0 is not needed any more)
+            for i in range(L - 1, 0, -1):  # g^i = 1[h^i > 0] (g^{i+1} W^{i+1})
+                mm(g[i], W[i - 1], out=g[i - 1])
+                W[i - 1].addmm_(g_t[i], h[i - 1], alpha=v.alpha_w[i])
+                if b[i - 1] is not None:
+                    b[i - 1].addmv_(g_t[i], v.ones, alpha=v.alpha_b[i])
+                g[i - 1].mul_(h[i - 1].sign_())
+            P0.addmm_(xb_t, g[0], alpha=v.alpha_w[0])
+
+    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
+        """One epoch (batches in the order of ``perms[0]``, or one full batch); its mean
+        squared residual (the mean of the batch losses weighted by batch size) into ``out``."""
+        with torch.inference_mode():
+            if perms is not None:
+                torch.index_select(self.Xa, 0, perms[0], out=self.Xe)
+                torch.index_select(self.NT, 0, perms[0], out=self.NTe)
+            self._steps()
+            torch.mean(self.R.square(), 0, out=out)
+
+    def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        """Outputs (1, n) on ``x`` (n, d) of the network being trained, minus ``f0``."""
+        with torch.no_grad():
+            h = torch.mm(self._augment(x), self.P0).relu_()
+            for i, (w, b) in enumerate(zip(self.W, self.b, strict=True), start=1):
+                if b is None:
+                    h = torch.mm(h, w.t()).mul_(self.s[i])
+                else:
+                    h = torch.addmm(b, h, w.t(), beta=self.beta[i], alpha=self.s[i])
+                h.relu_()
+            n = h.shape[1]
+            if self.Po.shape[0] > n:
+                out = torch.addmm(self.Po[n], h, self.Po[:n], beta=self.beta[-1], alpha=self.s[-1])
+            else:
+                out = torch.mm(h, self.Po).mul_(self.s[-1])
+        out = out.reshape(1, -1)
+        return out if f0 is None else out - f0
+
+    def full_loss(self) -> torch.Tensor:
+        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
+
+    def stop(self, member: int) -> None:  # the loop ends when every member has stopped
+        pass
+
+    def finish(self) -> None:
+        """Write the first and output layers (kept as copies) back into the network."""
+        with torch.no_grad():
+            for mod, P in ((self.dense[0], self.P0), (self.dense[-1], self.Po)):
+                n_in = mod.weight.shape[1]
+                mod.weight.copy_(P[:n_in].t())
+                if mod.bias is not None:
+                    mod.bias.copy_(P[n_in])
+
+
+def fused_specs(net: nn.Module) -> list[engine.DenseSpec] | None:
+    """The one rule that selects the hand-written SGD over :mod:`torch.func`: the layers of
+    ``net`` (:func:`engine.dense_specs`) if it is a network of dense layers and ReLUs with at
+    least one hidden layer whose parameters all train; else ``None``."""
+    specs = engine.dense_specs(net)
+    if specs is None or len(specs) < 2 or not all(p.requires_grad for p in net.parameters()):
+        return None
+    return specs
+
+
+def fused_sgd(net: nn.Module, lr: float, X, y, f0, batch_size) -> FusedSGD | None:
+    """:class:`FusedSGD` training ``net`` in place if :func:`fused_specs` selects it."""
+    specs = fused_specs(net)
+    if specs is None:
+        return None
+    return FusedSGD(engine.parameters(net), specs, lr, X, y, f0, batch_size)
+
+
+class StackedFusedSGD:
+    r"""SGD of ``k`` stacked networks of dense layers and ReLUs, forward and backward by hand.
+
+    The same steps as :class:`~ntklab.training.sgd.FunctionalSGD` with ``stacked=True``
+    (tested equal in float64), :math:`\theta_j \leftarrow \theta_j - \eta_j
+    \nabla_{\theta_j} \ell_j`, skipped for members that have stopped, with batched matrix
+    products over the member axis so that each pass over an (n, width) activation is one
+    kernel (kept because ``benchmarks/bench_training.py`` measures it at 3.3-4.2x the
+    ``vmap`` path at depth 1 and 1.7x at depth 2 with batch 8, width 512):
+
+    * the first layer's bias is folded into its matrix product, :math:`h^1 = [x, 1]
+      [s W^1, \beta b^1]^\top`, and so is its gradient (one product gives both);
+    * the ReLU is applied in place, and its derivative is taken from the stored output
+      (:math:`\phi'(h) = 1[\phi(h) > 0]`, PyTorch's convention at 0);
+    * for one hidden layer the gradient reaching :math:`h^1` is rank one,
+      :math:`\delta^1 = 1[h^1 > 0] \odot (g\, u^\top)` with :math:`g = \partial\ell/\partial f`
+      and :math:`u = s W^2`, so :math:`\nabla[W^1, b^1] = \operatorname{diag}(u)\,
+      1[h^1 > 0]^\top (g \odot [x, 1])` is computed without forming :math:`\delta^1`.
+
+    Parameters
+    ----------
+    params : dict of Tensor (k, ...)
+        Stacked parameters (:func:`engine.stack_parameters`), updated in place.
+    specs : list of DenseSpec
+        The layers (:func:`engine.dense_specs` of any member).
+    lrs : sequence of float
+        One learning rate per member.
+    X : Tensor (m, d) or (k, m, d)
+        Training inputs, shared or one set per member.
+    target : Tensor (m,) or (k, m)
+        Targets (:math:`y + f_0` for centered networks).
+    batch_size : int or None
+        ``None``: full-batch gradient descent.
+    """
+
+    def __init__(self, params, specs, lrs, X, target, batch_size: int | None):
+        self.params, self.k = params, len(lrs)
+        self.weights = [params[sp.weight] for sp in specs]
+        self.biases = [None if sp.bias is None else params[sp.bias] for sp in specs]
+        self.scales = [float(sp.scale) for sp in specs]
+        self.betas = [float(sp.beta) for sp in specs]
+        self.order = []  # the tensors of the gradients, in the order step returns them
+        for w, b in zip(self.weights, self.biases, strict=True):
+            self.order += [w] if b is None else [w, b]
+        self.neg_lrs = -torch.tensor(lrs, dtype=X.dtype, device=X.device)
+        self.active = torch.ones(self.k, dtype=torch.bool, device=X.device)
+        self.all_active = True
+        self.X, self.target, self.batch_size = X, target, batch_size
+        self.Xa = self._augmented(X)
+
+    def _augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """``[x, 1]`` (a trailing column of ones) when the first layer has a bias, else ``x``."""
+        if self.biases[0] is None:
+            return x
+        return torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], -1)
+
+    def _members(self, xa: torch.Tensor) -> torch.Tensor:
+        """``xa`` with a leading member axis: (k, n, d[+1]), shared inputs expanded (no copy)."""
+        return xa if xa.dim() == 3 else xa.expand(self.k, *xa.shape)
+
+    def _first_matrix(self) -> torch.Tensor:
+        w, b = self.weights[0], self.biases[0]
+        wa = w * self.scales[0]
+        if b is not None:
+            wa = torch.cat([wa, (self.betas[0] * b).unsqueeze(-1)], -1)
+        return wa  # (k, width, d [+ 1])
+
+    def _forward(self, xa: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Outputs (k, n) on augmented inputs ``xa`` (k, n, d[+1]) and the hidden activations."""
+        h = torch.matmul(xa, self._first_matrix().transpose(1, 2))
+        acts = []
+        for w, b, s, beta in zip(self.weights[1:], self.biases[1:], self.scales[1:],
+                                 self.betas[1:], strict=True):  # fmt: skip
+            a = h.relu_()
+            acts.append(a)
+            if b is None:
+                h = torch.bmm(a, w.transpose(1, 2)).mul_(s)
+            else:
+                h = torch.baddbmm((beta * b).unsqueeze(1), a, w.transpose(1, 2), alpha=s)
+        return h.squeeze(-1), acts
+
+    def gradients(self, xa: torch.Tensor, tb: torch.Tensor):
+        """Per-member losses (k,) and the gradients of their sum, in :attr:`order`."""
+        out, acts = self._forward(xa)
+        r = out - tb
+        losses = r.square().mean(dim=1)
+        g = (r * (2.0 / r.shape[1])).unsqueeze(-1)  # d loss / d f, (k, n, 1)
+        grads = []  # in reverse layer order
+        n_dense = len(self.weights)
+        for i in range(n_dense - 1, 0, -1):
+            w, b, s, beta = self.weights[i], self.biases[i], self.scales[i], self.betas[i]
+            a = acts[i - 1]  # the layer's input, phi(h) of the layer below
+            if b is not None:
+                grads.append(g.sum(dim=1) * beta)
+            grads.append(torch.baddbmm(w, g.transpose(1, 2), a, beta=0.0, alpha=s))
+            if i == 1 and n_dense == 2:  # rank-one gradient into the single hidden layer
+                u = (w * s).transpose(1, 2)  # (k, width, 1)
+                mask = a.sign_()  # 1[h > 0] in place (a >= 0 is not needed any more)
+                ga = torch.bmm((g * xa).transpose(1, 2), mask).transpose(1, 2).mul_(u)
+                return losses, self._first_grads(ga, grads)
+            if w.shape[1] == 1:  # (k, n, 1) x (k, 1, width): an outer product
+                g_in = torch.bmm(g, w).mul_(s)
+            else:
+                g_in = torch.baddbmm(a, g, w, beta=0.0, alpha=s)
+            g = g_in.mul_(a.sign_())  # the ReLU's derivative from its output a >= 0 (now free)
+        ga = torch.bmm(xa.transpose(1, 2), g).transpose(1, 2)
+        return losses, self._first_grads(ga, grads)
+
+    def _first_grads(self, ga: torch.Tensor, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Split the first layer's gradient ``ga`` (k, width, d[+1]) and order all gradients."""
+        if self.biases[0] is not None:
+            grads.append(ga[..., -1] * self.betas[0])
+            grads.append(ga[..., :-1] * self.scales[0])
+        else:
+            grads.append(ga.mul_(self.scales[0]))
+        return grads[::-1]
+
+    def _step(self, xa, tb) -> torch.Tensor:
+        losses, grads = self.gradients(xa, tb)
+        for p, g in zip(self.order, grads, strict=True):
+            shape = (self.k,) + (1,) * (p.dim() - 1)
+            if not self.all_active:
+                g = g.masked_fill(~self.active.view(shape), 0.0)
+            p.addcmul_(g, self.neg_lrs.view(shape))
+        return losses
+
+    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
+        """One epoch in the orders ``perms`` (k, m) (one full batch if ``None``); the members'
+        mean squared residuals over the epoch into ``out`` (k,)."""
+        with torch.no_grad():
+            xa, t = self.Xa, self.target
+            if perms is None:
+                out.copy_(self._step(self._members(xa), t))
+                return
+            # the epoch's batches, gathered at once: (k, m, d[+1]), (k, m)
+            if xa.dim() == 3:  # one data set per member
+                xe = torch.gather(xa, 1, perms.unsqueeze(-1).expand(-1, -1, xa.shape[-1]))
+            else:
+                xe = xa[perms]
+            te = t[perms] if t.dim() == 1 else torch.gather(t, 1, perms)
+            m, bs = self.X.shape[-2], self.batch_size
+            total = torch.zeros(self.k, dtype=out.dtype, device=out.device)
+            for b0 in range(0, m, bs):
+                sl = slice(b0, b0 + bs)
+                total.add_(self._step(xe[:, sl], te[:, sl]), alpha=min(bs, m - b0))
+            torch.div(total, m, out=out)
+
+    def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        """Outputs (k, n) on ``x`` (n, d) shared by the members, or (k, n, d) one per member."""
+        with torch.no_grad():
+            out = self._forward(self._members(self._augmented(x)))[0]
+        return out if f0 is None else out - f0
+
+    def full_loss(self) -> torch.Tensor:
+        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
+
+    def stop(self, member: int) -> None:
+        self.active[member] = False
+        self.all_active = False
+
+    def finish(self) -> None:
+        """Nothing to write back: the stacked parameters were updated in place."""

@@ -1,0 +1,122 @@
+"""What training returns: :class:`TrainResult` and the centered network :math:`f - f_0`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validation import check_matrix
+from ..networks import predict_numpy
+
+__all__ = ["CenteredNetwork", "TrainResult"]
+
+
+class CenteredNetwork(nn.Module):
+    r"""The centered network :math:`f(x) - f_0(x)` with :math:`f_0` a frozen initial copy.
+
+    Only the trainable network's parameters are parameters of this module (so its empirical
+    NTK is that of ``network``); the frozen copy follows ``.to()``/``.double()`` calls.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The trained (or trainable) network :math:`f`.
+    initial : torch.nn.Module
+        :math:`f_0`, a copy of ``network`` at initialization; its parameters are frozen.
+    """
+
+    def __init__(self, network: nn.Module, initial: nn.Module):
+        super().__init__()
+        self.network = network
+        for p in initial.parameters():
+            p.requires_grad_(False)
+        self._initial = (initial,)  # a tuple: not registered, so not in .parameters()
+        for name in ("architecture", "width", "in_features", "seed"):
+            if hasattr(network, name):
+                setattr(self, name, getattr(network, name))
+
+    @property
+    def initial_network(self) -> nn.Module:
+        """The frozen network :math:`f_0`."""
+        return self._initial[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self._initial[0]._apply(fn, *args, **kwargs)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x) - self._initial[0](x)
+
+    def predict(self, X, *, batch_size: int = 65536) -> np.ndarray:
+        """Evaluate on a numpy array and return float64 numpy of shape (n,)."""
+        return predict_numpy(self, X, batch_size=batch_size)
+
+
+@dataclass
+class TrainResult:
+    r"""The outcome of training one network.
+
+    Attributes
+    ----------
+    network : torch.nn.Module
+        The final network; for ``centered=True`` a :class:`CenteredNetwork` computing
+        :math:`f(x) - f_0(x)`.
+    initial_network : torch.nn.Module
+        A frozen copy of the network at initialization (:math:`f_0`, uncentered).
+    epochs : ndarray of int
+        Epochs at which the curves were recorded (0, every ``record_every``, and the last
+        epoch; for a diverged network the last entry is the epoch it diverged).
+    train_loss : ndarray
+        :math:`\frac1m\sum_i (f(x_i) - y_i)^2` at those epochs (of the centered output when
+        ``centered``).
+    test_rmse : ndarray or None
+        Test RMSE at those epochs when test data were given (NaN at the divergence epoch).
+    test_predictions : ndarray (len(epochs), n_test) or None
+        Predictions on ``X_test`` at those epochs, float64.
+    wall_time : float
+        Seconds of training; for an ensemble, the batched run's time divided by its size.
+    diverged : bool
+    diverged_epoch : int or None
+        First epoch whose loss was non-finite or exploded.
+    lr : float
+        The learning rate actually used (after ``lr="auto"``).
+    centered : bool
+    steps_per_epoch : int
+        Gradient steps per epoch (1 for full-batch gradient descent).
+    batch_size : int or None
+        Mini-batch size (``None``: full batch).
+    """
+
+    network: nn.Module
+    initial_network: nn.Module
+    epochs: np.ndarray
+    train_loss: np.ndarray
+    test_rmse: np.ndarray | None
+    test_predictions: np.ndarray | None
+    wall_time: float
+    diverged: bool
+    diverged_epoch: int | None
+    lr: float
+    centered: bool
+    steps_per_epoch: int = 1
+    batch_size: int | None = None
+
+    @property
+    def steps(self) -> int:
+        """Gradient steps taken: last recorded epoch × ``steps_per_epoch``."""
+        return int(self.epochs[-1]) * self.steps_per_epoch
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions of the final network on ``X`` (n, d): float64 (n,), centered if trained so."""
+        return predict_numpy(self.network, X)
+
+    def initial_predict(self, X) -> np.ndarray:
+        r"""Outputs at initialization of the model that was trained: :math:`f_0(X)`, or 0 if centered."""
+        if self.centered:
+            d = getattr(self.initial_network, "in_features", None)
+            return np.zeros(check_matrix(X, "X", n_features=d).shape[0])
+        return predict_numpy(self.initial_network, X)
