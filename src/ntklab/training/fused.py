@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import engine
+from .sgd import Members
 
 __all__ = ["FusedSGD", "StackedFusedSGD", "fused_sgd", "fused_specs"]
 
@@ -287,7 +288,7 @@ def fused_sgd(net: nn.Module, lr: float, X, y, f0, batch_size) -> FusedSGD | Non
     return FusedSGD(engine.parameters(net), specs, lr, X, y, f0, batch_size)
 
 
-class StackedFusedSGD:
+class StackedFusedSGD(Members):
     r"""SGD of ``k`` stacked networks of dense layers and ReLUs, forward and backward by hand.
 
     The same steps as :class:`~ntklab.training.sgd.FunctionalSGD` with ``stacked=True``
@@ -439,13 +440,6 @@ class StackedFusedSGD:
         with torch.no_grad():
             out = self._forward(self._members(self._augmented(x)))[0]
         return out if f0 is None else out - f0
-
-    def full_loss(self) -> torch.Tensor:
-        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
-
-    def stop(self, member: int) -> None:
-        self.active[member] = False
-        self.all_active = False
 
     def finish(self) -> None:
         """Nothing to write back: the stacked parameters were updated in place."""

@@ -21,7 +21,21 @@ from . import engine
 __all__ = ["FunctionalSGD"]
 
 
-class FunctionalSGD:
+class Members:
+    """What every trainer of ``k`` members shares: the loss on all the training data
+    (``outputs``, ``X`` and ``target`` come from the trainer) and stopping a member."""
+
+    def full_loss(self) -> torch.Tensor:
+        """Mean squared residual (k,) on all the training data."""
+        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
+
+    def stop(self, member: int) -> None:
+        """Stop updating ``member`` (it diverged)."""
+        self.active[member] = False
+        self.all_active = False
+
+
+class FunctionalSGD(Members):
     r"""SGD :math:`\theta_j \leftarrow \theta_j - \eta_j \nabla_{\theta_j} \frac1B \sum_{i}
     (f_j(x_i) - t_i)^2` of one or ``k`` stacked networks, gradients by :mod:`torch.func`.
 
@@ -109,15 +123,6 @@ class FunctionalSGD:
             else:
                 out = engine.forward(self.net, self.params, x, *self.frozen).unsqueeze(0)
         return out if f0 is None else out - f0
-
-    def full_loss(self) -> torch.Tensor:
-        """Mean squared residual (k,) on all the training data."""
-        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
-
-    def stop(self, member: int) -> None:
-        """Stop updating ``member`` (it diverged)."""
-        self.active[member] = False
-        self.all_active = False
 
     def finish(self) -> None:
         """Nothing to write back: ``params`` are the trained tensors."""
