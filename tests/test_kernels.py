@@ -406,3 +406,41 @@ def test_numba_is_imported_only_to_compute_a_kernel():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_concurrent_calls_from_threads():
+    """Dask runs trials in threads: parallel calls at once give each its own right answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    archs = [ntklab.Architecture(d, p) for d in (1, 2) for p in ("jacot", "arora", "paper")]
+    X = unit_rows(150, 6, seed=11)
+    expected = [numpy_recursion(a, X) for a in archs]
+    with ThreadPoolExecutor(len(archs)) as pool:
+        got = list(pool.map(lambda a: a.kernels(X), archs * 2))
+    for (a, b), ref in zip(got, expected * 2, strict=True):
+        np.testing.assert_allclose(a, ref[0], rtol=1e-12, atol=16 * EPS * np.abs(ref[0]).max())
+        np.testing.assert_allclose(b, ref[1], rtol=1e-12, atol=16 * EPS * np.abs(ref[1]).max())
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "omp"])
+def test_calls_take_turns_only_on_numba_workqueue_layer(monkeypatch, layer):
+    """numba's fallback threading layer (a machine without OpenMP or TBB) aborts the
+    process on concurrent parallel calls: there calls take turns (one lock); on the others
+    they run at once."""
+    import threading
+
+    import numba
+
+    from ntklab import kernels
+
+    arch = ntklab.Architecture(1, "paper")
+    X = unit_rows(20, 3, seed=12)
+    arch.kernels(X)  # the layer is known from here on
+    monkeypatch.setattr(numba, "threading_layer", lambda: layer)
+    done = threading.Event()
+    with kernels._WORKQUEUE:  # as if another thread were computing a kernel
+        worker = threading.Thread(target=lambda: (arch.kernels(X), done.set()))
+        worker.start()
+        assert done.wait(0.3 if layer == "workqueue" else 60) is (layer != "workqueue")
+    worker.join(60)
+    assert done.is_set()

@@ -18,7 +18,9 @@ Arora, S. et al. (2019). On exact computation with an infinitely wide neural net
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -102,13 +104,14 @@ def relu_network_kernels(
     if not inline:
         np.matmul(X, Z.T, out=nngp)
     ZT = np.ascontiguousarray(Z.T) if inline else np.empty((d, 0))
-    _set_numba_threads()
     row_blocks, col_blocks = -(-n // size), -(-m // size)
     tiles = np.array(
         [(i, j) for i in range(row_blocks) for j in range(i if symmetric else 0, col_blocks)],
         dtype=np.int64,
     ).reshape(-1, 2)
-    _relu_jit.tile_pass(nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
+    args = (nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
+    with _numba_threads():
+        _relu_jit.tile_pass(*args)
     return nngp, ntk
 
 
@@ -136,13 +139,29 @@ def _layer_variances(X: np.ndarray, coef: np.ndarray, inline: bool) -> np.ndarra
     return out
 
 
-def _set_numba_threads() -> None:
+_WORKQUEUE = threading.Lock()
+
+
+@contextmanager
+def _numba_threads():
     """Give numba's next parallel call from this thread as many threads as torch has here
-    (the study runner sets torch's count per worker and per thread), within numba's pool."""
+    (the study runner sets torch's count per worker process and per thread), within
+    numba's pool. numba's "workqueue" threading layer (its fallback where neither OpenMP
+    nor TBB loads) aborts the process on concurrent parallel calls, so there, and on the
+    first call, before the layer is known, calls from several threads take turns."""
     import numba
     import torch
 
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        serial = numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel call yet in this process
+        serial = True
+    if serial:
+        with _WORKQUEUE:
+            yield
+    else:
+        yield
 
 
 def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray, *, same: bool = False):
