@@ -57,8 +57,8 @@ def relu_network_kernels(
     :func:`relu_moments` (correlation clipped to [-1, 1]; exactly 1 for the pairs (i, i)
     when ``Z`` is None; 0 where a variance is 0).
 
-    One parallel pass (numba, over rows or tiles; threads: torch's setting for the calling
-    thread) takes each cache-sized piece of the output through all layers: no n × m
+    One parallel pass (numba, over tiles; threads: torch's setting for the calling
+    thread) takes each cache-sized tile of the output through all layers: no n × m
     temporary, the two outputs are written once. With ``Z`` None only the tiles on and
     above the diagonal are computed, and mirrored: both outputs are exactly symmetric.
     Inner products are summed in feature order inside the pass for d <= 64 (so equal or
@@ -74,8 +74,8 @@ def relu_network_kernels(
         :attr:`ntklab.layers.Dense.kernel_coefficients` of the L + 1 dense layers, the
         input layer first.
     tile : int, optional
-        Edge of the square tiles (symmetric) and length of the row pieces (``Z`` given)
-        taken through all layers at a time; default 128. The result does not depend on it.
+        Edge (rows and columns) of the tiles computed at a time, each in scratch space;
+        default 128. The result does not depend on it.
 
     Returns
     -------
@@ -103,12 +103,13 @@ def relu_network_kernels(
     nngp, ntk = np.empty((n, m)), np.empty((n, m))
     if not inline:
         np.matmul(X, Z.T, out=nngp)
-    ZT = np.ascontiguousarray(Z.T) if inline else np.empty((d, 0))
+    ZT = np.ascontiguousarray(Z.T) if inline else np.empty((0, 0))  # read only if inline
     row_blocks, col_blocks = -(-n // size), -(-m // size)
-    tiles = np.array(
-        [(i, j) for i in range(row_blocks) for j in range(i if symmetric else 0, col_blocks)],
-        dtype=np.int64,
-    ).reshape(-1, 2)
+    if symmetric:  # the tiles on and above the diagonal, row by row
+        tiles = np.stack(np.triu_indices(row_blocks), axis=1)
+    else:
+        tiles = np.indices((row_blocks, col_blocks)).reshape(2, -1).T
+    tiles = np.ascontiguousarray(tiles, dtype=np.int64)
     args = (nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
     with _numba_threads():
         _relu_jit.tile_pass(*args)
