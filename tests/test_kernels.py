@@ -208,6 +208,9 @@ def test_blocked_equals_unblocked():
         rect = arch.kernels(X, X[3:]), arch.kernels(X, X[3:], block_rows=block)
         for a, b in zip(*rect, strict=True):
             assert np.array_equal(a, b)
+    for bad in (0, 5000):
+        with pytest.raises(ValueError, match="block_rows"):
+            arch.kernels(X, block_rows=bad)
 
 
 def test_laplacian_and_rbf_by_hand():

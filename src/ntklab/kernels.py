@@ -74,8 +74,9 @@ def relu_network_kernels(
         :attr:`ntklab.layers.Dense.kernel_coefficients` of the L + 1 dense layers, the
         input layer first.
     tile : int, optional
-        Edge (rows and columns) of the tiles computed at a time, each in scratch space;
-        default 128. The result does not depend on it.
+        Edge (rows and columns) of the tiles computed at a time, each in scratch space
+        (two tile × tile arrays per thread); 1 to 4096, default 128. The result does not
+        depend on it.
 
     Returns
     -------
@@ -90,8 +91,11 @@ def relu_network_kernels(
             f"dense must be one (g*v, g, beta^2) triple per dense layer; got shape {coef.shape}"
         )
     size = _TILE if tile is None else int(tile)
-    if size < 1:
-        raise ValueError(f"tile must be a positive number of rows; got {tile!r}")
+    if not 1 <= size <= 4096:
+        raise ValueError(
+            f"tile (block_rows) must be between 1 and 4096 rows (each thread holds two "
+            f"tile x tile scratch arrays); got {tile!r}"
+        )
     X = np.ascontiguousarray(X, dtype=np.float64)
     symmetric = Z is None
     Z = X if symmetric else np.ascontiguousarray(Z, dtype=np.float64)
