@@ -15,6 +15,7 @@ from scipy import integrate
 
 import ntklab
 from ntklab.kernels import laplacian, rbf
+from ntklab.layers import Dense
 
 
 def _network_kernel(parameterization, depth, which):
@@ -197,12 +198,19 @@ def test_jacot_and_paper_share_nngp_not_ntk():
 
 
 def test_blocked_equals_unblocked():
+    """Tiles change the order of work, not of arithmetic: results are bitwise equal."""
     X = unit_rows(23, 4, seed=33)
     arch = ntklab.Architecture(2, "paper")
     full = arch.kernels(X)
-    blocked = arch.kernels(X, block_rows=5)
-    for a, b in zip(full, blocked, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-13)
+    for block in (1, 5, 23, 64):
+        for a, b in zip(full, arch.kernels(X, block_rows=block), strict=True):
+            assert np.array_equal(a, b)
+        rect = arch.kernels(X, X[3:]), arch.kernels(X, X[3:], block_rows=block)
+        for a, b in zip(*rect, strict=True):
+            assert np.array_equal(a, b)
+    for bad in (0, 5000):
+        with pytest.raises(ValueError, match="block_rows"):
+            arch.kernels(X, block_rows=bad)
 
 
 def test_laplacian_and_rbf_by_hand():
@@ -234,3 +242,208 @@ def test_diagonal_is_exact_not_arccos_roundoff(parameterization, depth):
         theta = theta * arch.sigma_w**2 / 2 + sigma
     np.testing.assert_allclose(np.diag(nngp), sigma, rtol=1e-13)
     np.testing.assert_allclose(np.diag(ntk), theta, rtol=1e-13)
+
+
+# ---- the compiled pass against a plain numpy recursion ----------------------------------------
+EPS = np.finfo(np.float64).eps
+
+
+def _inner(X, Z, in_order):
+    """x.z for all pairs: summed feature by feature in order (as the compiled pass does for
+    d <= 64, so that proportional rows give exactly proportional sums), else by BLAS."""
+    if not in_order:
+        return np.matmul(X, Z.T)
+    G = np.zeros((X.shape[0], Z.shape[0]))
+    for k in range(X.shape[1]):
+        G += np.multiply.outer(X[:, k], Z[:, k])
+    return G
+
+
+def numpy_recursion(arch, X, Z=None):
+    """SPEC §2 on whole matrices with numpy, layer by layer (the layer objects' constants,
+    the operations in the compiled pass's order). Returns (nngp, ntk)."""
+    same = Z is None
+    Z = X if same else Z
+    d = X.shape[1]
+    in_order = d <= 64
+    cov = _inner(X, Z, in_order) / d
+    if in_order:
+        dx, dz = np.diag(_inner(X, X, True)) / d, np.diag(_inner(Z, Z, True)) / d
+    else:
+        dx, dz = np.einsum("ij,ij->i", X, X) / d, np.einsum("ij,ij->i", Z, Z) / d
+    ntk = None
+    for layer in arch.layers(d):
+        if isinstance(layer, Dense):
+            gv, g, b2 = layer.gain * layer.weight_var, layer.gain, layer.bias**2
+            new_ntk = cov * g + b2
+            if ntk is not None:
+                new_ntk += gv * ntk
+            cov, ntk = cov * gv + b2, new_ntk
+            dx, dz = gv * dx + b2, gv * dz + b2
+        else:
+            norm = np.sqrt(np.outer(dx, dz))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = np.where(norm > 0, cov / norm, 0.0)
+            rho = np.clip(rho, -1.0, 1.0)
+            if same:
+                i = np.arange(len(rho))
+                rho[i, i] = np.where(norm[i, i] > 0, 1.0, 0.0)
+            theta = np.arccos(rho)
+            sin = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+            cov = (rho * 0.5 + (sin - theta * rho) / (2 * np.pi)) * norm
+            ntk = (np.pi - theta) / (2 * np.pi) * ntk
+            dx, dz = dx / 2.0, dz / 2.0
+    return cov, ntk
+
+
+def _hard_rows(d, seed):
+    """Random rows plus rows at cos exactly +-1 to others (x, -x, 2x, -x/2, a duplicate),
+    another norm, and a zero row (variance 0 without biases)."""
+    X = np.random.default_rng(seed).standard_normal((17, d))
+    return np.vstack([X, -X[0], 2.0 * X[1], -0.5 * X[2], X[3], 3.0 * X[4], np.zeros(d)])
+
+
+@pytest.mark.parametrize("d", [5, 80], ids=["in-order-sums", "blas"])
+@pytest.mark.parametrize("parameterization", ["jacot", "arora", "paper"])
+@pytest.mark.parametrize("sigmas", [(None, None), (1.3, 0.0), (0.7, 0.4)])
+def test_compiled_pass_matches_numpy_recursion(d, parameterization, sigmas):
+    """Depth 1-3, X vs X and X vs Z, to round-off: each entry within a few ulp of the
+    reference (arccos differs from numpy's by < 1 ulp); entries that cancel to near 0
+    (antipodal pairs without biases) within a few ulp of the matrix's largest entry."""
+    sigma_w, sigma_b = sigmas
+    if parameterization == "arora":
+        sigma_w = None  # arora's sigma_w is sqrt(2); sigma_b still varies
+    X = _hard_rows(d, seed=d)
+    Z = np.vstack([X[10:], np.random.default_rng(1).standard_normal((5, d))])
+    for depth in (1, 2, 3):
+        arch = ntklab.Architecture(depth, parameterization, sigma_w=sigma_w, sigma_b=sigma_b)
+        for other in (None, Z):
+            got, ref = arch.kernels(X, other, block_rows=8), numpy_recursion(arch, X, other)
+            for name, a, b in zip(("nngp", "ntk"), got, ref, strict=True):
+                np.testing.assert_allclose(
+                    a, b, rtol=1e-12, atol=16 * EPS * np.abs(b).max(), err_msg=f"{name} L={depth}"
+                )
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_equal_and_proportional_inputs_keep_rho_exactly_one(depth):
+    """A duplicate of a row in Z gets the diagonal's value exactly (rho = 1 at every layer,
+    not 1 - eps, whose arccos would put an O(1e-8) relative error in the NTK); without
+    biases the NTK is homogeneous, Theta(x, c x) = c Theta(x, x), exactly for c = 2, 1/2."""
+    X = np.random.default_rng(7).standard_normal((6, 7))
+    for parameterization in ("jacot", "paper", "arora"):
+        arch = ntklab.Architecture(depth, parameterization)
+        nngp, ntk = arch.kernels(X)
+        dup = arch.kernels(X, X.copy())
+        np.testing.assert_allclose(np.diag(dup[0]), np.diag(nngp), rtol=4 * EPS)
+        np.testing.assert_allclose(np.diag(dup[1]), np.diag(ntk), rtol=4 * EPS)
+    arora = ntklab.Architecture(depth, "arora")
+    diag = np.diag(arora.ntk(X))
+    for c in (2.0, 0.5):
+        np.testing.assert_allclose(np.diag(arora.ntk(X, c * X)), c * diag, rtol=4 * EPS)
+
+
+def test_one_compiled_signature_whatever_the_input_layout():
+    """float64 C-contiguous only: Fortran order, float32, ints and views compile nothing new."""
+    from ntklab import _relu_jit
+
+    arch = ntklab.Architecture(2, "paper")
+    X = unit_rows(9, 4, seed=8)
+    arch.kernels(X)
+    arch.kernels(np.asfortranarray(X), X[::2].astype(np.float32))
+    arch.kernels(
+        np.arange(12).reshape(3, 4), np.random.default_rng(0).standard_normal((70, 80))[:, :4]
+    )
+    arch.kernels(np.random.default_rng(0).standard_normal((5, 70)))  # the BLAS path
+    assert len(_relu_jit.tile_pass.signatures) == 1
+
+
+def test_threads_follow_torch():
+    """numba's thread count for the call is the calling thread's torch count (capped by
+    numba's pool), as the study runner sets torch's per worker."""
+    import numba
+    import torch
+
+    arch = ntklab.Architecture(1, "paper")
+    X = unit_rows(5, 3, seed=9)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)  # restored by conftest's fixture
+        arch.kernels(X)
+        assert numba.get_num_threads() == min(threads, numba.config.NUMBA_NUM_THREADS)
+
+
+def test_acos_within_one_ulp():
+    """The compiled pass's arccos against numpy's long double arccos (or numpy's double
+    arccos, within 2 ulp, where long double is double), on random points and the edges."""
+    from ntklab import _relu_jit
+
+    rng = np.random.default_rng(10)
+    x = np.concatenate(
+        [
+            rng.uniform(-1, 1, 2000),
+            1 - np.logspace(-16, -0.3, 300),
+            -1 + np.logspace(-16, -0.3, 300),
+            np.logspace(-300, -1, 100) * rng.choice([-1, 1], 100),
+            [-1.0, 1.0, 0.0, -0.0, 0.5, -0.5, np.nextafter(0.5, 1), np.nextafter(-0.5, -1)],
+            [np.nextafter(1.0, 0), np.nextafter(-1.0, 0)],
+        ]
+    )
+    got = np.array([_relu_jit.acos(v) for v in x])
+    ulp = np.spacing(np.arccos(x))
+    if np.finfo(np.longdouble).eps < EPS:
+        exact = np.arccos(x.astype(np.longdouble))
+        err = np.abs((got.astype(np.longdouble) - exact) / ulp.astype(np.longdouble))
+        assert float(err.max()) < 1.0
+    else:  # pragma: no cover - platforms where long double is double
+        assert np.abs(got - np.arccos(x)).max() <= 2 * ulp.max()
+    assert got[x == 1.0][0] == 0.0 and got[x == -1.0][0] == math.pi
+
+
+def test_numba_is_imported_only_to_compute_a_kernel():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ntklab, ntklab.kernels, ntklab.architecture, ntklab.layers\n"
+        "print('numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_concurrent_calls_from_threads():
+    """Dask runs trials in threads: parallel calls at once give each its own right answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    archs = [ntklab.Architecture(d, p) for d in (1, 2) for p in ("jacot", "arora", "paper")]
+    X = unit_rows(150, 6, seed=11)
+    expected = [numpy_recursion(a, X) for a in archs]
+    with ThreadPoolExecutor(len(archs)) as pool:
+        got = list(pool.map(lambda a: a.kernels(X), archs * 2))
+    for (a, b), ref in zip(got, expected * 2, strict=True):
+        np.testing.assert_allclose(a, ref[0], rtol=1e-12, atol=16 * EPS * np.abs(ref[0]).max())
+        np.testing.assert_allclose(b, ref[1], rtol=1e-12, atol=16 * EPS * np.abs(ref[1]).max())
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "omp"])
+def test_calls_take_turns_only_on_numba_workqueue_layer(monkeypatch, layer):
+    """numba's fallback threading layer (a machine without OpenMP or TBB) aborts the
+    process on concurrent parallel calls: there calls take turns (one lock); on the others
+    they run at once."""
+    import threading
+
+    import numba
+
+    from ntklab import kernels
+
+    arch = ntklab.Architecture(1, "paper")
+    X = unit_rows(20, 3, seed=12)
+    arch.kernels(X)  # the layer is known from here on
+    monkeypatch.setattr(numba, "threading_layer", lambda: layer)
+    done = threading.Event()
+    with kernels._WORKQUEUE:  # as if another thread were computing a kernel
+        worker = threading.Thread(target=lambda: (arch.kernels(X), done.set()))
+        worker.start()
+        assert done.wait(0.3 if layer == "workqueue" else 60) is (layer != "workqueue")
+    worker.join(60)
+    assert done.is_set()

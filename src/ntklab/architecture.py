@@ -35,9 +35,8 @@ import numpy as np
 import torch
 
 from ._validation import check_float, check_int, check_pair
-from .kernels import KernelState
+from .kernels import relu_network_kernels
 from .layers import Dense, ReLU
-from .linalg import symmetrize
 from .networks import FullyConnectedNetwork, resolve_device
 
 __all__ = ["Architecture", "Parameterization", "PARAMETERIZATIONS"]
@@ -93,8 +92,6 @@ PARAMETERIZATIONS: dict[str, Parameterization] = {
         ),
     )
 }
-
-_BLOCK_ENTRIES = 1 << 20  # row blocks of about 1M entries (8 MB per float64 matrix)
 
 
 @dataclass(frozen=True)
@@ -211,11 +208,11 @@ class Architecture:
     def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(nngp, ntk)``, float64 arrays of shape (len(X), len(Z)), in one pass.
 
-        Rows of ``X`` are processed in blocks so that memory stays the output plus a few
-        blocks (n = 20 000: 6.0 GiB of output, 6.4 GiB peak resident memory; see
-        ``benchmarks/bench_kernels.py --large``). With ``Z=None`` only the blocks on and
+        One compiled, multi-threaded pass (:func:`ntklab.kernels.relu_network_kernels`)
+        takes each cache-sized tile of the output through all layers, so memory is the
+        two outputs and nothing else of size n × m. With ``Z=None`` only the tiles on and
         above the diagonal are computed (half the work) and mirrored below it, so both
-        outputs are exactly symmetric.
+        outputs are exactly symmetric. Threads: torch's setting for the calling thread.
 
         Parameters
         ----------
@@ -223,9 +220,8 @@ class Architecture:
         Z : array_like (m, d), optional
             Defaults to ``X`` (then both outputs are exactly symmetric).
         block_rows : int, optional
-            Rows per block; default keeps each block near 1M entries (8 MB per
-            intermediate: cache-friendly, and small enough to be reused by the allocator
-            rather than mapped afresh from the system each time).
+            Edge of the tiles (rows, and columns) taken through all layers at a time;
+            default 128. The result does not depend on it.
         """
         if Z is X:  # e.g. scikit-learn passes Y=X: the same inputs, so the symmetric path
             Z = None
@@ -241,26 +237,9 @@ class Architecture:
         float64, same ``d``) themselves, e.g. a trial of a study on its generated data.
         ``Z=None``: ``X``, with exactly symmetric outputs.
         """
-        symmetric = Z is None
-        if symmetric:
-            Z = X
-        layers = self.layers(X.shape[1])
-        n, m = X.shape[0], Z.shape[0]
-        rows = block_rows or max(1, _BLOCK_ENTRIES // max(m, 1))
-        nngp = np.empty((n, m))
-        ntk = np.empty((n, m))
-        for start in range(0, n, rows):
-            stop = min(n, start + rows)
-            first = start if symmetric else 0  # symmetric: columns from the diagonal on
-            state = KernelState.from_inputs(X[start:stop], Z[first:], same=symmetric)
-            for layer in layers:
-                state = layer.kernel(state)
-            for out, block in ((nngp, state.cov), (ntk, state.ntk)):
-                out[start:stop, first:] = block
-                if symmetric:
-                    symmetrize(out[start:stop, start:stop])  # the diagonal block
-                    out[stop:, start:stop] = block[:, stop - start :].T
-        return nngp, ntk
+        layers = self.layers(X.shape[1])  # Dense, (ReLU, Dense) x depth
+        dense = [layer.kernel_coefficients for layer in layers if isinstance(layer, Dense)]
+        return relu_network_kernels(X, Z, dense, tile=block_rows)
 
     def nngp(self, X, Z=None) -> np.ndarray:
         """NNGP kernel :math:`\\Sigma^{L+1}(X, Z)` (float64, shape (len(X), len(Z)))."""

@@ -1,9 +1,12 @@
-r"""Analytic kernels: the layer-wise NNGP/NTK recursion state, and non-network kernels.
+r"""Analytic kernels: the ReLU network NNGP/NTK recursion, and non-network kernels.
 
-The network kernels themselves are produced by :class:`ntklab.Architecture`, which walks a
-:class:`KernelState` through the same layer objects that build its finite network
-(:mod:`ntklab.layers`). This module holds the state, the ReLU moments of Cho & Saul (2009)
-that the recursion needs, and the kernels that come from no network (Laplacian, RBF).
+The network kernels are produced by :class:`ntklab.Architecture`, which reads the constants
+of the recursion from the same layer objects that build its finite network
+(:mod:`ntklab.layers`) and hands them to :func:`relu_network_kernels`: one compiled
+(numba), multi-threaded pass that takes each cache-sized piece of the output through all
+layers. This module also holds the ReLU moments of Cho & Saul (2009) on whole matrices
+(numpy; :mod:`ntklab.published` uses them) and the kernels that come from no network
+(Laplacian, RBF).
 
 References
 ----------
@@ -15,14 +18,16 @@ Arora, S. et al. (2019). On exact computation with an infinitely wide neural net
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
 from ._validation import check_float, check_pair
 
 __all__ = [
-    "KernelState",
+    "relu_network_kernels",
     "relu_moments",
     "arc_cosine",
     "laplacian",
@@ -32,44 +37,144 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class KernelState:
-    r"""Second moments of one layer's units over a block of input pairs (x in X, z in Z).
+_INLINE_GRAM_MAX_FEATURES = 64  # up to this many features the compiled pass sums x.z itself
+_TILE = 128  # default tile edge of the compiled pass (two 128 KB scratch tiles per thread)
 
-    Attributes
+
+def relu_network_kernels(
+    X: np.ndarray,
+    Z: np.ndarray | None,
+    dense: Sequence[tuple[float, float, float]],
+    *,
+    tile: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""NNGP and NTK of a ReLU network: dense, (ReLU, dense) × L, in one compiled pass.
+
+    The recursion of SPEC §2 in the form of :class:`ntklab.layers.Dense` and
+    :class:`ntklab.layers.ReLU`. The input layer sees the mean inner product
+    :math:`\bar\Sigma^0 = x\cdot z/d` (its "NTK" is zero), each dense layer with
+    coefficients :math:`(gv, g, \beta^2)` maps
+
+    .. math::
+
+        \Sigma \mapsto gv\,\bar\Sigma + \beta^2, \qquad
+        \Theta \mapsto g\,\bar\Sigma + \beta^2 + gv\,\bar\Theta,
+
+    and each ReLU maps :math:`(\Sigma, \Theta)` to :math:`(\bar\Sigma, \bar\Theta) =
+    (\mathbb E[\phi(u)\phi(v)], \mathbb E[\phi'(u)\phi'(v)]\,\Theta)` as in
+    :func:`relu_moments` (correlation clipped to [-1, 1]; exactly 1 for the pairs (i, i)
+    when ``Z`` is None; 0 where a variance is 0).
+
+    One parallel pass (numba, over tiles; threads: torch's setting for the calling
+    thread) takes each cache-sized tile of the output through all layers: no n × m
+    temporary, the two outputs are written once. With ``Z`` None only the tiles on and
+    above the diagonal are computed, and mirrored: both outputs are exactly symmetric.
+    Inner products are summed in feature order inside the pass for d <= 64 (so equal or
+    proportional inputs give a correlation of exactly ±1), by BLAS beyond.
+
+    Parameters
     ----------
-    cov : ndarray, shape (n, m)
-        :math:`\mathbb{E}[u(x) u(z)]` for one unit ``u`` of the current layer (the NNGP after a
-        dense layer; for the raw input, the mean inner product :math:`x \cdot z / d`).
-    diag_x, diag_z : ndarray, shapes (n,), (m,)
-        :math:`\mathbb{E}[u(x)^2]` and :math:`\mathbb{E}[u(z)^2]`.
-    ntk : ndarray, shape (n, m), or None
-        :math:`\langle \partial u(x)/\partial\theta, \partial u(z)/\partial\theta\rangle`
-        over all parameters below this layer (None before any parameter, i.e. zero).
-    same : bool
-        True when row ``i`` of X and row ``i`` of Z are the same input (a block on the
-        diagonal of a symmetric kernel): those pairs then get exactly :math:`\rho = 1`
-        instead of :math:`1 - O(\epsilon)`, where ``arccos`` would amplify round-off to
-        :math:`O(\sqrt\epsilon)`.
+    X : ndarray (n, d), float64
+        Validated inputs (:func:`ntklab._validation.check_pair`).
+    Z : ndarray (m, d), float64, or None
+        None for the symmetric kernel of ``X`` with itself.
+    dense : sequence of (float, float, float)
+        :attr:`ntklab.layers.Dense.kernel_coefficients` of the L + 1 dense layers, the
+        input layer first.
+    tile : int, optional
+        Edge (rows and columns) of the tiles computed at a time, each in scratch space
+        (two tile × tile arrays per thread); 1 to 4096, default 128. The result does not
+        depend on it.
+
+    Returns
+    -------
+    nngp, ntk : ndarray (n, m), float64
+        :math:`\Sigma^{L+1}(X, Z)` and :math:`\Theta^{L+1}(X, Z)`.
     """
+    from . import _relu_jit  # numba: imported (and compiled, or loaded from its cache) here
 
-    cov: np.ndarray
-    diag_x: np.ndarray
-    diag_z: np.ndarray
-    ntk: np.ndarray | None = None
-    same: bool = False
-
-    @classmethod
-    def from_inputs(cls, X: np.ndarray, Z: np.ndarray, *, same: bool = False) -> KernelState:
-        """State of the input layer: mean inner products ``x·z / d``, no parameters yet."""
-        d = X.shape[1]
-        return cls(
-            cov=(X @ Z.T) / d,
-            diag_x=np.einsum("ij,ij->i", X, X) / d,
-            diag_z=np.einsum("ij,ij->i", Z, Z) / d,
-            ntk=None,
-            same=same,
+    coef = np.ascontiguousarray(dense, dtype=np.float64)
+    if coef.ndim != 2 or coef.shape[0] < 1 or coef.shape[1] != 3:
+        raise ValueError(
+            f"dense must be one (g*v, g, beta^2) triple per dense layer; got shape {coef.shape}"
         )
+    size = _TILE if tile is None else int(tile)
+    if not 1 <= size <= 4096:
+        raise ValueError(
+            f"tile (block_rows) must be between 1 and 4096 rows (each thread holds two "
+            f"tile x tile scratch arrays); got {tile!r}"
+        )
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    symmetric = Z is None
+    Z = X if symmetric else np.ascontiguousarray(Z, dtype=np.float64)
+    n, d = X.shape
+    m = Z.shape[0]
+    inline = d <= _INLINE_GRAM_MAX_FEATURES
+    dx = _layer_variances(X, coef, inline)
+    dz = dx if symmetric else _layer_variances(Z, coef, inline)
+    nngp, ntk = np.empty((n, m)), np.empty((n, m))
+    if not inline:
+        np.matmul(X, Z.T, out=nngp)
+    ZT = np.ascontiguousarray(Z.T) if inline else np.empty((0, 0))  # read only if inline
+    row_blocks, col_blocks = -(-n // size), -(-m // size)
+    if symmetric:  # the tiles on and above the diagonal, row by row
+        tiles = np.stack(np.triu_indices(row_blocks), axis=1)
+    else:
+        tiles = np.indices((row_blocks, col_blocks)).reshape(2, -1).T
+    tiles = np.ascontiguousarray(tiles, dtype=np.int64)
+    args = (nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
+    with _numba_threads():
+        _relu_jit.tile_pass(*args)
+    return nngp, ntk
+
+
+def _layer_variances(X: np.ndarray, coef: np.ndarray, inline: bool) -> np.ndarray:
+    """Sigma^l(x, x) for l = 1..L, shape (L, n): the variances the L ReLUs see.
+
+    The squared norms are summed like the inner products of :func:`relu_network_kernels`
+    (in feature order, or by ``einsum`` when BLAS computes the inner products), then mapped
+    with the same operations as the pairs: ``(g v) s + beta^2`` by a dense layer, ``s / 2``
+    by a ReLU.
+    """
+    if inline:
+        sq = np.zeros(X.shape[0])
+        for k in range(X.shape[1]):
+            sq += X[:, k] * X[:, k]
+    else:
+        sq = np.einsum("ij,ij->i", X, X)
+    out = np.empty((coef.shape[0] - 1, X.shape[0]))
+    s = sq / X.shape[1]  # the input layer's mean inner product
+    for layer in range(out.shape[0]):
+        if layer > 0:
+            s = s / 2.0  # ReLU: E[phi(u)^2] = Sigma / 2
+        s = coef[layer, 0] * s + coef[layer, 2]  # dense: (g v) Sigma + beta^2
+        out[layer] = s
+    return out
+
+
+_WORKQUEUE = threading.Lock()
+
+
+@contextmanager
+def _numba_threads():
+    """Give numba's next parallel call from this thread as many threads as torch has here
+    (the study runner sets torch's count per worker process and per thread), within
+    numba's pool. numba's "workqueue" threading layer (its fallback where neither OpenMP
+    nor TBB loads) aborts the process on concurrent parallel calls, so there, and on the
+    first call, before the layer is known, calls from several threads take turns."""
+    import numba
+    import torch
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        serial = numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel call yet in this process
+        serial = True
+    if serial:
+        with _WORKQUEUE:
+            yield
+    else:
+        yield
 
 
 def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray, *, same: bool = False):

@@ -2,8 +2,10 @@ r"""Layers that yield their finite PyTorch module and their kernel map side by s
 
 Each layer object has two faces that come from the same numbers:
 
-* ``layer.kernel(state)`` maps a :class:`~ntklab.kernels.KernelState` (NNGP, NTK of the
-  layer's input) to that of its output, in the infinite-width limit;
+* its kernel map, which takes the NNGP and NTK of the layer's input to those of its output
+  in the infinite-width limit: :attr:`Dense.kernel_coefficients` are the constants of a
+  dense layer's map, and :func:`ntklab.kernels.relu_network_kernels` applies them, with
+  :class:`ReLU`'s arc-cosine map between them, in one compiled pass;
 * ``layer.module(fan_in, fan_out, generator=..., dtype=...)`` builds the finite layer.
 
 :class:`ntklab.Architecture` builds both the kernels and the network from one tuple of
@@ -17,8 +19,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from .kernels import KernelState, relu_moments
 
 __all__ = ["Dense", "ReLU", "DenseModule"]
 
@@ -84,21 +84,10 @@ class Dense:
     weight_var: float
     bias: float
 
-    def kernel(self, state: KernelState) -> KernelState:
-        g, v, b2 = self.gain, self.weight_var, self.bias**2
-        cov = state.cov * (g * v)
-        cov += b2
-        ntk = state.cov * g
-        ntk += b2
-        if state.ntk is not None:
-            ntk += (g * v) * state.ntk
-        return KernelState(
-            cov=cov,
-            diag_x=g * v * state.diag_x + b2,
-            diag_z=g * v * state.diag_z + b2,
-            ntk=ntk,
-            same=state.same,
-        )
+    @property
+    def kernel_coefficients(self) -> tuple[float, float, float]:
+        r"""The constants :math:`(g v, g, \beta^2)` of the kernel map above."""
+        return self.gain * self.weight_var, self.gain, self.bias**2
 
     def module(
         self, fan_in: int, fan_out: int, *, generator: torch.Generator, dtype: torch.dtype
@@ -121,7 +110,8 @@ class Dense:
 class ReLU:
     r"""ReLU :math:`\phi(u) = \max(u, 0)`.
 
-    Kernel map (Cho & Saul 2009; see :func:`ntklab.kernels.relu_moments`):
+    Kernel map (Cho & Saul 2009; applied by :func:`ntklab.kernels.relu_network_kernels`,
+    and on whole matrices by :func:`ntklab.kernels.relu_moments`):
 
     .. math::
 
@@ -129,20 +119,6 @@ class ReLU:
         \bar\Theta_\text{out} = \mathbb E[\phi'(u)\phi'(v)]\; \Theta_\text{in},
         \qquad (u, v) \sim \mathcal N(0, \Sigma_\text{in}).
     """
-
-    def kernel(self, state: KernelState) -> KernelState:
-        e_phi, e_dphi = relu_moments(state.cov, state.diag_x, state.diag_z, same=state.same)
-        ntk = None
-        if state.ntk is not None:
-            e_dphi *= state.ntk
-            ntk = e_dphi
-        return KernelState(
-            cov=e_phi,
-            diag_x=state.diag_x / 2.0,
-            diag_z=state.diag_z / 2.0,
-            ntk=ntk,
-            same=state.same,
-        )
 
     def module(self, fan_in: int, fan_out: int, *, generator=None, dtype=None) -> nn.Module:
         return nn.ReLU()
