@@ -12,7 +12,7 @@ import pytest
 import ntklab
 import ntklab.report
 
-HEAVY = ("matplotlib", "pandas", "sklearn", "torch", "scipy")
+HEAVY = ("matplotlib", "pandas", "sklearn", "torch", "scipy", "numba", "rich", "dask")
 
 
 def _loaded_after(code: str) -> list[str]:

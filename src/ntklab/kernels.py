@@ -91,7 +91,9 @@ def relu_network_kernels(
     nngp, ntk : ndarray (n, m), float64
         :math:`\Sigma^{L+1}(X, Z)` and :math:`\Theta^{L+1}(X, Z)`.
     """
-    from . import _relu_jit  # numba: imported (and compiled, or loaded from its cache) here
+    from ._relu_jit import (
+        tile_pass,
+    )  # numba: imported (and compiled, or loaded from its cache) here
 
     coef = np.ascontiguousarray(dense, dtype=np.float64)
     if coef.ndim != 2 or coef.shape[0] < 1 or coef.shape[1] != 3:
@@ -124,7 +126,7 @@ def relu_network_kernels(
     tiles = np.ascontiguousarray(tiles, dtype=np.int64)
     args = (nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
     with _numba_threads():
-        _relu_jit.tile_pass(*args)
+        tile_pass(*args)
     return nngp, ntk
 
 
