@@ -275,9 +275,14 @@ def test_unwritable_output_directory(tmp_path):
 
 def test_unreachable_scheduler(tmp_path):
     cfg = write_tiny(tmp_path)
-    result = _cli("run", cfg, "--out", tmp_path / "run", "--scheduler", "tcp://127.0.0.1:9")
+    result = _cli(
+        "run", cfg, "--out", tmp_path / "run", "--scheduler", "tcp://127.0.0.1:9",
+        "--scheduler-timeout", "0.5",
+    )  # fmt: skip
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert result.stderr.startswith(
+        "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 0.5s"
+    )
     assert result.stderr.count("\n") == 1
 
 
@@ -389,3 +394,32 @@ def test_each_pool_worker_takes_the_next_device():
     devices = ("cuda:0", "cuda:1")
     assert [take_device(devices, started) for _ in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
     assert take_device(("cpu",)) == "cpu"
+
+
+def test_batches_group_whole_trials_of_one_point():
+    from ntklab.execution.trials import batches
+
+    c = {}
+    tasks = [(c, 0, 0, None), (c, 0, 1, None), (c, 0, 2, ("NN1",)), (c, 0, 3, None),
+             (c, 0, 4, None), (c, 0, 5, None), (c, 1, 0, None), (c, 1, 1, None)]  # fmt: skip
+    got = [[(p, t) for _, p, t, _ in b] for b in batches(iter(tasks), 2)]
+    # a retry of failed methods runs alone; a batch never mixes sweep points
+    assert got == [[(0, 0), (0, 1)], [(0, 2)], [(0, 3), (0, 4)], [(0, 5)], [(1, 0), (1, 1)]]
+    assert [len(b) for b in batches(iter(tasks), 1)] == [1] * 8
+    assert list(batches(iter([]), 4)) == []
+
+
+def test_stacked_trials_in_the_pool_give_the_same_table(tiny_run, tmp_path):
+    """--stack-trials 2 on two workers (the GPU layout's code path, forced on a CPU): each
+    task trains the NN1 of two trials in one stacked run; the stored table equals the
+    one-worker, one-trial-at-a-time run's up to float32 round-off in the networks' rows."""
+    cfg, out, _ = tiny_run
+    result = _cli("run", cfg, "--out", tmp_path / "stacked", "--workers", 2, "--stack-trials", 2)
+    assert result.exit_code == 0, result.stderr
+    assert "networks of up to 2 trials stacked" in result.stdout
+    ref, got = result_table(out), result_table(tmp_path / "stacked")
+    nets = ref.method.str.startswith("NN")
+    _assert_same_tables(ref[~nets], got[~nets])
+    _assert_same_tables(ref[nets], got[nets], rtol=1e-4)
+    with RunStore.open(tmp_path / "stacked") as store:
+        assert store.done() == {(0, 0), (0, 1), (0, 2)}

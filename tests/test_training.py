@@ -646,11 +646,10 @@ def test_a_trials_networks_stacked_equal_trained_alone(tmp_path):
     other = nn1.model_copy(update={"name": "NN1b", "lr": 0.3})
     cfg = cfg.model_copy(update={"methods": [nn1, other]})
     ctx, _ = study.make_data(cfg, 1)
-    trained = study.train_networks(
-        cfg.methods, ctx, study_seed=cfg.study.seed, trial=1, device=CPU, stacked=True
-    )
-    assert sorted(trained) == ["NN1", "NN1b"] and trained["NN1b"].lr == 0.3
-    assert study.train_networks(cfg.methods, ctx, study_seed=7, trial=1, device=CPU) == {}
+    jobs = [(1, ctx, m) for m in cfg.methods]
+    trained = study.train_networks(jobs, study_seed=cfg.study.seed, device=CPU, stacked=True)
+    assert sorted(trained) == [(1, "NN1"), (1, "NN1b")] and trained[(1, "NN1b")].lr == 0.3
+    assert study.train_networks(jobs, study_seed=7, device=CPU) == {}
     rows = []
     for stacked in (True, False):
         rec = study.run_trial(cfg, trial=1, device=CPU, stacked=stacked)
@@ -711,3 +710,38 @@ def test_stacked_on_cuda_equals_alone_on_cpu(data):
         alone = train(net, X, y, seed=s, device=CPU, **kw)
         np.testing.assert_allclose(r.train_loss, alone.train_loss, rtol=1e-10)
         np.testing.assert_allclose(r.predict(Xt), alone.predict(Xt), rtol=1e-10, atol=1e-12)
+
+
+def test_several_trials_networks_stacked_equal_each_trial_alone(tmp_path):
+    """run_trials(stacked=True) trains the networks of several trials in one stacked run,
+    each member on its own trial's data, and records what run_trial records for each trial
+    alone (float32: round-off tolerance)."""
+    from study_helpers import write_tiny
+
+    from ntklab import study
+    from ntklab.config import load_config
+
+    cfg = load_config(str(write_tiny(tmp_path, width=32, epochs=12))).points[0].config
+    seen = []
+    together = study.run_trials(
+        cfg, trials=[0, 2, 1], device=CPU, stacked=True, on_method=lambda t, m: seen.append(t)
+    )
+    assert [r.trial for r in together] == [0, 2, 1] and seen[0] == 0 and set(seen) == {0, 1, 2}
+    for rec in together:
+        alone = study.run_trial(cfg, trial=rec.trial, device=CPU, stacked=False)
+        assert rec.status == alone.status == "done" and not rec.errors and rec.seed == alone.seed
+        a = {(m, k, s): v for (m, k, s, v) in alone.rows if k != "fit_seconds"}
+        b = {(m, k, s): v for (m, k, s, v) in rec.rows if k != "fit_seconds"}
+        assert a.keys() == b.keys() and any(m == "NN1" for m, _, _ in a)
+        for key, value in a.items():
+            assert b[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (rec.trial, key)
+        assert rec.wall_time > 0
+    # the stacked run really stacked the three trials' NN1 (one train_ensemble call)
+    ctxs = [study.make_data(cfg, t)[0] for t in (0, 1)]
+    nn1 = next(m for m in cfg.methods if m.name == "NN1")
+    trained = study.train_networks(
+        [(0, ctxs[0], nn1), (1, ctxs[1], nn1)], study_seed=cfg.study.seed, device=CPU,
+        stacked=True,
+    )  # fmt: skip
+    assert sorted(trained) == [(0, "NN1"), (1, "NN1")]
+    assert trained[(0, "NN1")].test_rmse[-1] != trained[(1, "NN1")].test_rmse[-1]

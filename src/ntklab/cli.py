@@ -150,6 +150,24 @@ def verify(
     help="Send the trials to this existing Dask scheduler (e.g. a dask-jobqueue SLURM cluster).",
 )
 @click.option(
+    "--scheduler-timeout",
+    "scheduler_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the --scheduler to answer.",
+)
+@click.option(
+    "--stack-trials",
+    "stack_trials",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Whole trials per task, their networks of one architecture and schedule trained in "
+    "one stacked run [default: 8 when networks run on CUDA, else 1; N > 1 stacks on a CPU too].",
+)
+@click.option(
     "--dask-local",
     "dask_local",
     type=int,
@@ -177,7 +195,10 @@ def verify(
     "[default: runs/<study name>-only-<names>]; kernel methods keep what they take from "
     "their network method, so the numbers equal those of the full run.",
 )
-def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overrides, device, only):
+def run_cmd(
+    source, trials, out, workers, threads, scheduler, scheduler_timeout, stack_trials,
+    dask_local, overrides, device, only,
+):  # fmt: skip
     """Run (or resume) the study CONFIG_OR_PRESET (a preset name or a TOML file)."""
     from pathlib import Path
 
@@ -210,6 +231,8 @@ def run_cmd(source, trials, out, workers, threads, scheduler, dask_local, overri
             scheduler=scheduler,
             dask_local=dask_local,
             device=device,
+            stack_trials=stack_trials,
+            scheduler_timeout=scheduler_timeout,
             echo=click.echo,
         )
     except (ConfigError, ExecutionError, StoreError, ValueError) as exc:

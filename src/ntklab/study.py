@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,24 +258,27 @@ def _stack_key(method: MethodConfig) -> tuple:
             method.record_every, method.centered, method.holdout_fraction)  # fmt: skip
 
 
+#: One network to train: (trial, the trial's context, the network method).
+NetworkJob = tuple[int, TrialContext, MethodConfig]
+
+
 def train_networks(
-    methods: list[MethodConfig],
-    ctx: TrialContext,
+    jobs: Sequence[NetworkJob],
     *,
     study_seed: int,
-    trial: int,
     device=None,
     stacked: bool | None = None,
-) -> dict:
-    """Train the networks of a trial's network ``methods`` stacked: two or more of one
-    architecture, width and schedule in one :func:`ntklab.train_ensemble` run, when
+) -> dict[tuple[int, str], Any]:
+    """Train the networks of ``jobs`` stacked: two or more network methods of one
+    architecture, width and schedule in one :func:`ntklab.train_ensemble` run, whether they
+    belong to one trial or to several (then each member has its own trial's data), when
     ``stacked`` (default: on CUDA, where stacking keeps the GPU busy; on a CPU each network
     trains alone, which ``benchmarks/bench_training.py`` measures fastest there).
 
-    Returns ``{method name: TrainResult}`` for the networks trained stacked; each is the
-    network its method would train alone (same seed, learning rate, data and batch orders).
-    The other methods (and those of a group whose run fails, which then report their own
-    errors) train alone in :func:`run_trial`."""
+    Returns ``{(trial, method name): TrainResult}`` for the networks trained stacked; each
+    is the network its method would train alone (same seed, learning rate, data and batch
+    orders). The other methods (and those of a group whose run fails, which then report
+    their own errors) train alone in :func:`run_trials`."""
     from .networks import resolve_device
     from .training import train_ensemble
 
@@ -283,37 +286,46 @@ def train_networks(
         stacked = resolve_device(device).type == "cuda"
     if not stacked:
         return {}
-    groups: dict[tuple, list[MethodConfig]] = {}
-    for method in methods:
-        if method.kind == "network":
-            groups.setdefault(_stack_key(method), []).append(method)
+    groups: dict[tuple, list[NetworkJob]] = {}
+    for job in jobs:
+        if job[2].kind == "network":
+            groups.setdefault(_stack_key(job[2]), []).append(job)
     out = {}
     for group in groups.values():
         if len(group) < 2:  # one network trains fastest alone (the fused steps)
             continue
-        first = group[0]
-        fit = ctx.fit(first.holdout_fraction)
-        data = ctx.data
+        first = group[0][2]
+        fits = [ctx.fit(first.holdout_fraction) for _, ctx, _ in group]
+        sets = [
+            (ctx.data.X[fit], ctx.data.y[fit], ctx.data.X_test, ctx.data.y_test)
+            for (_, ctx, _), fit in zip(group, fits, strict=True)
+        ]
+        if len({id(ctx) for _, ctx, _ in group}) == 1:
+            X, y, X_test, y_test = sets[0]  # one trial: shared data
+        else:
+            if len({tuple(a.shape for a in data) for data in sets}) > 1:
+                continue  # trials of different sizes cannot share one stacked run
+            X, y, X_test, y_test = (np.stack(parts) for parts in zip(*sets, strict=True))
         try:
             results = train_ensemble(
                 first.architecture(),
                 first.width,
-                data.X[fit],
-                data.y[fit],
-                seeds=[network_seed(study_seed, trial, m.name) for m in group],
-                lr=[_lr(m, ctx) for m in group],
+                X,
+                y,
+                seeds=[network_seed(study_seed, trial, m.name) for trial, _, m in group],
+                lr=[_lr(m, ctx) for _, ctx, m in group],
                 epochs=first.epochs,
                 batch_size=first.batch_size,
                 record_every=first.record_every,
-                X_test=data.X_test,
-                y_test=data.y_test,
+                X_test=X_test,
+                y_test=y_test,
                 centered=first.centered,
                 device=device,
                 stacked=True,
             )
         except Exception:  # noqa: BLE001 - each method retries alone and records its error
             continue
-        out.update({m.name: r for m, r in zip(group, results, strict=True)})
+        out.update({(t, m.name): r for (t, _, m), r in zip(group, results, strict=True)})
     return out
 
 
@@ -453,45 +465,86 @@ def run_trial(
         adds an entry to ``errors`` and the trial goes on. If the data cannot be made the
         record has ``status="failed"`` and the error (retried on resume).
     """
+    on_trial_method = None if on_method is None else (lambda _trial, name: on_method(name))
+    (record,) = run_trials(
+        config, point=point, trials=[trial], device=device, on_method=on_trial_method,
+        methods=methods, stacked=stacked,
+    )  # fmt: skip
+    return record
+
+
+def run_trials(
+    config: StudyConfig | dict[str, Any],
+    *,
+    point: int = 0,
+    trials: Sequence[int],
+    device=None,
+    on_method: Callable[[int, str], None] | None = None,
+    methods: Collection[str] | None = None,
+    stacked: bool | None = None,
+) -> list[TrialRecord]:
+    """Run several trials of one sweep point, their networks trained together; never raises.
+
+    Each trial's record is the one :func:`run_trial` gives (equal up to float round-off
+    where networks were trained stacked), but the network methods of all ``trials`` that
+    share an architecture, width and schedule are trained in one stacked run, each member
+    on its own trial's data (:func:`train_networks`; default on CUDA only, ``stacked=True``
+    forces it on a CPU). This is how a GPU worker keeps its device busy with the seed's
+    NN1 of several trials at once. ``on_method(trial, name)`` is called before each method.
+    """
     if not isinstance(config, StudyConfig):
         config = StudyConfig.model_validate(config)
     study_seed = config.study.seed
-    ss = trial_seed(study_seed, trial)
-    record = TrialRecord(
-        point=point,
-        trial=trial,
-        seed=f"SeedSequence(entropy={ss.entropy}, spawn_key={tuple(ss.spawn_key)})",
-    )
-    start = time.perf_counter()
-    try:
-        ctx, jitter = make_data(config, trial)
-        if jitter:  # 0 for every preset's data; stored only when not
-            record.add(GENERATOR_METHOD, "generator_jitter", jitter)
-        due = methods_due(config, trial, methods)
-        trained = train_networks(
-            due, ctx, study_seed=study_seed, trial=trial, device=device, stacked=stacked
+    started = []  # per trial: its record, context (None if its data failed), due methods
+    for trial in trials:
+        ss = trial_seed(study_seed, trial)
+        record = TrialRecord(
+            point=point,
+            trial=trial,
+            seed=f"SeedSequence(entropy={ss.entropy}, spawn_key={tuple(ss.spawn_key)})",
         )
+        start = time.perf_counter()
+        try:
+            ctx, jitter = make_data(config, trial)
+            if jitter:  # 0 for every preset's data; stored only when not
+                record.add(GENERATOR_METHOD, "generator_jitter", jitter)
+            started.append((record, ctx, methods_due(config, trial, methods)))
+        except Exception as exc:
+            record.status = "failed"
+            record.error = _one_line(exc) + " | " + _where(exc)
+            started.append((record, None, []))
+        record.wall_time = time.perf_counter() - start
+    jobs = [(r.trial, ctx, m) for r, ctx, due in started if ctx is not None for m in due]
+    start = time.perf_counter()
+    trained = train_networks(jobs, study_seed=study_seed, device=device, stacked=stacked)
+    together = time.perf_counter() - start  # charged to the trials by their networks' shares
+    shares = sum(r.wall_time for r in trained.values()) or 1.0
+    for record, ctx, due in started:
+        if ctx is None:
+            continue
+        start = time.perf_counter()
         for method in due:
             if on_method is not None:
-                on_method(method.name)
+                on_method(record.trial, method.name)
             try:
                 if method.kind == "network":
+                    result = trained.pop((record.trial, method.name), None)
+                    if result is not None:
+                        record.wall_time += together * result.wall_time / shares
                     _network_method(
-                        method, ctx, record, study_seed=study_seed, trial=trial, device=device,
-                        trained=trained.pop(method.name, None),
+                        method, ctx, record, study_seed=study_seed, trial=record.trial,
+                        device=device, trained=result,
                     )  # fmt: skip
                 else:
                     _kernel_method(
-                        method, ctx, record, study_seed=study_seed, trial=trial, device=device
-                    )
+                        method, ctx, record, study_seed=study_seed, trial=record.trial,
+                        device=device,
+                    )  # fmt: skip
             except Exception as exc:  # a failing method must not lose the trial
                 record.rows = [r for r in record.rows if r[0] != method.name]
                 record.errors.append((method.name, _one_line(exc)))
-    except Exception as exc:
-        record.status = "failed"
-        record.error = _one_line(exc) + " | " + _where(exc)
-    record.wall_time = time.perf_counter() - start
-    return record
+        record.wall_time += time.perf_counter() - start
+    return [record for record, _, _ in started]
 
 
 def _one_line(exc: BaseException) -> str:

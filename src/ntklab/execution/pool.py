@@ -20,7 +20,7 @@ from ..store import TrialRecord
 from .errors import ExecutionError
 from .progress import Progress
 from .threads import THREADS
-from .trials import Task, failed_record, run_task
+from .trials import Task, batches, failed_record, run_batch
 
 __all__ = ["run_pool"]
 
@@ -63,20 +63,17 @@ def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="ntklab-exit-with-parent", daemon=True).start()
 
 
-def _pool_trial(
-    config: dict, point: int, trial: int, methods: tuple[str, ...] | None = None
-) -> TrialRecord:
+def _pool_batch(batch: list[Task], stacked: bool | None) -> list[TrialRecord]:
     q = _WORKER.get("queue")
-    device = _WORKER.get("device")
 
-    def on_method(name: str) -> None:
+    def on_method(point: int, trial: int, name: str) -> None:
         if q is not None:
             try:
                 q.put_nowait((point, trial, name))
             except Exception:  # progress is best effort
                 pass
 
-    return run_task(config, point, trial, device, methods, on_method)
+    return run_batch(batch, _WORKER.get("device"), stacked, on_method)
 
 
 @contextmanager
@@ -95,10 +92,16 @@ def _sigint_blocked():
 
 
 def run_pool(
-    tasks: Iterator[Task], devices: Sequence[str | None], threads: int, progress: Progress
+    tasks: Iterator[Task],
+    devices: Sequence[str | None],
+    threads: int,
+    progress: Progress,
+    stack_trials: int = 1,
+    stacked: bool | None = None,
 ) -> Iterator[TrialRecord]:
     """Trials on a spawn process pool of ``len(devices)`` workers, worker ``i`` training its
-    networks on ``devices[i]``; at most ``2 * workers`` trials submitted at a time."""
+    networks on ``devices[i]``, ``stack_trials`` whole trials per task (:func:`batches`); at
+    most ``2 * workers`` tasks submitted at a time."""
     workers = len(devices)
     ctx = multiprocessing.get_context("spawn")
     progress_queue = ctx.Queue()
@@ -108,31 +111,30 @@ def run_pool(
         initializer=_init_worker,
         initargs=(threads, progress_queue, os.getpid(), tuple(devices), ctx.Value("i", 0)),
     )
-    running: dict[cf.Future, Task] = {}
+    pending = batches(tasks, stack_trials)
+    running: dict[cf.Future, list[Task]] = {}
     try:
         while True:
             try:
                 with _sigint_blocked():
-                    for task in itertools.islice(tasks, max(0, 2 * workers - len(running))):
-                        config, point, trial, methods = task
-                        fut = pool.submit(_pool_trial, config, point, trial, methods)
-                        running[fut] = task
+                    for batch in itertools.islice(pending, max(0, 2 * workers - len(running))):
+                        running[pool.submit(_pool_batch, batch, stacked)] = batch
             except cf.process.BrokenProcessPool:
-                raise ExecutionError(_worker_died(running.values())) from None
+                raise ExecutionError(_worker_died(itertools.chain(*running.values()))) from None
             if not running:
                 break
             finished, _ = cf.wait(running, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             _drain(progress_queue, progress)
             for fut in finished:
-                _, point, trial, methods = running.pop(fut)
+                batch = running.pop(fut)
                 try:
-                    record = fut.result()
+                    records = fut.result()
                 except cf.process.BrokenProcessPool:
-                    lost = [(None, point, trial, methods), *running.values()]
+                    lost = [*batch, *itertools.chain(*running.values())]
                     raise ExecutionError(_worker_died(lost)) from None
-                except Exception as exc:  # pragma: no cover - run_trial catches everything
-                    record = failed_record(point, trial, exc, methods)
-                yield record
+                except Exception as exc:  # pragma: no cover - run_trials catches everything
+                    records = [failed_record(p, t, exc, m) for _, p, t, m in batch]
+                yield from records
     finally:
         # Stop every worker, idle, still starting or busy, before the progress queue goes:
         # a worker still starting would open the queue's semaphores after the queue had

@@ -117,6 +117,11 @@ def _is_memory_error(message: str | None) -> bool:
 
 
 # ---- the run ------------------------------------------------------------------------------
+#: Whole trials per task when the networks run on CUDA: their networks train stacked, so
+#: the GPU works on several trials' networks at once (e.g. the seed's NN1 of 8 trials).
+DEFAULT_GPU_STACK_TRIALS = 8
+
+
 def run_study(
     plan: StudyPlan,
     out: str | Path,
@@ -127,6 +132,8 @@ def run_study(
     dask_local: int | None = None,
     client=None,
     device=None,
+    stack_trials: int | None = None,
+    scheduler_timeout: float = 5.0,
     progress: Progress | None = None,
     echo: Callable[[str], None] | None = print,
 ) -> RunSummary:
@@ -157,6 +164,15 @@ def run_study(
         Use this Dask client (for tests and notebooks).
     device : optional
         Device for network methods (``None``: CUDA when available).
+    stack_trials : int, optional
+        Local runs: whole trials of one point per task, whose networks of one architecture,
+        width and schedule train in one stacked run (each on its trial's data,
+        :func:`~ntklab.study.run_trials`). Default: ``DEFAULT_GPU_STACK_TRIALS`` when the
+        networks run on CUDA, else 1 (on a CPU networks train fastest alone); a value > 1
+        given here stacks on a CPU too. A killed run loses the tasks in flight, so up to
+        this many trials per worker.
+    scheduler_timeout : float
+        Seconds to wait for the Dask ``scheduler`` before giving up with one line.
     progress : Progress, optional
     echo : callable, optional
         Where the start-of-run lines go (``None``: nowhere).
@@ -187,6 +203,10 @@ def run_study(
         isinstance(dask_local, bool) or not isinstance(dask_local, int) or dask_local < 1
     ):
         raise ExecutionError(f"--dask-local must be a positive integer; got {dask_local!r}")
+    if stack_trials is not None and (
+        isinstance(stack_trials, bool) or not isinstance(stack_trials, int) or stack_trials < 1
+    ):
+        raise ExecutionError(f"--stack-trials must be a positive integer; got {stack_trials!r}")
     if scheduler is not None and "://" not in scheduler:
         raise ExecutionError(f"--scheduler must look like tcp://HOST:PORT; got {scheduler!r}")
 
@@ -202,7 +222,7 @@ def run_study(
             store = open_store(plan, out)
             return _execute(
                 plan, out, store, workers, threads, scheduler, dask_local, client, device,
-                progress, say,
+                progress, say, stack_trials, scheduler_timeout,
             )  # fmt: skip
         except KeyboardInterrupt as exc:
             stored = None
@@ -218,7 +238,19 @@ def run_study(
 
 
 def _execute(
-    plan, out, store, workers, threads, scheduler, dask_local, client, device, progress, say
+    plan,
+    out,
+    store,
+    workers,
+    threads,
+    scheduler,
+    dask_local,
+    client,
+    device,
+    progress,
+    say,
+    stack_trials=None,
+    scheduler_timeout=5.0,
 ) -> RunSummary:
     started = time.monotonic()
     own_client = None
@@ -244,7 +276,7 @@ def _execute(
     try:
         if client is not None or scheduler is not None or dask_local is not None:
             if client is None:
-                own_client = client = connect_dask(scheduler, dask_local)
+                own_client = client = connect_dask(scheduler, dask_local, timeout=scheduler_timeout)
             where = scheduler or (
                 f"local cluster of {dask_local} workers" if dask_local else "client"
             )
@@ -252,11 +284,21 @@ def _execute(
             records = run_dask(client, tasks, device, threads, progress)
         else:
             layout = local_layout(device=device, workers=workers, threads=threads, n_tasks=n_tasks)
-            say(f"executing locally: {layout.describe()}")
+            gpu = any(str(d).startswith("cuda") for d in layout.devices)
+            per_task = stack_trials or (DEFAULT_GPU_STACK_TRIALS if gpu else 1)
+            stacked = True if stack_trials is not None and stack_trials > 1 else None
+            say(
+                f"executing locally: {layout.describe()}"
+                + (f"; networks of up to {per_task} trials stacked" if per_task > 1 else "")
+            )
             if layout.workers == 1:
-                records = run_serial(tasks, layout.devices[0], layout.threads, progress)
+                records = run_serial(
+                    tasks, layout.devices[0], layout.threads, progress, per_task, stacked
+                )
             else:
-                records = run_pool(tasks, layout.devices, layout.threads, progress)
+                records = run_pool(
+                    tasks, layout.devices, layout.threads, progress, per_task, stacked
+                )
         for record in records:
             store.write_trial(record)
             progress.finished(record)

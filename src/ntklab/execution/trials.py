@@ -1,17 +1,19 @@
 """One task of a run: a whole trial, or a retry of the methods that failed in it, run by
-:func:`~ntklab.study.run_trial` (:func:`run_task`); the trials run in this process
-(:func:`run_serial`); a failed task as a record (:func:`failed_record`)."""
+:func:`~ntklab.study.run_trial` (:func:`run_task`); several whole trials of one point whose
+networks train stacked (:func:`batches`, :func:`run_batch`, on a GPU); the trials run in this
+process (:func:`run_serial`); a failed task as a record (:func:`failed_record`)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 from ..store import TrialRecord
-from ..study import run_trial
+from ..study import run_trial, run_trials
 from .progress import Progress
 from .threads import limit_threads
 
-__all__ = ["Task", "run_task", "run_serial", "failed_record"]
+__all__ = ["Task", "batches", "run_task", "run_batch", "run_serial", "failed_record"]
 
 
 def run_task(
@@ -34,19 +36,61 @@ def run_task(
 Task = tuple[dict, int, int, "tuple[str, ...] | None"]
 
 
+def batches(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
+    """Group consecutive whole trials of one sweep point into lists of at most ``size``
+    tasks (their networks then train stacked, :func:`run_batch`); a retry of failed methods
+    is a batch of its own. Lazy, like ``tasks``."""
+    tasks = iter(tasks)
+    pending: list[Task] = []
+    for task in itertools.chain(tasks, [None]):
+        joins = (
+            task is not None
+            and task[3] is None
+            and pending
+            and pending[0][3] is None
+            and pending[0][1] == task[1]
+            and len(pending) < size
+        )
+        if pending and not joins:
+            yield pending
+            pending = []
+        if task is not None:
+            pending.append(task)
+
+
+def run_batch(
+    batch: list[Task],
+    device,
+    stacked: bool | None,
+    on_method: Callable[[int, int, str], None] | None = None,
+) -> list[TrialRecord]:
+    """The records of a batch from :func:`batches`: one task by :func:`run_task`, several
+    whole trials of one point by :func:`~ntklab.study.run_trials` (networks stacked across
+    the trials when ``stacked``, default on CUDA). ``on_method(point, trial, name)``."""
+    if len(batch) == 1:
+        config, point, trial, methods = batch[0]
+        hook = None if on_method is None else (lambda name: on_method(point, trial, name))
+        return [run_task(config, point, trial, device, methods, hook)]
+    config, point = batch[0][0], batch[0][1]
+    hook = None if on_method is None else (lambda trial, name: on_method(point, trial, name))
+    return run_trials(
+        config, point=point, trials=[t[2] for t in batch], device=device, on_method=hook,
+        stacked=stacked,
+    )  # fmt: skip
+
+
 def run_serial(
-    tasks: Iterator[Task], device, threads: int, progress: Progress
+    tasks: Iterator[Task],
+    device,
+    threads: int,
+    progress: Progress,
+    stack_trials: int = 1,
+    stacked: bool | None = None,
 ) -> Iterator[TrialRecord]:
+    """The tasks in this process, ``stack_trials`` whole trials at a time."""
     with limit_threads(threads):  # this process, all cores by default; restored after
-        for config, point, trial, methods in tasks:
-            yield run_task(
-                config,
-                point,
-                trial,
-                device,
-                methods,
-                on_method=lambda name, p=point, t=trial: progress.method(p, t, name),
-            )
+        for batch in batches(tasks, stack_trials):
+            yield from run_batch(batch, device, stacked, progress.method)
 
 
 def failed_record(
