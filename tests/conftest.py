@@ -9,10 +9,14 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    """CI runs two pytest workers on two cores: one torch thread each avoids oversubscription."""
+    """CI runs two pytest workers on two cores: one torch thread and one BLAS thread each
+    avoids oversubscription (tests that check thread settings set their own)."""
+    from threadpoolctl import threadpool_limits
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1, user_api="blas"):
+        yield
     torch.set_num_threads(n)
 
 
@@ -29,3 +33,9 @@ def X_unit() -> np.ndarray:
     near = X[0] + 1e-9 * np.array([1.0, -1.0, 0.5, 0.0])
     X = np.vstack([X, -X[1], near / np.linalg.norm(near)])
     return X
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow tests first: with two workers the long ones then overlap with the many
+    short ones instead of leaving one worker alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -46,10 +46,11 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads on first use of a table (worker processes never need it)
+    import pandas as pd
 
 __all__ = [
     "FINAL",
@@ -649,6 +650,8 @@ class RunStore:
             raise StoreError(self._read_failure(exc)) from None
 
     def _frame(self, sql: str) -> pd.DataFrame:
+        import pandas as pd
+
         try:
             return pd.read_sql_query(sql, self._conn)
         except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
