@@ -38,6 +38,7 @@ def test_the_command_line_loads_no_heavy_library():
     [
         ("import ntklab.predict", {"scipy"}),  # KernelRegressor is imported on first use
         ("import ntklab.data", {"scipy"}),
+        # the kernel modules load without numba: it is imported to compute a kernel
         ("import ntklab; ntklab.Architecture(1).ntk", {"torch", "scipy"}),
         ("import ntklab; ntklab.KernelRegressor", {"sklearn", "scipy", "pandas"}),  # sklearn's own
     ],

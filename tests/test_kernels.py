@@ -399,18 +399,6 @@ def test_acos_within_one_ulp():
     assert got[x == 1.0][0] == 0.0 and got[x == -1.0][0] == math.pi
 
 
-def test_numba_is_imported_only_to_compute_a_kernel():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, ntklab, ntklab.kernels, ntklab.architecture, ntklab.layers\n"
-        "print('numba' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_concurrent_calls_from_threads():
     """Dask runs trials in threads: parallel calls at once give each its own right answer."""
     from concurrent.futures import ThreadPoolExecutor
