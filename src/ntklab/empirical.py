@@ -58,6 +58,7 @@ from .training.engine import DenseSpec
 
 __all__ = [
     "empirical_ntk",
+    "empirical_ntk_unchecked",
     "monte_carlo_nngp",
     "monte_carlo_ntk",
     "monte_carlo_kernels",
@@ -285,6 +286,31 @@ def empirical_ntk(
         batch_size = check_int(batch_size, "batch_size")
     param, X, Z, symmetric = _model_inputs(model, X, Z)
     _check_scalar_output(model, X, param)
+    return empirical_ntk_unchecked(
+        model, X, None if symmetric else Z, batch_size=batch_size, method=method
+    )
+
+
+def empirical_ntk_unchecked(
+    model: nn.Module,
+    X: np.ndarray,
+    Z: np.ndarray | None = None,
+    *,
+    batch_size: int | None = None,
+    method: str = "auto",
+) -> np.ndarray:
+    """:func:`empirical_ntk` of arrays that are already valid; checks nothing.
+
+    For callers inside ntklab that made or checked the arrays and the model themselves
+    (:func:`ntklab.equivalence_metrics`): ``model`` a module with parameters and one scalar
+    output per row, ``X`` (n, d) and ``Z`` (m, d) finite float64 arrays with ``d`` the
+    model's ``in_features`` (``Z=None``: ``X``, with an exactly symmetric result),
+    ``batch_size`` ``None`` or an integer >= 1 and ``method`` one of ``"auto"``,
+    ``"structured"``, ``"generic"``. Returns what :func:`empirical_ntk` returns.
+    """
+    symmetric = Z is None
+    if symmetric:
+        Z = X
     specs = engine.dense_specs(model)  # the one rule for the hand-written paths
     if method == "structured" and specs is None:
         raise ValueError(

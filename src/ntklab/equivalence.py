@@ -41,12 +41,12 @@ import numpy as np
 
 from ._validation import check_int, check_matrix, check_vector
 from .architecture import Architecture
-from .empirical import empirical_ntk
+from .empirical import empirical_ntk_unchecked
 from .metrics import rms, rmse
 from .predict import gradient_descent_mse_unchecked
 from .training import CenteredNetwork, TrainResult
 
-__all__ = ["EquivalenceResult", "equivalence_metrics"]
+__all__ = ["EquivalenceResult", "equivalence_metrics", "equivalence_metrics_unchecked"]
 
 
 @dataclass
@@ -139,14 +139,40 @@ def equivalence_metrics(
     d = getattr(result.network, "in_features", X_train.shape[1])
     if X_train.shape[1] != d:
         raise ValueError(f"X_train has {X_train.shape[1]} features but the network expects {d}")
+    return equivalence_metrics_unchecked(
+        result, arch, X_train, y_train, X_test, y_test,
+        max_kernel_points=max_kernel_points, seed=seed, elin=elin,
+    )  # fmt: skip
 
+
+def equivalence_metrics_unchecked(
+    result: TrainResult,
+    arch: Architecture,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    max_kernel_points: int = 200,
+    seed: int = 0,
+    elin: bool = True,
+) -> EquivalenceResult:
+    """:func:`equivalence_metrics` of arguments that are already valid; checks nothing.
+
+    For callers inside ntklab that made or checked them themselves (a trial of a study):
+    ``result`` a :class:`TrainResult` of a network of ``arch``, ``X_train`` (m, d) and
+    ``X_test`` (n, d) finite float64 arrays with ``d`` the network's ``in_features``,
+    ``y_train`` (m,) and ``y_test`` (n,) finite float64 vectors, ``max_kernel_points`` an
+    integer >= 2 and ``seed`` an integer >= 0. Returns what :func:`equivalence_metrics`
+    returns.
+    """
     nan = float("nan")
     m = X_train.shape[0]
-    # validated above: the kernels and predictions below trust their input (_validation)
+    # trusted input: the kernels and predictions below check nothing either (_validation)
     ntk_train = arch.kernels_unchecked(X_train)[1]
     ntk_test_train = arch.kernels_unchecked(X_test, X_train)[1]
-    f0_train = result.initial_predict(X_train)
-    f0_test = result.initial_predict(X_test)
+    f0_train = result.initial_predict_unchecked(X_train)
+    f0_test = result.initial_predict_unchecked(X_test)
     steps = result.steps
     step_curve = result.epochs.astype(np.float64) * result.steps_per_epoch
 
@@ -181,10 +207,10 @@ def equivalence_metrics(
         "ntk_mean_inf_rmse": rmse(mean_inf, y_test),
     }
     ok = not result.diverged
-    f_nn = result.predict(X_test) if ok else None
+    f_nn = result.predict_unchecked(X_test) if ok else None
     if ok:
         metrics["rmse"] = rmse(f_nn, y_test)
-        metrics["train_rmse"] = rmse(result.predict(X_train), y_train)
+        metrics["train_rmse"] = rmse(result.predict_unchecked(X_train), y_train)
         metrics["nn_lin_rms"] = rmse(f_nn, lin_t)
         metrics["nn_lin_rel"] = _rel(metrics["nn_lin_rms"], rms(lin_t))
         metrics["nn_mean_rms"] = rmse(f_nn, mean_t)
@@ -197,18 +223,20 @@ def equivalence_metrics(
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(m, size=min(m, max_kernel_points), replace=False))
     Xs = X_train[idx]
-    emp0 = empirical_ntk(result.initial_network, Xs)
+    emp0 = empirical_ntk_unchecked(result.initial_network, Xs)
     ntk_s = ntk_train[np.ix_(idx, idx)]
     metrics["finite_width_error"] = float(np.linalg.norm(emp0 - ntk_s) / np.linalg.norm(ntk_s))
     if ok:
-        empT = empirical_ntk(_trainable(result.network), Xs)
+        empT = empirical_ntk_unchecked(_trainable(result.network), Xs)
         metrics["kernel_drift"] = float(np.linalg.norm(empT - emp0) / np.linalg.norm(emp0))
     else:
         metrics["kernel_drift"] = nan
 
     if elin:
         if ok:
-            emp_all = empirical_ntk(result.initial_network, np.vstack([X_train, X_test]), X_train)
+            emp_all = empirical_ntk_unchecked(
+                result.initial_network, np.vstack([X_train, X_test]), X_train
+            )
             emp_train = 0.5 * (emp_all[:m] + emp_all[:m].T)
             _, elin_t = gradient_descent_mse_unchecked(
                 emp_train, emp_all[m:], y_train, lr=result.lr, steps=steps,

@@ -12,7 +12,13 @@ from torch import nn
 
 from ._validation import check_matrix
 
-__all__ = ["FullyConnectedNetwork", "default_device", "predict_numpy", "resolve_device"]
+__all__ = [
+    "FullyConnectedNetwork",
+    "default_device",
+    "predict_numpy",
+    "predict_numpy_unchecked",
+    "resolve_device",
+]
 
 
 def default_device() -> torch.device:
@@ -44,6 +50,18 @@ def predict_numpy(model: nn.Module, X, *, batch_size: int = 65536) -> np.ndarray
     attribute) and sent in batches in the dtype and device of the model's parameters.
     """
     X = check_matrix(X, "X", n_features=getattr(model, "in_features", None))
+    return predict_numpy_unchecked(model, X, batch_size=batch_size)
+
+
+def predict_numpy_unchecked(
+    model: nn.Module, X: np.ndarray, *, batch_size: int = 65536
+) -> np.ndarray:
+    """:func:`predict_numpy` of an array that is already valid; checks nothing.
+
+    For callers inside ntklab that made or checked ``X`` themselves (a trial of a study,
+    :func:`ntklab.equivalence_metrics`): a finite float64 array (n, d), ``d`` the model's
+    ``in_features``, and a model with parameters and one scalar output per row.
+    """
     param = next(model.parameters())
     outs = []
     with torch.no_grad():

@@ -121,11 +121,13 @@ class TrialContext:
         """:func:`ntklab.auto_lr` of the kernel on the rows a method fits, computed once per
         trial and shared by every method with the same kernel and rows (a network and the
         ntk_time method of the same architecture)."""
-        from .training import auto_lr
+        from .training import auto_lr_unchecked
 
         key = ("auto_lr", _cache_key(spec), holdout_fraction)
         if key not in self.spectra:
-            self.spectra[key] = auto_lr(self.blocks(self.kernel(spec), holdout_fraction)[0])
+            self.spectra[key] = auto_lr_unchecked(
+                self.blocks(self.kernel(spec), holdout_fraction)[0]
+            )
         return self.spectra[key]
 
 
@@ -213,8 +215,11 @@ def initial_outputs(
         in_features=ctx.data.X.shape[1],
         device=device,
     )
+    from .networks import predict_numpy_unchecked
+
     X = ctx.data.X
-    return net.predict(X[ctx.fit(method.holdout_fraction)]), net.predict(X[ctx.data.test])
+    fit, test = X[ctx.fit(method.holdout_fraction)], X[ctx.data.test]
+    return predict_numpy_unchecked(net, fit), predict_numpy_unchecked(net, test)
 
 
 def _kernel_method(
@@ -280,7 +285,7 @@ def train_networks(
     orders). The other methods (and those of a group whose run fails, which then report
     their own errors) train alone in :func:`run_trials`."""
     from .networks import resolve_device
-    from .training import train_ensemble
+    from .training import train_ensemble_unchecked
 
     if stacked is None:
         stacked = resolve_device(device).type == "cuda"
@@ -307,13 +312,13 @@ def train_networks(
                 continue  # trials of different sizes cannot share one stacked run
             X, y, X_test, y_test = (np.stack(parts) for parts in zip(*sets, strict=True))
         try:
-            results = train_ensemble(
+            results = train_ensemble_unchecked(
                 first.architecture(),
                 first.width,
                 X,
                 y,
                 seeds=[network_seed(study_seed, trial, m.name) for trial, _, m in group],
-                lr=[_lr(m, ctx) for _, ctx, m in group],
+                lrs=[_lr(m, ctx) for _, ctx, m in group],
                 epochs=first.epochs,
                 batch_size=first.batch_size,
                 record_every=first.record_every,
@@ -341,7 +346,7 @@ def _network_method(
 ) -> None:
     """Record a network method; ``trained`` is its :class:`TrainResult` if
     :func:`train_networks` trained it already (stacked with others), else it trains here."""
-    from .training import train_ensemble
+    from .training import train_ensemble_unchecked
 
     # a network trained stacked counts its share of the stacked run's time
     start = time.perf_counter() - (0.0 if trained is None else trained.wall_time)
@@ -353,13 +358,13 @@ def _network_method(
     if trained is not None:
         result = trained
     else:
-        (result,) = train_ensemble(
+        (result,) = train_ensemble_unchecked(
             arch,
             method.width,
             X_train,
             y_train,
             seeds=[seed],
-            lr=_lr(method, ctx),
+            lrs=[_lr(method, ctx)],
             epochs=method.epochs,
             batch_size=method.batch_size,
             record_every=method.record_every,
@@ -374,8 +379,8 @@ def _network_method(
     record.add(name, "diverged", float(diverged))
     if diverged:
         record.add(name, "diverged_epoch", float(result.diverged_epoch))
-    train_pred = result.predict(X_train)
-    test_pred = result.predict(X_test)
+    train_pred = result.predict_unchecked(X_train)
+    test_pred = result.predict_unchecked(X_test)
     record.add(name, "rmse", rmse(test_pred, y_test))
     record.add(name, "train_rmse", rmse(train_pred, y_train))
     epochs = np.asarray(result.epochs)
@@ -384,9 +389,9 @@ def _network_method(
         record_curve(record, name, "curve_test_rmse", epochs, result.test_rmse)
     record.add(name, "fit_seconds", time.perf_counter() - start)
     if method.equivalence and not diverged:
-        from .equivalence import equivalence_metrics
+        from .equivalence import equivalence_metrics_unchecked
 
-        eq = equivalence_metrics(
+        eq = equivalence_metrics_unchecked(
             result,
             arch,
             X_train,

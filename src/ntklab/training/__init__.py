@@ -13,14 +13,23 @@ Modules, by idea:
 
 from __future__ import annotations
 
-from .loop import auto_lr, default_record_every, train, train_ensemble
+from .loop import (
+    auto_lr,
+    auto_lr_unchecked,
+    default_record_every,
+    train,
+    train_ensemble,
+    train_ensemble_unchecked,
+)
 from .results import CenteredNetwork, TrainResult
 
 __all__ = [
     "TrainResult",
     "CenteredNetwork",
     "auto_lr",
+    "auto_lr_unchecked",
     "default_record_every",
     "train",
     "train_ensemble",
+    "train_ensemble_unchecked",
 ]

@@ -59,11 +59,13 @@ from .sgd import FunctionalSGD
 __all__ = [
     "Curves",
     "auto_lr",
+    "auto_lr_unchecked",
     "default_record_every",
     "run",
     "stacked_sgd",
     "train",
     "train_ensemble",
+    "train_ensemble_unchecked",
 ]
 
 
@@ -92,6 +94,18 @@ def auto_lr(ntk_train, *, c: float = 0.5) -> float:
     if K.shape[0] != K.shape[1]:
         raise ValueError(f"ntk_train must be a square (m, m) kernel matrix; got shape {K.shape}")
     c = check_float(c, "c", strict=True)
+    return auto_lr_unchecked(K, c=c)
+
+
+def auto_lr_unchecked(ntk_train: np.ndarray, *, c: float = 0.5) -> float:
+    """:func:`auto_lr` of a kernel matrix that is already valid; checks nothing.
+
+    For callers inside ntklab that made the kernel themselves (a trial of a study,
+    :func:`train_ensemble` on its checked data): ``ntk_train`` a finite float64 (m, m)
+    matrix, ``c > 0``. A kernel with no positive eigenvalue still raises ``ValueError``
+    (a property of the computed spectrum, not an input check).
+    """
+    K = ntk_train
     m = K.shape[0]
     lam_max = float(np.linalg.eigvalsh(0.5 * (K + K.T))[-1])
     if not lam_max > 0:
@@ -249,14 +263,20 @@ def _functional_one(net: nn.Module, lr: float, X, y, f0, batch_size) -> Function
 
 
 # ---- validation ------------------------------------------------------------------------------
-def _check_lr(lr, n: int, ntk) -> list[float]:
-    """``lr``: a number > 0, ``"auto"`` or one number per member; returns a list of floats."""
+def _check_lr(lr, n: int, auto) -> list[float]:
+    """``lr``: a number > 0, ``"auto"`` (then ``auto()``, the rate) or one number per member;
+    returns a list of floats."""
     if isinstance(lr, (Sequence, np.ndarray)) and not isinstance(lr, str):
         if len(lr) != n:
             raise ValueError(f"lr has {len(lr)} entries but there are {n} seeds (one lr per seed)")
         return [check_lr(v, auto=False) for v in lr]
     lr = check_lr(lr)
-    return [auto_lr(ntk()) if lr == "auto" else lr] * n
+    return [auto() if lr == "auto" else lr] * n
+
+
+def _auto_lr_of(arch, X: np.ndarray) -> float:
+    """:func:`auto_lr` of ``arch``'s analytic NTK on the checked ``X`` (nothing rechecked)."""
+    return auto_lr_unchecked(arch.kernels_unchecked(X)[1])
 
 
 def _check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, record_every, check_every,
@@ -368,15 +388,15 @@ def train(
     )  # fmt: skip
     seed = check_int(seed, "seed", minimum=0)
 
-    def ntk():
+    def auto():
         arch = getattr(net, "architecture", None)
         if arch is None:
             raise ValueError(
                 "lr='auto' needs a network with an .architecture (from Architecture.network)"
             )
-        return arch.ntk(X)
+        return _auto_lr_of(arch, X)
 
-    (lr,) = _check_lr(lr, 1, ntk)
+    (lr,) = _check_lr(lr, 1, auto)
     dev = resolve_device(device)
     model_net = copy.deepcopy(net).to(dev)
     initial = copy.deepcopy(model_net)
@@ -527,7 +547,7 @@ def train_ensemble(
         if X_test is not None:
             X_test, y_test = np.stack([s[2] for s in sets]), np.stack([s[3] for s in sets])
         if isinstance(lr, str) and lr == "auto":
-            lrs = [auto_lr(arch.ntk(Xj)) for Xj in X]
+            lrs = [_auto_lr_of(arch, Xj) for Xj in X]
         else:
             lrs = _check_lr(lr, k, None)
     else:
@@ -535,21 +555,74 @@ def train_ensemble(
             X, y, X_test, y_test, in_features=None, epochs=epochs, batch_size=batch_size,
             record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
         )  # fmt: skip
-        lrs = _check_lr(lr, k, lambda: arch.ntk(X))
+        lrs = _check_lr(lr, k, lambda: _auto_lr_of(arch, X))
     dev = resolve_device(device)
     if group_size is not None:
         group_size = check_int(group_size, "group_size")
-    force = stacked is True  # stack even groups of one member
-    if stacked is None:  # the fastest path measured (benchmarks/bench_training.py)
-        stacked = (dev.type == "cuda" and k > 1) or (group_size is not None and group_size > 1)
-    elif not isinstance(stacked, (bool, np.bool_)):
+    if stacked is not None and not isinstance(stacked, (bool, np.bool_)):
         raise ValueError(f"stacked must be True, False or None; got {stacked!r}")
-    if group_size is None:
-        group_size = k if stacked else 1
-    if not stacked and group_size > 1:
+    if stacked is not None and not stacked and group_size is not None and group_size > 1:
         raise ValueError(
             f"group_size={group_size} stacks networks, but stacked=False; drop one of them"
         )
+    return train_ensemble_unchecked(
+        arch, width, X, y, seeds=seeds, lrs=lrs, epochs=epochs, batch_size=batch_size,
+        record_every=record_every, X_test=X_test, y_test=y_test, centered=centered,
+        dtype=dtype, device=dev, check_every=check_every, divergence_factor=divergence_factor,
+        group_size=group_size, stacked=stacked,
+    )  # fmt: skip
+
+
+def train_ensemble_unchecked(
+    arch,
+    width: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    seeds: Sequence[int],
+    lrs: Sequence[float],
+    epochs: int,
+    batch_size: int | None = None,
+    record_every: int | None = None,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    centered: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+    check_every: int = 50,
+    divergence_factor: float = 1e6,
+    group_size: int | None = None,
+    stacked: bool | None = None,
+) -> list[TrainResult]:
+    """:func:`train_ensemble` of arguments that are already valid; checks nothing.
+
+    For callers inside ntklab that made or checked the data themselves (a trial of a
+    study): ``X`` (m, d) and ``y`` (m,), or (k, m, d) and (k, m) with one data set per seed,
+    finite float64 (``X_test``, ``y_test`` likewise, or both ``None``); ``seeds`` k integers
+    >= 0; ``lrs`` one float > 0 per seed (no ``"auto"``: see :func:`auto_lr_unchecked`);
+    ``epochs`` >= 0, ``check_every`` >= 1, ``divergence_factor`` >= 1 and ``width`` >= 1
+    integers / floats; ``group_size`` ``None`` or >= 1, consistent with ``stacked``.
+
+    It resolves the defaults as :func:`train_ensemble` does: ``record_every=None`` is
+    :func:`default_record_every`, a ``batch_size`` of at least m is full-batch gradient
+    descent (``None``), ``device=None`` is :func:`ntklab.networks.resolve_device`'s default,
+    and ``stacked``/``group_size`` default as documented there. Returns what
+    :func:`train_ensemble` returns.
+    """
+    seeds, lrs = list(seeds), [float(v) for v in lrs]
+    k = len(seeds)
+    per_member = np.ndim(X) == 3  # one data set per seed
+    m = np.shape(X)[-2]
+    if batch_size is not None and batch_size >= m:
+        batch_size = None  # one batch per epoch is full-batch gradient descent
+    if record_every is None:
+        record_every = default_record_every(epochs)
+    dev = resolve_device(device)
+    force = stacked is True  # stack even groups of one member
+    if stacked is None:  # the fastest path measured (benchmarks/bench_training.py)
+        stacked = (dev.type == "cuda" and k > 1) or (group_size is not None and group_size > 1)
+    if group_size is None:
+        group_size = k if stacked else 1
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
     yt = torch.as_tensor(y, dtype=dtype, device=dev)
     Xtt = None if X_test is None else torch.as_tensor(X_test, dtype=dtype, device=dev)

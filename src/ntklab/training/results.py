@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._validation import check_matrix
-from ..networks import predict_numpy
+from ..networks import predict_numpy, predict_numpy_unchecked
 
 __all__ = ["CenteredNetwork", "TrainResult"]
 
@@ -120,3 +120,15 @@ class TrainResult:
             d = getattr(self.initial_network, "in_features", None)
             return np.zeros(check_matrix(X, "X", n_features=d).shape[0])
         return predict_numpy(self.initial_network, X)
+
+    def predict_unchecked(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict` of an array that is already valid (finite float64 (n, d), ``d``
+        the network's ``in_features``); checks nothing. For callers inside ntklab."""
+        return predict_numpy_unchecked(self.network, X)
+
+    def initial_predict_unchecked(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`initial_predict` of an array that is already valid (finite float64 (n, d),
+        ``d`` the network's ``in_features``); checks nothing. For callers inside ntklab."""
+        if self.centered:
+            return np.zeros(X.shape[0])
+        return predict_numpy_unchecked(self.initial_network, X)
