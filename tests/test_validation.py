@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections import Counter
 from pathlib import Path
@@ -233,15 +234,35 @@ def test_a_kernel_trial_does_not_recheck_its_arrays(checks):
     assert _checked_twice(checks) == []
 
 
-def test_a_network_trial_checks_at_most_the_equivalence_boundary(tmp_path, checks):
+def _network_trial_config() -> dict:
+    """TINY with a second network whose batch size exceeds the training set (full batch,
+    resolved by the unchecked training) and an ``ntk_time`` method that starts from NN1's
+    initial function (``f0 = "network"``)."""
     from study_helpers import TINY
 
-    rec = ntklab.study.run_trial(tomllib.loads(TINY.format(trials=1, width=8, epochs=4)), trial=0)
-    assert rec.status == "done" and not rec.errors, (rec.error, rec.errors)
-    mine = Counter(m for _, m, _ in checks if m in TRIAL_PATH | {"ntklab.equivalence"})
-    # equivalence_metrics is public: it checks X_train, y_train, X_test, y_test once each
-    # and computes its kernels and predictions with the unchecked versions
-    assert mine == Counter({"ntklab.equivalence": 4})
+    config = tomllib.loads(TINY.format(trials=2, width=8, epochs=4))
+    nn1 = next(m for m in config["methods"] if m["name"] == "NN1")
+    config["methods"] += [
+        {**nn1, "name": "NN1b", "batch_size": 100},  # >= n_train: full-batch descent
+        {"name": "NTKB1F0", "kind": "ntk_time", "depth": 1, "parameterization": "paper",
+         "epochs": 4, "network": "NN1", "width": 8, "f0": "network"},
+    ]  # fmt: skip
+    return config
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_a_network_trial_makes_no_array_checks(stacked, checks):
+    config = _network_trial_config()
+    records = ntklab.study.run_trials(config, trials=[0, 1], device="cpu", stacked=stacked)
+    for rec in records:
+        assert rec.status == "done" and not rec.errors, (rec.error, rec.errors)
+        metrics = {(m, k) for m, k, _, _ in rec.rows}
+        # the networks trained (auto lr), were compared with their NTK, and f0 was used
+        assert {("NN1", "nn_lin_rms"), ("NN1b", "nn_lin_rms"), ("NTKB1F0", "rmse")} <= metrics
+    # training, predictions, empirical kernels and the equivalence measures all run on the
+    # trial's own data with the _unchecked versions: no array is checked anywhere (the
+    # counting works: the public calls below are counted)
+    assert [(f, m) for f, m, _ in checks] == []
 
 
 def _public_calls():
@@ -265,6 +286,51 @@ def _public_calls():
         "gradient_descent_mse": (
             lambda: ntklab.gradient_descent_mse(K, Ks, y, lr=0.1, steps=[1.0, np.inf]),
             3,  # y_train, ntk_train, ntk_test_train
+        ),
+        **_network_calls(arch, X2, y),
+    }
+
+
+@functools.cache
+def _trained(centered: bool = False):
+    """A small network of ``Architecture(1, "paper")`` trained on ``X`` (once per worker)."""
+    arch = ntklab.Architecture(1, "paper")
+    y = np.linspace(-1.0, 1.0, X.shape[0])
+    (result,) = ntklab.train_ensemble(
+        arch, 16, X, y, seeds=[3], lr=0.5, epochs=5, centered=centered, device="cpu"
+    )
+    return result
+
+
+def _network_calls(arch, X2, y):
+    y2 = np.linspace(0.5, -0.5, X2.shape[0])
+    net = arch.network(16, seed=1, in_features=3, device="cpu")
+    opts = dict(seeds=[0, 1], epochs=3, device="cpu")
+    result = _trained()
+    return {
+        # X, y, X_test, y_test once each; lr="auto" computes the NTK of the checked X
+        "train_ensemble": (
+            lambda: ntklab.train_ensemble(arch, 8, X, y, X_test=X2, y_test=y2, lr=0.3, **opts),
+            4,
+        ),
+        "train_ensemble_auto_lr": (
+            lambda: ntklab.train_ensemble(arch, 8, X, y, lr="auto", batch_size=2, **opts),
+            2,
+        ),
+        "train_auto_lr": (
+            lambda: ntklab.train(net, X, y, lr="auto", epochs=2, X_test=X2, y_test=y2),
+            4,
+        ),
+        "auto_lr": (lambda: ntklab.auto_lr(arch.ntk(X)), 2),  # arch.ntk's X, then its kernel
+        "predict_numpy": (lambda: ntklab.networks.predict_numpy(net, X), 1),
+        "FullyConnectedNetwork.predict": (lambda: net.predict(X), 1),
+        "TrainResult.predict": (lambda: result.predict(X), 1),
+        "TrainResult.initial_predict": (lambda: result.initial_predict(X2), 1),
+        "empirical_ntk": (lambda: ntklab.empirical_ntk(net, X), 1),
+        "empirical_ntk_Z": (lambda: ntklab.empirical_ntk(net, X, X2), 1),  # one check_pair
+        "equivalence_metrics": (
+            lambda: ntklab.equivalence_metrics(result, arch, X, y, X2, y2, max_kernel_points=3),
+            4,  # X_train, y_train, X_test, y_test
         ),
     }
 
