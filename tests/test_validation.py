@@ -378,6 +378,74 @@ def test_unchecked_versions_equal_the_checked_ones():
             np.testing.assert_array_equal(u, v)
 
 
+def _assert_same_results(a, b):
+    """Two lists of TrainResult are equal bit for bit (curves, rates, predictions)."""
+    assert len(a) == len(b)
+    for u, v in zip(a, b, strict=True):
+        for field in ("epochs", "train_loss", "test_rmse", "test_predictions"):
+            x, z = getattr(u, field), getattr(v, field)
+            assert (x is None) == (z is None), field
+            if x is not None:
+                np.testing.assert_array_equal(x, z)
+        for field in ("lr", "diverged", "diverged_epoch", "centered", "steps_per_epoch",
+                      "batch_size"):  # fmt: skip
+            assert getattr(u, field) == getattr(v, field), field
+        np.testing.assert_array_equal(u.predict(X), v.predict_unchecked(X))
+
+
+def test_unchecked_network_versions_equal_the_checked_ones():
+    """``train_ensemble``, ``auto_lr``, the predictions, ``empirical_ntk`` and
+    ``equivalence_metrics`` minus their checks give the same results, bit for bit."""
+    from ntklab.empirical import empirical_ntk_unchecked
+    from ntklab.equivalence import equivalence_metrics_unchecked
+    from ntklab.networks import predict_numpy_unchecked
+    from ntklab.training import auto_lr_unchecked, train_ensemble_unchecked
+
+    arch = ntklab.Architecture(1, "paper")
+    X2 = unit_rows(4, 3, seed=54)
+    y = np.linspace(-1.0, 1.0, X.shape[0])
+    y2 = np.cos(np.arange(X2.shape[0]))
+    K = arch.kernels_unchecked(X)[1]
+    lr = auto_lr_unchecked(K, c=0.4)
+    assert lr == ntklab.auto_lr(arch.ntk(X), c=0.4)
+    opts = dict(epochs=4, device="cpu", X_test=X2, y_test=y2)
+    # shared data; batch_size >= m and record_every=None resolved alike
+    a = ntklab.train_ensemble(arch, 8, X, y, seeds=[0, 1], lr="auto", batch_size=9, **opts)
+    b = train_ensemble_unchecked(
+        arch, 8, X, y, seeds=[0, 1], lrs=[auto_lr_unchecked(K)] * 2, batch_size=9, **opts
+    )
+    assert a[0].batch_size is None and len(a[0].epochs) == 5  # full batch, every epoch
+    _assert_same_results(a, b)
+    # one data set per member, stacked, mini-batches, centered
+    Xk, yk = np.stack([X, X[::-1]]), np.stack([y, -y])
+    Xk2, yk2 = np.stack([X2, X2]), np.stack([y2, y2])
+    kw = dict(batch_size=2, centered=True, stacked=True, epochs=3, device="cpu")
+    a = ntklab.train_ensemble(arch, 8, Xk, yk, seeds=[2, 3], lr=[0.3, 0.2], X_test=Xk2,
+                              y_test=yk2, **kw)  # fmt: skip
+    b = train_ensemble_unchecked(arch, 8, Xk, yk, seeds=[2, 3], lrs=[0.3, 0.2], X_test=Xk2,
+                                 y_test=yk2, **kw)  # fmt: skip
+    _assert_same_results(a, b)
+    for result in (a[0], _trained(), _trained(centered=True)):
+        np.testing.assert_array_equal(
+            result.initial_predict(X2), result.initial_predict_unchecked(X2)
+        )
+        net = result.initial_network
+        np.testing.assert_array_equal(
+            ntklab.networks.predict_numpy(net, X2), predict_numpy_unchecked(net, X2)
+        )
+        for Z in (None, X2):
+            np.testing.assert_array_equal(
+                ntklab.empirical_ntk(net, X, Z), empirical_ntk_unchecked(net, X, Z)
+            )
+        e = ntklab.equivalence_metrics(result, arch, X, y, X2, y2, max_kernel_points=4, seed=1)
+        f = equivalence_metrics_unchecked(result, arch, X, y, X2, y2, max_kernel_points=4, seed=1)
+        assert list(e.metrics) == list(f.metrics) and list(e.curves) == list(f.curves)
+        np.testing.assert_array_equal(list(e.metrics.values()), list(f.metrics.values()))
+        for name in e.curves:
+            for u, v in zip(e.curves[name], f.curves[name], strict=True):
+                np.testing.assert_array_equal(u, v)
+
+
 #: This helper's modules (issue 9, items 5 and 11); the report package has its own owner.
 OWN_MODULES = (
     "_validation architecture data equivalence kernels linalg predict published regressor "
