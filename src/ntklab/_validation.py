@@ -19,14 +19,19 @@ The convention every module follows (issue 9, item 11):
    ending in ``_unchecked`` (``Architecture.kernels_unchecked``,
    :func:`ntklab.kernels.laplacian_unchecked`, :func:`ntklab.kernels.rbf_unchecked`,
    :func:`ntklab.published.published_kernels_unchecked`,
-   :func:`ntklab.predict.gradient_descent_mse_unchecked`) whose docstring states what it
+   :func:`ntklab.predict.gradient_descent_mse_unchecked`,
+   :func:`ntklab.training.train_ensemble_unchecked`, :func:`ntklab.training.auto_lr_unchecked`,
+   :func:`ntklab.networks.predict_numpy_unchecked`, ``TrainResult.predict_unchecked`` and
+   ``initial_predict_unchecked``, :func:`ntklab.empirical.empirical_ntk_unchecked`,
+   :func:`ntklab.equivalence.equivalence_metrics_unchecked`) whose docstring states what it
    trusts (finite float64 arrays of matching shapes). No private name is imported across
    modules. Functions that only ever receive arrays made inside ntklab and have no checked
    twin (:mod:`ntklab.linalg`, :func:`ntklab.predict.kernel_regression`) check nothing
    either and say so.
 3. **Internal callers use the unchecked versions.** A trial of a study makes its own data
-   from the validated config (:mod:`ntklab.data`), so it computes kernels and predictions
-   with the ``_unchecked`` versions; a public function that has checked its arguments
+   from the validated config (:mod:`ntklab.data`), so it computes kernels, predictions,
+   trained networks and their equivalence measures with the ``_unchecked`` versions and
+   checks no array at all; a public function that has checked its arguments
    (e.g. :func:`ntklab.equivalence_metrics`) calls the ``_unchecked`` versions too, not
    another public function on the same arrays (where an ``_unchecked`` version exists).
 
