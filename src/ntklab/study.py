@@ -256,6 +256,12 @@ def _kernel_method(
     record.add(method.name, "fit_seconds", seconds)
 
 
+def _schedule(method: MethodConfig) -> dict[str, Any]:
+    """How a network method trains its network (:func:`ntklab.train_ensemble` keywords)."""
+    return dict(epochs=method.epochs, batch_size=method.batch_size,
+                record_every=method.record_every, centered=method.centered)  # fmt: skip
+
+
 def _stack_key(method: MethodConfig) -> tuple:
     """Network methods with equal keys train on the same rows with the same schedule, so
     their networks can be stacked in one run (their seeds and learning rates may differ)."""
@@ -319,14 +325,11 @@ def train_networks(
                 y,
                 seeds=[network_seed(study_seed, trial, m.name) for trial, _, m in group],
                 lrs=[_lr(m, ctx) for _, ctx, m in group],
-                epochs=first.epochs,
-                batch_size=first.batch_size,
-                record_every=first.record_every,
                 X_test=X_test,
                 y_test=y_test,
-                centered=first.centered,
                 device=device,
                 stacked=True,
+                **_schedule(first),
             )
         except Exception:  # noqa: BLE001 - each method retries alone and records its error
             continue
@@ -365,13 +368,10 @@ def _network_method(
             y_train,
             seeds=[seed],
             lrs=[_lr(method, ctx)],
-            epochs=method.epochs,
-            batch_size=method.batch_size,
-            record_every=method.record_every,
             X_test=X_test,
             y_test=y_test,
-            centered=method.centered,
             device=device,
+            **_schedule(method),
         )
     name = method.name
     diverged = bool(result.diverged)
