@@ -125,3 +125,27 @@ def test_in_process_dask_workers_leave_this_process_alone(tmp_path, seen):
             run_study(_plan(tmp_path), tmp_path / "dask", client=client, echo=None)
     assert seen == [before] * 2
     assert (torch.get_num_threads(), _blas_threads()) == before
+
+
+def test_a_kernel_leaves_the_threads_of_a_one_thread_worker_alone():
+    """numba's first parallel call starts its OpenMP pool with all the cores, which on the
+    libgomp torch shares would also become torch's thread count: a worker limited to one
+    thread then trained its networks with all cores after its first kernel. Checked in a
+    fresh process, where the kernel is numba's first parallel call."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch, ntklab\n"
+        "torch.set_num_threads(1)\n"
+        "X = np.eye(6)[:, :3] + 0.5\n"
+        "ntklab.Architecture(2).kernels(X)\n"
+        "ntklab.Architecture(1).kernels(X, X[:2])\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]

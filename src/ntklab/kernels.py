@@ -167,16 +167,26 @@ def _numba_threads():
     import numba
     import torch
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    torch_threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         serial = numba.threading_layer() == "workqueue"
     except ValueError:  # no parallel call yet in this process
         serial = True
-    if serial:
-        with _WORKQUEUE:
+    try:
+        if serial:
+            with _WORKQUEUE:
+                yield
+        else:
             yield
-    else:
-        yield
+    finally:
+        # numba's OpenMP layer starts its pool with omp_set_num_threads(all cores), which
+        # is also torch's count in this thread (torch runs on the same libgomp): put it back,
+        # or a worker limited to 1 thread trains its networks with all cores after its first
+        # kernel, oversubscribing the machine (2 workers x 2 spinning OpenMP threads on 2
+        # cores ran SGD about 20x slower).
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 def relu_moments(cov: np.ndarray, diag_x: np.ndarray, diag_z: np.ndarray, *, same: bool = False):
