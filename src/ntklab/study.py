@@ -549,6 +549,8 @@ def run_trials(
                 record.rows = [r for r in record.rows if r[0] != method.name]
                 record.errors.append((method.name, _one_line(exc)))
         record.wall_time += time.perf_counter() - start
+        ctx.cache.clear()  # this trial's n x n kernels: the batch's next trial needs room
+        ctx.spectra.clear()
     return [record for record, _, _ in started]
 
 
