@@ -37,5 +37,7 @@ def X_unit() -> np.ndarray:
 
 def pytest_collection_modifyitems(config, items):
     """Run the slow tests first: with two workers the long ones then overlap with the many
-    short ones instead of leaving one worker alone at the end."""
+    short ones instead of leaving one worker alone at the end. (pyproject's
+    ``--maxschedchunk 2`` makes xdist hand them out two at a time, so that they spread over
+    the workers instead of all going to the first one in one block.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -344,7 +344,8 @@ def test_equal_and_proportional_inputs_keep_rho_exactly_one(depth):
 
 
 def test_one_compiled_signature_whatever_the_input_layout():
-    """float64 C-contiguous only: Fortran order, float32, ints and views compile nothing new."""
+    """float64 C-contiguous only: Fortran order, float32, ints, views and read-only arrays
+    compile nothing new."""
     from ntklab import _relu_jit
 
     arch = ntklab.Architecture(2, "paper")
@@ -355,6 +356,10 @@ def test_one_compiled_signature_whatever_the_input_layout():
         np.arange(12).reshape(3, 4), np.random.default_rng(0).standard_normal((70, 80))[:, :4]
     )
     arch.kernels(np.random.default_rng(0).standard_normal((5, 70)))  # the BLAS path
+    frozen = X.copy()
+    frozen.flags.writeable = False  # as a study's data sets are
+    arch.kernels(frozen)
+    arch.kernels(X, frozen)
     assert len(_relu_jit.tile_pass.signatures) == 1
 
 
@@ -435,3 +440,65 @@ def test_calls_take_turns_only_on_numba_workqueue_layer(monkeypatch, layer):
         assert done.wait(0.3 if layer == "workqueue" else 60) is (layer != "workqueue")
     worker.join(60)
     assert done.is_set()
+
+
+class _FakePass:
+    """A stand-in for the numba dispatcher: records when it compiled, and for how long."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.signatures: list = []
+        self.spans: list[tuple[float, float]] = []
+        self.seconds = seconds
+
+    def compile(self, signature):
+        import time
+
+        start = time.monotonic()
+        time.sleep(self.seconds)
+        self.spans.append((start, time.monotonic()))
+        self.signatures.append(signature)
+
+
+def test_one_process_compiles_the_pass_at_a_time(tmp_path, monkeypatch):
+    """Processes (here threads: flock excludes each open file) that need the compiled pass at
+    the same time compile it one after the other, the later ones loading numba's cache."""
+    import threading
+
+    from ntklab import kernels
+
+    monkeypatch.setattr(kernels.tempfile, "gettempdir", lambda: str(tmp_path))
+    args = (np.zeros((2, 2)), 1.0, True, 3)
+    fakes = [_FakePass(0.1) for _ in range(3)]
+    threads = [threading.Thread(target=kernels._load_compiled, args=(f, args)) for f in fakes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spans = sorted(s for f in fakes for s in f.spans)
+    assert len(spans) == 3
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    import numba
+
+    assert fakes[0].signatures[0] == (
+        numba.typeof(args[0]), numba.float64, numba.boolean, numba.int64
+    )  # fmt: skip
+    kernels._load_compiled(fakes[0], args)  # already there: nothing more
+    assert len(fakes[0].spans) == 1
+
+
+def test_a_stopped_compiler_is_not_waited_for_forever(tmp_path, monkeypatch):
+    import fcntl
+    import os
+    import time
+
+    from ntklab import kernels
+
+    monkeypatch.setattr(kernels.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(kernels, "_COMPILE_WAIT", 0.3)
+    with open(tmp_path / f"ntklab-numba-{os.getuid()}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process holds it, and never lets go
+        fake = _FakePass()
+        start = time.monotonic()
+        kernels._load_compiled(fake, (np.zeros((2, 2)),))
+    assert len(fake.spans) == 1  # compiled after all,
+    assert 0.3 <= fake.spans[0][0] - start < 5.0  # once the wait was over

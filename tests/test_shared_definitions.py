@@ -43,7 +43,7 @@ def test_kernel_regression_is_the_ridge_formula():
     alpha, _ = kernel_ridge_coef(K[:20, :20], y)  # ridge 0: the Cholesky solve itself
     np.testing.assert_array_equal(alpha, cho_solve_jitter(K[:20, :20], y)[0])
     np.testing.assert_array_equal(K, before)  # the kernel is not modified
-    fit = ntklab.KernelRegressor(ntklab.Architecture(1, "jacot").ntk, ridge=0.1)
+    fit = ntklab.KernelRegressor(ntklab.Architecture(1, "jacot").ntk, alpha=0.1)
     np.testing.assert_allclose(fit.fit(X[:20], y).predict(X[20:]), f, rtol=1e-10)
 
 

@@ -18,9 +18,13 @@ Arora, S. et al. (2019). On exact computation with an infinitely wide neural net
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -106,7 +110,10 @@ def relu_network_kernels(
             f"tile (block_rows) must be between 1 and 4096 rows (each thread holds two "
             f"tile x tile scratch arrays); got {tile!r}"
         )
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    # float64, C order and writeable: a read-only array (a frozen data set's) would make
+    # numba compile, and cache, a second signature of the pass (seconds, in every process
+    # until the cache is written); the copy costs O(n d), the pass O(n m).
+    X = np.require(X, np.float64, ["C", "W"])
     symmetric = Z is None
     Z = X if symmetric else np.ascontiguousarray(Z, dtype=np.float64)
     n, d = X.shape
@@ -125,9 +132,56 @@ def relu_network_kernels(
         tiles = np.indices((row_blocks, col_blocks)).reshape(2, -1).T
     tiles = np.ascontiguousarray(tiles, dtype=np.int64)
     args = (nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
+    _load_compiled(tile_pass, args)
     with _numba_threads():
         tile_pass(*args)
     return nngp, ntk
+
+
+#: How long a process waits for another one that is compiling the pass (then compiles it too).
+_COMPILE_WAIT = 120.0
+
+
+def _load_compiled(dispatcher, args) -> None:
+    """Give this process the compiled pass for ``args``' types: from numba's disk cache, or
+    compiled (seconds) and written there, by one process at a time.
+
+    Processes that start together on a fresh install (a study's pool workers, the test
+    suite's workers) would each compile the same pass at once; with a file lock the first
+    compiles and writes the cache, and the others wait for it and then load it. The lock is
+    an advisory ``flock`` in the temporary directory, released when its holder exits however
+    it ends; a holder stopped for longer than :data:`_COMPILE_WAIT` seconds is not waited
+    for, and where no lock can be taken each process compiles for itself, as numba would.
+    """
+    if dispatcher.signatures:  # this process has it already (one signature: float64, C order)
+        return
+    import numba
+
+    signature = tuple(numba.typeof(a) for a in args)
+    try:
+        import fcntl
+
+        user = os.getuid()
+        handle = open(Path(tempfile.gettempdir()) / f"ntklab-numba-{user}.lock", "a")
+    except (ImportError, AttributeError, OSError):  # no flock (Windows), or no such file
+        dispatcher.compile(signature)
+        return
+    with handle:
+        deadline = time.monotonic() + _COMPILE_WAIT
+        locked = False
+        while not locked and time.monotonic() < deadline:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                time.sleep(0.05)
+            except OSError:  # no locking on this file system: compile alone
+                break
+        try:
+            dispatcher.compile(signature)  # loads numba's cache when another process wrote it
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _layer_variances(X: np.ndarray, coef: np.ndarray, inline: bool) -> np.ndarray:

@@ -354,10 +354,16 @@ def save_figures(
         out: dict[str, dict[str, Path]] = {}
         for name, fig in figures.items():
             out[name] = {}
-            for fmt in FORMATS:
-                path = directory / f"{name}.{fmt}"
-                fig.savefig(path, format=fmt, dpi=dpi)
-                out[name][fmt] = path
+            engine = fig.get_layout_engine()
+            try:
+                for i, fmt in enumerate(FORMATS):
+                    path = directory / f"{name}.{fmt}"
+                    fig.savefig(path, format=fmt, dpi=dpi)
+                    out[name][fmt] = path
+                    if i == 0:  # laid out once: the other formats reuse its positions
+                        fig.set_layout_engine("none")
+            finally:
+                fig.set_layout_engine(engine)
     except OSError as exc:
         raise ReportError(
             f"cannot write figures to {directory}: {exc.strerror or exc}; "

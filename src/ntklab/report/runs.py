@@ -62,6 +62,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self._final = self.results[self.results["step"] == FINAL]
+        self._wide: dict[tuple[str, int | None], pd.DataFrame] = {}  # final()'s, computed once
         done = self.trials[self.trials["status"] == "done"]
         self._done: dict[int, set[int]] = {}
         for p, t in zip(done["point"], done["trial"], strict=True):
@@ -234,15 +235,19 @@ class Run:
     def final(self, metric: str = "rmse", point: int | None = None) -> pd.DataFrame:
         """Final values of ``metric``: index ``(point, trial)``, one column per method.
 
-        Non-finite values (e.g. the RMSE of a diverged network) become NaN.
+        Non-finite values (e.g. the RMSE of a diverged network) become NaN. (A run is read
+        once and never changes: each table is computed once and handed out as a copy.)
         """
-        df = self._final[self._final["metric"] == metric]
-        if point is not None:
-            df = df[df["point"] == point]
-        wide = df.pivot(index=["point", "trial"], columns="method", values="value")
-        wide = wide.reindex(columns=[m for m in self.method_names if m in wide.columns])
-        wide.columns.name = None
-        return wide.where(np.isfinite(wide))
+        key = (metric, point)
+        if key not in self._wide:
+            df = self._final[self._final["metric"] == metric]
+            if point is not None:
+                df = df[df["point"] == point]
+            wide = df.pivot(index=["point", "trial"], columns="method", values="value")
+            wide = wide.reindex(columns=[m for m in self.method_names if m in wide.columns])
+            wide.columns.name = None
+            self._wide[key] = wide.where(np.isfinite(wide))
+        return self._wide[key].copy()
 
     def jitter(self, point: int | None = None) -> pd.DataFrame:
         """The nonzero jitter of the finished trials: columns ``point, trial, method, value``,
