@@ -87,8 +87,9 @@ def _wait_for(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120.0)
         time.sleep(0.02)
 
 
-def _children(pid: int) -> list[int]:
-    """All descendants of ``pid`` (workers, the resource tracker), from /proc/*/stat."""
+def _children(pid: int, *, all_descendants: bool = True) -> list[int]:
+    """The descendants of ``pid`` (the fork server, its workers, the resource tracker), or
+    only its children, from /proc/*/stat."""
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -97,11 +98,24 @@ def _children(pid: int) -> list[int]:
             continue
         if ppid == pid:
             kids.append(int(stat.parent.name))
+    if not all_descendants:
+        return kids
     return kids + [g for k in kids for g in _children(k)]
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _workers(pid: int) -> list[int]:
-    return [k for k in _children(pid) if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+    """The pool workers of run ``pid``: the children of its fork server."""
+    kids = _children(pid, all_descendants=False)
+    servers = [k for k in kids if b"forkserver" in _cmdline(k)]
+    assert len(servers) == 1, [_cmdline(k) for k in kids]
+    return _children(servers[0], all_descendants=False)
 
 
 def _alive(pid: int) -> bool:
@@ -159,9 +173,10 @@ def test_kill9_of_the_main_process(ref, tmp_path):
     out, proc = _started(ref, tmp_path, "--workers", 2)
     workers = _workers(proc.pid)
     assert len(workers) == 2
+    everyone = _children(proc.pid)  # the workers, their fork server, the resource tracker
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    _assert_all_exit(workers)
+    _assert_all_exit(everyone)
     stored = _trials(out)
     assert 1 <= len(stored) < TRIALS
     _same(out, table, stored)

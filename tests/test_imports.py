@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import ntklab
+import ntklab.execution
 import ntklab.report
 
 HEAVY = ("matplotlib", "pandas", "sklearn", "torch", "scipy", "numba", "rich", "dask")
@@ -30,7 +31,8 @@ def test_import_ntklab_loads_no_heavy_library():
 
 
 def test_the_command_line_loads_no_heavy_library():
-    assert _loaded_after("import ntklab.cli") == []
+    # and the pool's fork server starts before anything heavy is imported (ntklab run)
+    assert _loaded_after("import ntklab.cli, ntklab.execution.forkserver") == []
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,8 @@ def test_public_names_resolve():
     assert set(ntklab.__all__) <= set(dir(ntklab))
     assert ntklab.KernelRegressor is ntklab.predict.KernelRegressor
     assert ntklab.data.gp_sample is not None and ntklab.report.tables.Run is ntklab.report.Run
+    for name in ntklab.execution.__all__:
+        assert getattr(ntklab.execution, name) is not None, name
     from ntklab.predict import KernelRegressor  # the old import path still works
 
     assert KernelRegressor is ntklab.regressor.KernelRegressor

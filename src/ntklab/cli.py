@@ -200,7 +200,14 @@ def run_cmd(
     dask_local, overrides, device, only,
 ):  # fmt: skip
     """Run (or resume) the study CONFIG_OR_PRESET (a preset name or a TOML file)."""
+    import os
     from pathlib import Path
+
+    local_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if local_workers > 1 and scheduler is None and dask_local is None:
+        from .execution.forkserver import start_pool_server
+
+        start_pool_server()  # a pool's workers fork from it; it imports torch meanwhile
 
     from .config import ConfigError, load_config
     from .execution import ExecutionError, Interrupted, run_study

@@ -17,8 +17,10 @@ dies, even by ``kill -9``.
 Backends
 --------
 local (default)
-    ``concurrent.futures.ProcessPoolExecutor`` (spawn) with ``workers`` processes
-    (default ``os.cpu_count()``, at most the number of pending trials). Each worker gives
+    ``concurrent.futures.ProcessPoolExecutor`` with ``workers`` processes (default
+    ``os.cpu_count()``, at most the number of pending trials), forked from a fork server
+    that has imported torch and the trial code once (:mod:`~ntklab.execution.forkserver`;
+    the command line starts it first, so that it imports while the config is read). Each worker gives
     torch and numpy's BLAS ``cores // workers`` threads each, so that workers × threads ≤
     cores (:func:`limit_threads`); with one worker the trials run in the main process with
     all the cores, and its thread settings are restored afterwards. On a CUDA machine the
@@ -34,20 +36,38 @@ Dask
 
 Network methods run on CUDA when the process running the trial has it.
 
-Modules: ``errors``, ``threads``, ``devices`` and ``progress`` <- ``trials`` (one task) <- ``pool`` and
-``dask`` (the backends) <- ``runner`` (:func:`run_study`); ``runstore`` (opening the store)
-and ``status`` (:func:`run_status`).
+Modules: ``errors``, ``threads``, ``devices``, ``forkserver`` and ``progress`` <- ``trials``
+(one task) <- ``pool`` and ``dask`` (the backends) <- ``runner`` (:func:`run_study`);
+``runstore`` (opening the store) and ``status`` (:func:`run_status`). Names are imported on
+first use (the command line starts the fork server before anything heavy is loaded).
 """
 
 from __future__ import annotations
 
-from .dask import TRIAL_RESOURCE, connect_dask
-from .errors import ExecutionError, Interrupted
-from .progress import Progress
-from .runner import RunSummary, run_study
-from .runstore import open_store, versions
-from .status import run_status
-from .threads import limit_threads
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+#: Public name -> the submodule that defines it, imported on first use: the command line
+#: starts the pool's fork server (:mod:`.forkserver`) before anything heavy is imported.
+_LAZY = {
+    "ExecutionError": "errors",
+    "Interrupted": "errors",
+    "Progress": "progress",
+    "RunSummary": "runner",
+    "TRIAL_RESOURCE": "dask",
+    "connect_dask": "dask",
+    "limit_threads": "threads",
+    "open_store": "runstore",
+    "run_status": "status",
+    "run_study": "runner",
+    "start_pool_server": "forkserver",
+    "versions": "runstore",
+}
+
+_SUBMODULES = frozenset(
+    "dask devices errors forkserver pool progress runner runstore status threads trials".split()
+)
 
 __all__ = [
     "ExecutionError",
@@ -60,5 +80,18 @@ __all__ = [
     "open_store",
     "run_status",
     "run_study",
+    "start_pool_server",
     "versions",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .dask import TRIAL_RESOURCE, connect_dask
+    from .errors import ExecutionError, Interrupted
+    from .forkserver import start_pool_server
+    from .progress import Progress
+    from .runner import RunSummary, run_study
+    from .runstore import open_store, versions
+    from .status import run_status
+    from .threads import limit_threads

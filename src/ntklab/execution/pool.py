@@ -1,6 +1,7 @@
-"""Trials on a local pool of spawned worker processes (:func:`run_pool`): each worker gets
-``threads`` threads, ignores Ctrl-C, exits when the main process dies and reports the
-method it is running through a queue."""
+"""Trials on a local pool of worker processes (:func:`run_pool`), forked from the fork server
+of :mod:`~ntklab.execution.forkserver`: each worker gets ``threads`` threads, ignores
+Ctrl-C, exits when the main process dies and reports the method it is running through a
+queue."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..store import TrialRecord
 from .errors import ExecutionError
+from .forkserver import pool_context
 from .progress import Progress
 from .threads import THREADS
 from .trials import Task, batches, failed_record, run_batch
@@ -33,6 +35,11 @@ def _init_worker(
     # Ctrl-C reaches the whole process group: the main process stops the workers itself,
     # so a worker ignores it (no tracebacks from every worker).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker runs thread pools (torch, BLAS, numba): a process it starts must be spawned,
+    # never forked. (It would otherwise inherit the fork server's method, and numba would
+    # then make a named lock that a terminated worker leaves behind, and the resource
+    # tracker warns about at exit.)
+    multiprocessing.set_start_method("spawn", force=True)
     if parent is not None:
         _exit_with_parent(parent)
     THREADS.keep(threads)
@@ -52,15 +59,28 @@ def take_device(devices: Sequence[str | None], started=None) -> str | None:
 
 
 def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
-    """Exit this worker as soon as ``parent`` (the main process) is gone, however it died."""
+    """Exit this worker within ``interval`` seconds of ``parent`` (the main process) being
+    gone, however it died: the worker's own parent (the main process, or the fork server,
+    which exits with it) changes, or ``parent`` no longer exists."""
+    ppid = os.getppid()
 
     def watch() -> None:
         while True:
             time.sleep(interval)
-            if os.getppid() != parent:
+            if os.getppid() != ppid or not _alive(parent):
                 os._exit(1)
 
     threading.Thread(target=watch, name="ntklab-exit-with-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - it exists (another user's process)
+        return True
+    return True
 
 
 def _pool_batch(batch: list[Task], stacked: bool | None) -> list[TrialRecord]:
@@ -99,11 +119,12 @@ def run_pool(
     stack_trials: int = 1,
     stacked: bool | None = None,
 ) -> Iterator[TrialRecord]:
-    """Trials on a spawn process pool of ``len(devices)`` workers, worker ``i`` training its
+    """Trials on a process pool (:func:`~ntklab.execution.forkserver.pool_context`) of
+    ``len(devices)`` workers, worker ``i`` training its
     networks on ``devices[i]``, ``stack_trials`` whole trials per task (:func:`batches`); at
     most ``2 * workers`` tasks submitted at a time."""
     workers = len(devices)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = pool_context()
     progress_queue = ctx.Queue()
     pool = cf.ProcessPoolExecutor(
         max_workers=workers,
