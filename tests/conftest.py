@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """CI runs two pytest workers on two cores: one torch thread and one BLAS thread each
-    avoids oversubscription (tests that check thread settings set their own)."""
+    avoids oversubscription (tests that check thread settings set their own). (torch is
+    imported here, not at the top: the xdist controller, which runs no test, then starts
+    its workers without importing it first.)"""
+    import torch
     from threadpoolctl import threadpool_limits
 
     n = torch.get_num_threads()
