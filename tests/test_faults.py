@@ -61,14 +61,23 @@ def _started(ref, tmp_path: Path, *args, done: int = 1) -> tuple[Path, subproces
 
 
 def _start(cfg, out, *args, preexec_fn=None) -> subprocess.Popen:
-    """``ntklab run cfg --out out --threads 1 args`` in a child process (its own session)."""
+    """``ntklab run cfg --out out --threads 1 args`` in a child process (its own session),
+    as a command started from a terminal: SIGINT at its default even where the tests run
+    with it ignored (a background job of a non-interactive shell ignores it, and its
+    children inherit that; Ctrl-C then rightly does nothing)."""
+
+    def child() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec_fn is not None:
+            preexec_fn()
+
     cmd = [sys.executable, "-m", "ntklab.cli", "run", str(cfg), "--out", str(out)]
     return subprocess.Popen(
         [*cmd, "--threads", "1", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=preexec_fn,
+        preexec_fn=child,
         env=ENV,
     )
 
