@@ -172,3 +172,24 @@ def test_the_linear_algebra_is_defined_once_in_linalg():
     assert ntklab.linalg.symmetrize(out) is None
     np.testing.assert_array_equal(out, out.T)
     np.testing.assert_allclose(out, expected, rtol=0, atol=4 * np.finfo(float).eps)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("parameterization", ["jacot", "arora", "paper"])
+@pytest.mark.parametrize("sigma_b", [None, 0.0])
+def test_drawn_parameters_are_the_networks(depth, parameterization, sigma_b):
+    """``draw_parameters`` (the Monte-Carlo estimates' networks) gives the very numbers of
+    ``network`` with the same seed, under its parameter names, in float32 and float64."""
+    import torch
+
+    arch = ntklab.Architecture(depth, parameterization, sigma_b=sigma_b)
+    for dtype in (torch.float32, torch.float64):
+        net = arch.network(7, seed=3, in_features=4, dtype=dtype, device="cpu")
+        drawn = arch.draw_parameters(7, seed=3, in_features=4, dtype=dtype)
+        named = dict(net.named_parameters())
+        assert list(drawn) == list(named)
+        for name, p in named.items():
+            assert drawn[name].dtype == dtype
+            assert torch.equal(drawn[name], p.detach()), name
+    other = arch.draw_parameters(7, seed=4, in_features=4)
+    assert not torch.equal(other["layers.0.weight"], drawn["layers.0.weight"].float())

@@ -282,3 +282,26 @@ class Architecture:
             modules, architecture=self, width=width, in_features=in_features, seed=seed
         )
         return net.to(dev)
+
+    def draw_parameters(
+        self, width: int, *, seed: int, in_features: int, dtype: torch.dtype = torch.float32
+    ) -> dict[str, torch.Tensor]:
+        """The parameters of ``network(width, seed=seed, in_features=in_features,
+        dtype=dtype)``, on the CPU, without building its modules: the same numbers under the
+        names of its ``named_parameters()`` (``layers.<k>.weight``, ``layers.<k>.bias``).
+        For Monte-Carlo estimates over many networks (:mod:`ntklab.empirical`), where
+        building each network's modules would cost more than drawing its parameters."""
+        width = check_int(width, "width")
+        seed = check_int(seed, "seed", minimum=0)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        fans = [in_features] + [width] * self.depth + [1]
+        out: dict[str, torch.Tensor] = {}
+        i = 0
+        for k, layer in enumerate(self.layers(in_features)):
+            if isinstance(layer, Dense):
+                weight, bias = layer.draw(fans[i], fans[i + 1], generator=gen, dtype=dtype)
+                out[f"layers.{k}.weight"] = weight
+                if bias is not None:
+                    out[f"layers.{k}.bias"] = bias
+                i += 1
+        return out

@@ -456,13 +456,14 @@ def monte_carlo_kernels(
     with torch.no_grad():
         xt = torch.as_tensor(X, dtype=dtype, device=dev)
         zt = xt if symmetric else torch.as_tensor(Z, dtype=dtype, device=dev)
+        specs = engine.dense_specs(arch.network(width, seed=0, in_features=d, device="cpu"))
         for start in range(0, n_samples, group):
-            nets = [
-                arch.network(width, seed=s, in_features=d, dtype=dtype, device="cpu")
+            draws = [
+                arch.draw_parameters(width, seed=s, in_features=d, dtype=dtype)
                 for s in seeds[start : start + group]
             ]
-            params = {k: v.to(dev) for k, v in engine.stack_parameters(nets).items()}
-            stack = _dense_stack(params, engine.dense_specs(nets[0]))
+            params = {k: torch.stack([p[k] for p in draws]).to(dev) for k in draws[0]}
+            stack = _dense_stack(params, specs)
             fx = _features(stack, xt)
             fz = fx if symmetric else _features(stack, zt)
             if "nngp" in moments:

@@ -6,7 +6,9 @@ Each layer object has two faces that come from the same numbers:
   in the infinite-width limit: :attr:`Dense.kernel_coefficients` are the constants of a
   dense layer's map, and :func:`ntklab.kernels.relu_network_kernels` applies them, with
   :class:`ReLU`'s arc-cosine map between them, in one compiled pass;
-* ``layer.module(fan_in, fan_out, generator=..., dtype=...)`` builds the finite layer.
+* ``layer.module(fan_in, fan_out, generator=..., dtype=...)`` builds the finite layer
+  (a dense layer's parameters come from :meth:`Dense.draw`, which Monte-Carlo estimates
+  also call, through :meth:`ntklab.Architecture.draw_parameters`, without the modules).
 
 :class:`ntklab.Architecture` builds both the kernels and the network from one tuple of
 these layers, so a kernel and its network cannot drift apart.
@@ -89,21 +91,25 @@ class Dense:
         r"""The constants :math:`(g v, g, \beta^2)` of the kernel map above."""
         return self.gain * self.weight_var, self.gain, self.bias**2
 
-    def module(
+    def draw(
         self, fan_in: int, fan_out: int, *, generator: torch.Generator, dtype: torch.dtype
-    ) -> DenseModule:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r"""The finite layer's parameters: ``weight`` (fan_out, fan_in) :math:`\sim \mathcal
+        N(0, v)`, then ``bias`` (fan_out,) :math:`\sim \mathcal N(0, 1)` (None when
+        :math:`\beta = 0`), drawn in float64 from ``generator`` and rounded to ``dtype``."""
         weight = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
         if self.weight_var != 1.0:
             weight *= math.sqrt(self.weight_var)
         bias = None
         if self.bias != 0.0:
             bias = torch.randn(fan_out, generator=generator, dtype=torch.float64)
-        return DenseModule(
-            weight.to(dtype),
-            None if bias is None else bias.to(dtype),
-            scale=math.sqrt(self.gain / fan_in),
-            beta=self.bias,
-        )
+        return weight.to(dtype), None if bias is None else bias.to(dtype)
+
+    def module(
+        self, fan_in: int, fan_out: int, *, generator: torch.Generator, dtype: torch.dtype
+    ) -> DenseModule:
+        weight, bias = self.draw(fan_in, fan_out, generator=generator, dtype=dtype)
+        return DenseModule(weight, bias, scale=math.sqrt(self.gain / fan_in), beta=self.bias)
 
 
 @dataclass(frozen=True)
