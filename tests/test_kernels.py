@@ -502,3 +502,27 @@ def test_a_stopped_compiler_is_not_waited_for_forever(tmp_path, monkeypatch):
         kernels._load_compiled(fake, (np.zeros((2, 2)),))
     assert len(fake.spans) == 1  # compiled after all,
     assert 0.3 <= fake.spans[0][0] - start < 5.0  # once the wait was over
+
+
+def test_compiling_the_pass_leaves_torchs_threads_alone(monkeypatch):
+    """Compiling (or loading) the pass can start numba's OpenMP pool, which on the libgomp
+    torch shares sets torch's thread count to all cores: that must be undone as for a call
+    (a fresh install's first kernel left each 1-thread pool worker training with all the
+    cores: seed-quick's trials ran 5 times slower)."""
+    import torch
+
+    from ntklab import _relu_jit
+
+    class OpenMPStart(_FakePass):
+        def compile(self, signature):
+            super().compile(signature)
+            torch.set_num_threads(torch.get_num_threads() + 3)  # as numba's pool start does
+
+        def __call__(self, *args):
+            pass
+
+    monkeypatch.setattr(_relu_jit, "tile_pass", OpenMPStart())
+    before = torch.get_num_threads()
+    ntklab.Architecture(2, "paper").kernels(unit_rows(5, 3, seed=0))
+    assert _relu_jit.tile_pass.spans  # it did compile
+    assert torch.get_num_threads() == before

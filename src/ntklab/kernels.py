@@ -132,8 +132,8 @@ def relu_network_kernels(
         tiles = np.indices((row_blocks, col_blocks)).reshape(2, -1).T
     tiles = np.ascontiguousarray(tiles, dtype=np.int64)
     args = (nngp, ntk, X, ZT, dx, dz, coef, float(d), inline, tiles, size, symmetric)
-    _load_compiled(tile_pass, args)
-    with _numba_threads():
+    with _numba_threads():  # compiling starts numba's thread pool too: inside, not before
+        _load_compiled(tile_pass, args)
         tile_pass(*args)
     return nngp, ntk
 
