@@ -308,6 +308,10 @@ def _as_other_user(commands: list[list[str]], home: Path) -> list[tuple[int, str
     return [eval(line) for line in proc.stdout.decode().splitlines()]
 
 
+#: One local worker: a run refused before its first trial then starts no pool fork server.
+ONE = ["--workers", "1"]
+
+
 def _snapshot(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
@@ -331,10 +335,10 @@ def test_read_only_directory_and_file(ref, tmp_path):
             [
                 ["status", str(ro_dir)],
                 ["report", str(ro_dir), "--no-figures"],
-                ["run", str(base / "tiny.toml"), "--out", str(ro_dir), "--trials", "8"],
+                ["run", str(base / "tiny.toml"), "--out", str(ro_dir), "--trials", "8", *ONE],
                 ["export", str(ro_dir), str(home / "copy.sqlite")],
                 ["status", str(ro_file)],
-                ["run", str(base / "tiny.toml"), "--out", str(ro_file), "--trials", "8"],
+                ["run", str(base / "tiny.toml"), "--out", str(ro_file), "--trials", "8", *ONE],
             ],
             home,
         )
