@@ -120,9 +120,9 @@ def run_pool(
     stacked: bool | None = None,
 ) -> Iterator[TrialRecord]:
     """Trials on a process pool (:func:`~ntklab.execution.forkserver.pool_context`) of
-    ``len(devices)`` workers, worker ``i`` training its
-    networks on ``devices[i]``, ``stack_trials`` whole trials per task (:func:`batches`); at
-    most ``2 * workers`` tasks submitted at a time."""
+    ``len(devices)`` workers, worker ``i`` training its networks on ``devices[i]``,
+    ``stack_trials`` whole trials per task (:func:`batches`); at most ``2 * workers`` tasks
+    submitted at a time."""
     workers = len(devices)
     ctx = pool_context()
     progress_queue = ctx.Queue()
