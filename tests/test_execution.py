@@ -390,6 +390,19 @@ def test_local_layout_without_cuda_is_one_worker_per_core():
     assert lay.describe() == "4 worker(s) x 1 thread(s)"
     lay = local_layout(device="cpu", workers=None, threads=None, n_tasks=3, cpus=4, gpus=2)
     assert (lay.workers, lay.threads, lay.devices) == (3, 1, ("cpu",) * 3)
+    # a resume with fewer trials left keeps the whole plan's threads per trial
+    lay = local_layout(
+        device=None, workers=None, threads=None, n_tasks=1, planned=9, cpus=4, gpus=0
+    )
+    assert (lay.workers, lay.threads) == (1, 1)
+    lay = local_layout(
+        device=None, workers=None, threads=None, n_tasks=1, planned=2, cpus=4, gpus=0
+    )
+    assert (lay.workers, lay.threads) == (1, 2)
+    lay = local_layout(
+        device=None, workers=None, threads=None, n_tasks=1, planned=3, cpus=8, gpus=2
+    )
+    assert (lay.workers, lay.threads) == (1, 4)  # 2 GPU workers of the plan: 8 // 2
 
 
 def test_each_pool_worker_takes_the_next_device():

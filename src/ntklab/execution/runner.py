@@ -283,7 +283,11 @@ def _execute(
             say(f"executing on Dask ({where})")
             records = run_dask(client, tasks, device, threads, progress)
         else:
-            layout = local_layout(device=device, workers=workers, threads=threads, n_tasks=n_tasks)
+            # each trial gets the threads of the uninterrupted run's layout (float32
+            # training depends on them), however few trials are left
+            layout = local_layout(
+                device=device, workers=workers, threads=threads, n_tasks=n_tasks, planned=total
+            )
             gpu = any(str(d).startswith("cuda") for d in layout.devices)
             per_task = stack_trials or (DEFAULT_GPU_STACK_TRIALS if gpu else 1)
             stacked = True if stack_trials is not None and stack_trials > 1 else None
