@@ -31,7 +31,7 @@ import ntklab
 from ntklab.cli import main
 from ntklab.config import load_config
 from ntklab.execution import run_study
-from ntklab.store import DB_NAME, RunStore, StoreError, TrialRecord
+from ntklab.store import DB_NAME, RunLock, RunStore, StoreError, TrialRecord
 
 TRIALS = 5
 #: long enough (about 0.3 s a trial) that a run can be interrupted in the middle
@@ -594,3 +594,34 @@ def test_non_symmetric_ntk_train_is_refused():
         )
     K_round = K + 1e-13 * np.max(np.abs(K)) * np.triu(np.ones((6, 6)), 1)  # rounding: fine
     gradient_descent_mse(K_round, K, y, lr=0.1, steps=10)
+
+
+def test_no_command_writes_over_another_runs_store(ref, tmp_path):
+    """export and report refuse a path that is, or belongs to, another run's store or
+    directory, with --force too, while that run holds its lock; a user's file is replaced."""
+    _, run, table = ref
+    victim = tmp_path / "victim"
+    shutil.copytree(run, victim)
+    db = victim / DB_NAME
+    copy = tmp_path / "copy.sqlite"  # an exported store: a store too
+    assert _cli("export", run, copy).exit_code == 0
+    before = db.read_bytes(), copy.read_bytes()
+    with RunLock(victim):
+        for target in (db, Path(f"{db}-wal"), Path(f"{db}-journal"), victim / ".ntklab.lock"):
+            result = _cli("export", run, target, "--force")
+            assert result.exit_code == 2, result.output
+            line = _one_line(result.stderr)
+            assert f"a file of the store of the run in {victim}" in line and "--force" in line
+            result = _cli("report", run, "--no-figures", "-o", target, "--force")
+            assert result.exit_code == 2 and "refusing to write the report" in result.stderr
+        result = _cli("export", run, victim, "--force")
+        assert result.exit_code == 2 and "the run directory" in _one_line(result.stderr)
+        result = _cli("export", run, copy, "--force")
+        assert result.exit_code == 2 and "an ntklab store" in _one_line(result.stderr)
+    assert (db.read_bytes(), copy.read_bytes()) == before
+    assert not Path(f"{db}-journal").exists()
+    _same(victim, table)
+    mine = tmp_path / "mine.bin"
+    mine.write_bytes(b"a user's file")
+    assert _cli("export", run, mine, "--force").exit_code == 0
+    _same(mine, table)

@@ -474,9 +474,15 @@ def _guard_output(target, run_dir, force: bool, *, same_table=None) -> None:
     """
     from pathlib import Path
 
-    from .store import LOCK_NAME, is_sqlite_file, store_files
+    from .store import LOCK_NAME, is_sqlite_file, store_files, store_owning
 
     target = Path(target)
+    owner = None if target.is_dir() else store_owning(target)
+    if owner is not None:  # another run's store files too, existing or not
+        raise UserError(
+            f"refusing to write the report over {target}: it is {owner}; choose another --out "
+            "(--force never replaces a store)"
+        )
     if not target.exists() or target.is_dir():
         return  # a directory: the write itself fails with a clear error
     run_dir = Path(run_dir)
@@ -550,7 +556,9 @@ def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
 @main.command("export")
 @click.argument("run_dir", type=click.Path(path_type=str))
 @click.argument("out_file", type=click.Path(path_type=str))
-@click.option("--force", is_flag=True, help="Replace OUT_FILE if it exists.")
+@click.option(
+    "--force", is_flag=True, help="Replace OUT_FILE if it exists (a user's file, never a store)."
+)
 def export_cmd(run_dir, out_file, force):
     """Copy the results of RUN_DIR into OUT_FILE, one self-contained SQLite file.
 

@@ -65,6 +65,7 @@ __all__ = [
     "is_run_dir",
     "is_sqlite_file",
     "store_files",
+    "store_owning",
 ]
 
 FINAL = -1
@@ -222,6 +223,54 @@ def store_files(run_dir: str | Path) -> set[Path]:
     run_dir = Path(run_dir)
     db = run_dir / DB_NAME
     return {db, run_dir / LOCK_NAME, *(Path(f"{db}{s}") for s in ("-wal", "-shm", "-journal"))}
+
+
+def _is_ntklab_store(path: Path) -> bool:
+    """True if ``path`` is an SQLite file with the tables of an ntklab store (read-only look)."""
+    if not is_sqlite_file(path):
+        return False
+    try:
+        uri = "file:" + quote(str(path.resolve())) + "?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # an SQLite file it cannot read: not ours to replace either
+    return _TABLES <= {r[0] for r in rows}
+
+
+def store_owning(path: str | Path) -> str | None:
+    """What run store ``path`` is, or belongs to (``None`` if none): a phrase for a refusal.
+
+    A path is protected when it is a run directory (one holding ``results.sqlite`` or the run
+    lock), a file of a run directory's store (``results.sqlite``, its ``-wal``/``-shm``/
+    ``-journal``, the lock; existing or not, since a run writes them later), the ``-wal``,
+    ``-shm`` or ``-journal`` of any SQLite file, or any ntklab store (an exported copy too).
+    Symbolic links are followed. Every command that writes a file checks its target here, and
+    ``--force`` never overrides it: it replaces a user's file, never a store.
+    """
+    path = Path(path)
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # pragma: no cover - a symlink loop
+        return None
+
+    def run_dir(d: Path) -> bool:
+        return (d / DB_NAME).exists() or (d / LOCK_NAME).exists()
+
+    if resolved.is_dir():
+        return f"the run directory {resolved}" if run_dir(resolved) else None
+    parent, name = resolved.parent, resolved.name
+    if name in {f.name for f in store_files(parent)} and run_dir(parent):
+        return f"a file of the store of the run in {parent}"
+    for suffix in ("-wal", "-shm", "-journal"):
+        if name.endswith(suffix) and is_sqlite_file(parent / name[: -len(suffix)]):
+            return f"a file of the SQLite database {parent / name[: -len(suffix)]}"
+    if resolved.is_file() and _is_ntklab_store(resolved):
+        return "an ntklab store (a run's results)"
+    return None
 
 
 class RunLock:
@@ -717,6 +766,12 @@ def export(run_dir: str | Path, out: str | Path, *, force: bool = False) -> tupl
         own = {p.resolve() for p in store_files(store.path.parent)} | {store.path.resolve()}
         if out.resolve() in own:
             raise StoreError(f"{out} is a file of the run itself; export to another path")
+        owner = store_owning(out)
+        if owner is not None:
+            raise StoreError(
+                f"refusing to write {out}: it is {owner}; export never replaces a store, even "
+                "with --force (which replaces only a user's file): choose another path"
+            )
         if out.is_dir():
             raise StoreError(f"{out} is a directory; give the file to write, e.g. {out / DB_NAME}")
         if out.exists() and not force:
