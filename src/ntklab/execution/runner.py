@@ -23,7 +23,7 @@ from ..store import (
     is_run_dir,
     make_run_dir,
 )
-from .dask import connect_dask, run_dask
+from .dask import connect_dask, probe_scheduler, run_dask
 from .devices import local_layout
 from .errors import ExecutionError, Interrupted
 from .pool import run_pool
@@ -213,6 +213,8 @@ def run_study(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
+    if scheduler is not None and client is None:
+        probe_scheduler(scheduler, scheduler_timeout)  # before the run directory is made
     if is_run_dir(out) and (out / DB_NAME).stat().st_size > 0:
         RunStore.open(out).close()  # check it read-only before writing anything there
     make_run_dir(out)
