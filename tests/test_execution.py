@@ -303,7 +303,7 @@ def test_a_scheduler_port_that_accepts_and_never_answers(tmp_path):
     with socket.socket() as server:  # loopback only; accepts (backlog), never answers
         server.bind(("127.0.0.1", 0))
         server.listen(8)
-        address = "tcp://127.0.0.1:%d" % server.getsockname()[1]
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
         started = time.monotonic()
         result = _cli(
             "run", cfg, "--out", tmp_path / "run", "--scheduler", address,
@@ -311,8 +311,10 @@ def test_a_scheduler_port_that_accepts_and_never_answers(tmp_path):
         )  # fmt: skip
         elapsed = time.monotonic() - started
     assert result.exit_code == 2
-    assert result.stderr == f"error: no Dask scheduler answered at {address} within 1 s; " + (
-        result.stderr.split("; ", 1)[1]
+    assert (
+        result.stderr
+        == f"error: no Dask scheduler answered at {address} within 1 s; "
+        + (result.stderr.split("; ", 1)[1])
     )
     assert result.stderr.count("\n") == 1 and "--scheduler-timeout" in result.stderr
     assert elapsed < 1 + 3  # the deadline, plus the thread's grace
