@@ -433,8 +433,16 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
     if fmt not in ("md", "csv", "latex", "html"):
         raise UserError(f"unknown --format {fmt!r}; choose one of md, csv, latex, html")
     pair_list = tuple(_parse_pair(p) for p in pairs)
+    _check_figures_dir(figures_dir)
     try:
         run = load_run(run_dir)
+        for text, pair in zip(pairs, pair_list):
+            for name in pair:
+                if name not in run.method_names:
+                    raise UserError(
+                        f"--pair {text}: {name!r} is not a method of run {run_dir}; choose "
+                        f"among {', '.join(run.method_names)}"
+                    )
         run.require_finished()
         options = dict(
             figures_dir=figures_dir,
@@ -459,6 +467,26 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
         )
     for note in run.notes():
         click.echo(f"note: {note}", err=True)
+
+
+def _check_figures_dir(figures_dir) -> None:
+    """``--figures`` names a directory (made if missing), never a file."""
+    from pathlib import Path
+
+    if figures_dir is None:
+        return
+    path = Path(figures_dir)
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"--figures {figures_dir} is a file, not a directory; pass a directory for the "
+            "figures (it is created if missing)"
+        )
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise UserError(
+            f"--figures {figures_dir}: {blocked} is a file, not a directory; pass another "
+            "--figures directory"
+        )
 
 
 #: Text at the top of every report file ntklab writes (md, latex, html).

@@ -544,7 +544,8 @@ class RunStore:
         """
         p, t = record.point, record.trial
         finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        with self._writing(f"store trial {t}"):
+        what = f"store trial {t}" + (f" (point {p})" if p else "")
+        with self._writing(what, stored=False):
             with self._conn:
                 if record.methods is None:
                     self._conn.execute("DELETE FROM results WHERE point=? AND trial=?", (p, t))
@@ -591,6 +592,8 @@ class RunStore:
                         "host=? WHERE point=? AND trial=?",
                         (record.wall_time, finished_at, socket.gethostname(), p, t),
                     )
+        # committed: the trial is stored (in the WAL until this copies it into the file)
+        with self._writing(what, stored=True):
             self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -616,20 +619,34 @@ class RunStore:
             self._checkpoint()
 
     @contextmanager
-    def _writing(self, what: str):
-        """Turn an SQLite error while writing into one clear line (:class:`StoreError`)."""
+    def _writing(self, what: str, stored: bool | None = None):
+        """Turn an SQLite error while writing into one clear line (:class:`StoreError`).
+
+        ``stored``: for a trial, whether it was committed before the error (``True``: only
+        the checkpoint, copying the WAL into the file, failed; ``False``: the transaction
+        failed and was rolled back)."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise StoreError(self._write_failure(exc, what)) from None
+            raise StoreError(self._write_failure(exc, what, stored)) from None
 
-    def _write_failure(self, exc: sqlite3.Error, what: str) -> str:
+    def _write_failure(self, exc: sqlite3.Error, what: str, stored: bool | None = None) -> str:
         kind, why = _classify(exc, self.path)
+        wal = Path(f"{self.path}-wal")
         try:
             n = self._conn.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
             kept = f"; the {n} trial(s) already stored are intact"
+            if stored:
+                kept = (
+                    f"; all {n} done trial(s), this one included, are stored and intact (the "
+                    f"latest only in {wal.name} beside it: keep that file with it)"
+                )
+            elif stored is False:
+                kept = f"; it is not stored, and the {n} trial(s) already stored are intact"
         except sqlite3.Error:
             kept = ""
+        if stored:
+            what = f"checkpoint {what.removeprefix('store ')} (copy it from {wal.name} into the file)"
         if kind == "full":
             return (
                 f"disk full: cannot {what} in {self.path} ({why}){kept}. Free some space, "
@@ -780,6 +797,15 @@ def export(run_dir: str | Path, out: str | Path, *, force: bool = False) -> tupl
             raise StoreError(f"cannot write {out}: directory {out.parent} does not exist")
         tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
         try:
+            try:  # made here, so that a directory it cannot write is named as such
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+            except OSError as exc:
+                if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise StoreError(
+                        f"cannot write {out}: its directory {out.parent} is not writable "
+                        f"({exc.strerror}); export to a directory you can write"
+                    ) from None
+                raise
             dest = sqlite3.connect(tmp)
             try:
                 store._conn.backup(dest)

@@ -66,7 +66,7 @@ _LAZY = {
 }
 
 _SUBMODULES = frozenset(
-    "dask devices errors forkserver pool progress runner runstore status threads trials".split()
+    "dask devices errors forkserver memory pool progress runner runstore status threads trials".split()
 )
 
 __all__ = [

@@ -26,6 +26,7 @@ from ..store import (
 from .dask import connect_dask, probe_scheduler, run_dask
 from .devices import local_layout
 from .errors import ExecutionError, Interrupted
+from .memory import check_networks_fit
 from .pool import run_pool
 from .progress import Progress
 from .runstore import open_store
@@ -113,7 +114,16 @@ def _signals_interrupt():
 
 def _is_memory_error(message: str | None) -> bool:
     text = (message or "").lower()
-    return "memoryerror" in text or "out of memory" in text or "outofmemory" in text
+    return any(
+        words in text
+        for words in (
+            "memoryerror",
+            "out of memory",
+            "outofmemory",
+            "can't allocate memory",
+            "cannot allocate memory",
+        )
+    )
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -213,6 +223,8 @@ def run_study(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
+    if scheduler is None and client is None:  # on this machine: can its networks fit?
+        check_networks_fit(plan, device)
     if scheduler is not None and client is None:
         probe_scheduler(scheduler, scheduler_timeout)  # before the run directory is made
     if is_run_dir(out) and (out / DB_NAME).stat().st_size > 0:
