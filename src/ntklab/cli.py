@@ -436,7 +436,7 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
     _check_figures_dir(figures_dir)
     try:
         run = load_run(run_dir)
-        for text, pair in zip(pairs, pair_list):
+        for text, pair in zip(pairs, pair_list, strict=True):
             for name in pair:
                 if name not in run.method_names:
                     raise UserError(

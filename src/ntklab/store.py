@@ -646,7 +646,9 @@ class RunStore:
         except sqlite3.Error:
             kept = ""
         if stored:
-            what = f"checkpoint {what.removeprefix('store ')} (copy it from {wal.name} into the file)"
+            what = (
+                f"checkpoint {what.removeprefix('store ')} (copy it from {wal.name} into the file)"
+            )
         if kind == "full":
             return (
                 f"disk full: cannot {what} in {self.path} ({why}){kept}. Free some space, "

@@ -244,9 +244,7 @@ def load_config(
         raise
 
 
-def _blame_override(
-    base: dict, overrides: list[str], where: str, only, message: str
-) -> None:
+def _blame_override(base: dict, overrides: list[str], where: str, only, message: str) -> None:
     """Raise the error ``message`` (about the config ``where`` with the ``--set`` options)
     blaming the first ``--set`` after which the config fails this way, when the config
     without them is valid; return (the file is to blame) otherwise."""
