@@ -339,6 +339,7 @@ def test_read_only_directory_and_file(ref, tmp_path):
                 ["export", str(ro_dir), str(home / "copy.sqlite")],
                 ["status", str(ro_file)],
                 ["run", str(base / "tiny.toml"), "--out", str(ro_file), "--trials", "8", *ONE],
+                ["export", str(ro_file), str(ro_dir / "copy.sqlite")],
             ],
             home,
         )
@@ -349,7 +350,9 @@ def test_read_only_directory_and_file(ref, tmp_path):
         assert ex == 0 and f"exported {TRIALS} done trial(s)" in eout, eerr
         assert _snapshot(ro_dir) == before  # nothing written, not even a lock file
         _same(home / "copy.sqlite", table)
-        (st2, out2, _), (rc2, _, rline2) = results[4:]
+        (st2, out2, _), (rc2, _, rline2), (ex2, _, eline2) = results[4:]
+        assert ex2 == 2 and f"its directory {ro_dir} is not writable" in _one_line(eline2)
+        assert "unable to open" not in eline2
         assert st2 == 0 and f"trials: {TRIALS} done" in out2
         assert rc2 == 2 and "the file is read-only" in _one_line(rline2)
         _same(ro_file, table)

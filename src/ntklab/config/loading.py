@@ -72,7 +72,9 @@ def load_raw(
         raise ConfigError(f"{where}: extends forms a cycle ({' -> '.join(_chain + (where,))})")
     written = base  # as the extending file spells it
     if where != f"preset {source}" and not Path(base).is_absolute() and base not in preset_names():
-        base = str(Path(where).parent / base)
+        beside = Path(where).parent / base  # a path is relative to the extending file
+        if beside.exists() or Path(base).suffix == ".toml" or "/" in base:
+            base = str(beside)  # (else a mistyped preset name: said so, with the presets)
     merged, _ = load_raw(base, _chain=_chain + (where,), _extended=written)
     _merge(merged, raw)
     for key, value in overrides.items():
