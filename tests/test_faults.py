@@ -378,8 +378,14 @@ def test_full_disk(ref, tmp_path):
     assert proc.returncode == 2
     line = _one_line(err)
     assert line.startswith("error: disk full") and "I/O error" not in line
-    assert "already stored are intact" in line
+    # it says exactly what is stored: a trial committed to the WAL but not copied into
+    # results.sqlite is stored ("this one included"); one rolled back is not
+    said = re.search(r"(?:all|the) (\d+) (?:done )?trial\(s\)", line)
+    assert said and ("are stored and intact" in line or "already stored are intact" in line)
     stored = _trials(out)
+    assert int(said.group(1)) == len(stored), line
+    trial = int(re.search(r"trial (\d+)", line).group(1))  # the one being written
+    assert ("this one included" if trial in stored else "it is not stored") in line, line
     assert 1 <= len(stored) < TRIALS
     _same(out, table, stored)
     _resume(cfg, out)
