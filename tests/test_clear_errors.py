@@ -50,6 +50,7 @@ def test_a_bad_set_key_blames_set_not_the_file(tmp_path):
     # several --set: the one that breaks the config is named
     with pytest.raises(ConfigError, match=r"^--set foo\.bar=1: unknown key 'foo'"):
         load_config(str(cfg), overrides=["data.noise=0.1", "foo.bar=1"])
+    assert load_config(str(cfg), overrides=["study.trials=5"], trials=3).trials == 3
     # a bad file stays the file's fault, whatever --set says
     bad = tmp_path / "bad.toml"
     bad.write_text(cfg.read_text().replace("noise = 0.05", "noise = 0.05\nnosie = 1"))
