@@ -625,6 +625,16 @@ def test_no_command_writes_over_another_runs_store(ref, tmp_path):
             assert result.exit_code == 2 and "refusing to write the report" in result.stderr
         result = _cli("export", run, victim, "--force")
         assert result.exit_code == 2 and "the run directory" in _one_line(result.stderr)
+        wal = Path(f"{db}-journal")  # a directory made there would block the victim's store
+        for args in (
+            ["run", ref[0], "--out", wal, *ONE],
+            ["report", run, "--figures", wal],
+            ["report", run, "-f", "csv", "-o", wal],
+        ):
+            result = _cli(*args)
+            assert result.exit_code == 2, (args, result.output)
+            assert f"a file of the store of the run in {victim}" in _one_line(result.stderr)
+        assert not wal.exists()
         result = _cli("export", run, copy, "--force")
         assert result.exit_code == 2 and "an ntklab store" in _one_line(result.stderr)
     assert (db.read_bytes(), copy.read_bytes()) == before

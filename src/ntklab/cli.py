@@ -475,7 +475,12 @@ def _check_figures_dir(figures_dir) -> None:
 
     if figures_dir is None:
         return
+    from .store import store_owning
+
     path = Path(figures_dir)
+    owner = None if path.is_dir() else store_owning(path)
+    if owner is not None:
+        raise UserError(f"--figures {figures_dir} is {owner}; pass another --figures directory")
     if path.exists() and not path.is_dir():
         raise UserError(
             f"--figures {figures_dir} is a file, not a directory; pass a directory for the "
@@ -552,6 +557,7 @@ def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
     from .report import write_report
 
     out = Path(out)
+    _guard_output(out, run_dir, True)  # never a store's file (a mkdir there would block it)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory (csv writes DIR/<table>.csv)")
     with tempfile.TemporaryDirectory(prefix="ntklab-csv-") as staging:

@@ -22,6 +22,7 @@ from ..store import (
     assumed_line,
     is_run_dir,
     make_run_dir,
+    store_owning,
 )
 from .dask import connect_dask, probe_scheduler, run_dask
 from .devices import local_layout
@@ -221,6 +222,9 @@ def run_study(
         raise ExecutionError(f"--scheduler must look like tcp://HOST:PORT; got {scheduler!r}")
 
     out = Path(out)
+    owner = None if out.is_dir() else store_owning(out)
+    if owner is not None:  # e.g. another run's results.sqlite-wal, which a mkdir would block
+        raise StoreError(f"--out {out} is {owner}, not a run directory; choose another --out")
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
     if scheduler is None and client is None:  # on this machine: can its networks fit?
