@@ -93,7 +93,10 @@ def test_a_resume_or_retry_with_few_trials_left_keeps_the_uninterrupted_threads(
     resumed = tmp_path / "resumed"  # trial 0 done (1 thread), then the rest by default
     run_study(load_config(str(one)), resumed, workers=1, threads=1, echo=None)
     run_study(load_config(str(two)), resumed)
-    assert "executing locally: 1 worker(s) x 1 thread(s)" in capsys.readouterr().out
+    assert (
+        "executing locally: 1 worker(s) x 1 thread(s) (each trial's threads as in the "
+        "uninterrupted run)" in capsys.readouterr().out
+    )
     pd.testing.assert_frame_equal(result_table(resumed), result_table(whole), check_exact=True)
 
     retried = tmp_path / "retried"  # NN1 of trial 1 failed, then retried alone by default

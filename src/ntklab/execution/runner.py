@@ -309,8 +309,11 @@ def _execute(
             gpu = any(str(d).startswith("cuda") for d in layout.devices)
             per_task = stack_trials or (DEFAULT_GPU_STACK_TRIALS if gpu else 1)
             stacked = True if stack_trials is not None and stack_trials > 1 else None
+            alone = local_layout(device=device, workers=workers, threads=threads, n_tasks=n_tasks)
+            kept = alone.threads != layout.threads  # fewer trials left than in the plan
             say(
                 f"executing locally: {layout.describe()}"
+                + (" (each trial's threads as in the uninterrupted run)" if kept else "")
                 + (f"; networks of up to {per_task} trials stacked" if per_task > 1 else "")
             )
             if layout.workers == 1:
