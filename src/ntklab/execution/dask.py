@@ -98,11 +98,13 @@ def probe_scheduler(scheduler: str, timeout: float) -> None:
     import threading
 
     from distributed.comm import connect
+    from distributed.security import Security
 
     outcome: list[BaseException | None] = []
 
     async def attempt() -> None:
-        comm = await asyncio.wait_for(connect(scheduler, timeout=timeout), timeout)
+        args = Security().get_connection_args("client")  # TLS as the Client would use it
+        comm = await asyncio.wait_for(connect(scheduler, timeout=timeout, **args), timeout)
         await comm.close()
 
     def target() -> None:
