@@ -433,8 +433,16 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
     if fmt not in ("md", "csv", "latex", "html"):
         raise UserError(f"unknown --format {fmt!r}; choose one of md, csv, latex, html")
     pair_list = tuple(_parse_pair(p) for p in pairs)
+    _check_figures_dir(figures_dir)
     try:
         run = load_run(run_dir)
+        for text, pair in zip(pairs, pair_list, strict=True):
+            for name in pair:
+                if name not in run.method_names:
+                    raise UserError(
+                        f"--pair {text}: {name!r} is not a method of run {run_dir}; choose "
+                        f"among {', '.join(run.method_names)}"
+                    )
         run.require_finished()
         options = dict(
             figures_dir=figures_dir,
@@ -461,6 +469,31 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
         click.echo(f"note: {note}", err=True)
 
 
+def _check_figures_dir(figures_dir) -> None:
+    """``--figures`` names a directory (made if missing), never a file."""
+    from pathlib import Path
+
+    if figures_dir is None:
+        return
+    from .store import store_owning
+
+    path = Path(figures_dir)
+    owner = None if path.is_dir() else store_owning(path)
+    if owner is not None:
+        raise UserError(f"--figures {figures_dir} is {owner}; pass another --figures directory")
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"--figures {figures_dir} is a file, not a directory; pass a directory for the "
+            "figures (it is created if missing)"
+        )
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise UserError(
+            f"--figures {figures_dir}: {blocked} is a file, not a directory; pass another "
+            "--figures directory"
+        )
+
+
 #: Text at the top of every report file ntklab writes (md, latex, html).
 _REPORT_MARK = b"ntklab report"
 
@@ -474,9 +507,15 @@ def _guard_output(target, run_dir, force: bool, *, same_table=None) -> None:
     """
     from pathlib import Path
 
-    from .store import LOCK_NAME, is_sqlite_file, store_files
+    from .store import LOCK_NAME, is_sqlite_file, store_files, store_owning
 
     target = Path(target)
+    owner = None if target.is_dir() else store_owning(target)
+    if owner is not None:  # another run's store files too, existing or not
+        raise UserError(
+            f"refusing to write the report over {target}: it is {owner}; choose another --out "
+            "(--force never replaces a store)"
+        )
     if not target.exists() or target.is_dir():
         return  # a directory: the write itself fails with a clear error
     run_dir = Path(run_dir)
@@ -518,6 +557,7 @@ def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
     from .report import write_report
 
     out = Path(out)
+    _guard_output(out, run_dir, True)  # never a store's file (a mkdir there would block it)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory (csv writes DIR/<table>.csv)")
     with tempfile.TemporaryDirectory(prefix="ntklab-csv-") as staging:
@@ -550,7 +590,9 @@ def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
 @main.command("export")
 @click.argument("run_dir", type=click.Path(path_type=str))
 @click.argument("out_file", type=click.Path(path_type=str))
-@click.option("--force", is_flag=True, help="Replace OUT_FILE if it exists.")
+@click.option(
+    "--force", is_flag=True, help="Replace OUT_FILE if it exists (a user's file, never a store)."
+)
 def export_cmd(run_dir, out_file, force):
     """Copy the results of RUN_DIR into OUT_FILE, one self-contained SQLite file.
 
