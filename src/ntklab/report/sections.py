@@ -252,10 +252,14 @@ def build_sections(
                 display=plus_minus(_drop_point(run, eq)),
             )
         )
-        slopes = pd.concat(
-            [width_slopes(run, m) for m in ("nn_lin_rms", "kernel_drift")], ignore_index=True
-        )
-        if len(slopes) and not has_phase_grid(run):  # a phase grid: its exponent table
+        slopes = (
+            pd.concat(
+                [width_slopes(run, m) for m in ("nn_lin_rms", "kernel_drift")], ignore_index=True
+            )
+            if not has_phase_grid(run)
+            else []
+        )  # a phase grid: its exponent table instead
+        if len(slopes):
             sections.append(
                 Section(
                     "width_slopes",
