@@ -122,6 +122,17 @@ def write_phase_run(
                     rec.add(method, "kernel_drift", math.nan if diverged else drift)
                     rec.add(method, "nn_lin_rel", math.nan if diverged else rel)
                     rec.add(method, "diverged", float(diverged))
+                    if field == "lr" and layout == "methods":  # a catapult above C = 1
+                        for step in range(4):
+                            spike = v > 1 and step == 1
+                            rec.add(
+                                method,
+                                "curve_train_loss",
+                                (10.0 if spike else 1.0) / (1 + step),
+                                step,
+                            )
+                            lam = 1.0 if step == 0 or v <= 1 else 0.9 / v
+                            rec.add(method, "curve_lambda_max", lam, step)
                 store.write_trial(rec)
     return path
 
@@ -303,7 +314,7 @@ def test_report_shows_heatmaps_verdicts_and_divergence(phase_run, tmp_path):
     assert not [k for k in figs if k.startswith(("boxplot", "mean_se"))]  # no per-cell figures
     expected = {f"phase_{m}_{a}" for m in ("nn_lin_rel", "kernel_drift")
                 for a in ("lazy_scale", "lr_multiple")}  # fmt: skip
-    assert expected | {"phase_crossover_lazy_scale"} <= set(figs)
+    assert expected | {"phase_crossover_lazy_scale", "phase_curves_lr_multiple"} <= set(figs)
     fig = figs["phase_nn_lin_rel_lazy_scale"]
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(panels) == len(PARAMS) * len(DEPTHS)
@@ -314,6 +325,13 @@ def test_report_shows_heatmaps_verdicts_and_divergence(phase_run, tmp_path):
     lr = figs["phase_kernel_drift_lr_multiple"]
     marks = [t.get_text() for ax in lr.axes for t in ax.texts if t.get_text().startswith("÷")]
     assert marks.count("÷1/3") == len(PARAMS) * len(DEPTHS) * len(WIDTHS)
+    curves = figs["phase_curves_lr_multiple"]
+    loss_ax = curves.axes[0]
+    assert len(loss_ax.lines) == len(MULTIPLES)
+    lam_ax = curves.axes[1]  # lambda_max / lambda_max(0), with 1/C marked for each C
+    caught = [ln for ln in lam_ax.lines if len(ln.get_xdata()) == 4]
+    assert {round(float(ln.get_ydata()[-1]), 6) for ln in caught} == {1.0, round(0.9 / 1.5, 6),
+                                                                      round(0.9 / 2.5, 6)}  # fmt: skip
     # one figure saved as PNG and SVG and linked from the report (rendering all is slow)
     name = "phase_nn_lin_rel_lazy_scale"
     saved = save_figures({name: fig}, tmp_path / "figs")

@@ -1,4 +1,4 @@
-"""Figures of the phase diagram (matplotlib object API, no pyplot state; saved as PNG and SVG
+r"""Figures of the phase diagram (matplotlib object API, no pyplot state; saved as PNG and SVG
 by :func:`~ntklab.report.figures.save_figures`).
 
 * :func:`phase_heatmap` -- a measure (``nn_lin_rel`` or ``kernel_drift``) over the laziness
@@ -6,7 +6,9 @@ by :func:`~ntklab.report.figures.save_figures`).
   (columns), log colour scale shared by the panels, the contour where ``nn_lin_rel`` crosses
   the threshold, and every cell with diverged trials hatched and labelled with their count.
 * :func:`crossover_plot` -- the crossover (axis value where ``nn_lin_rel`` reaches the
-  threshold) against width, log–log, with the :math:`\\text{width}^{-1/2}` guide.
+  threshold) against width, log–log, with the :math:`\text{width}^{-1/2}` guide.
+* :func:`training_curves_plot` -- training loss and :math:`\lambda_{max}(\Theta_t)` along the
+  axis (the catapult of lr multiples between 1 and 2).
 * :func:`phase_figures` -- every phase figure the run supports, by name (suffixed by the
   axis: ``phase_nn_lin_rel_lazy_scale``, ``phase_kernel_drift_lr_multiple``, ...).
 """
@@ -35,7 +37,13 @@ from .phase import (
 )
 from .runs import ReportError, Run
 
-__all__ = ["phase_heatmap", "crossover_plot", "phase_figures", "PHASE_CAPTIONS"]
+__all__ = [
+    "phase_heatmap",
+    "crossover_plot",
+    "training_curves_plot",
+    "phase_figures",
+    "PHASE_CAPTIONS",
+]
 
 _AXIS_LABEL = {"lazy_scale": "lazy scale α", "lr_multiple": "lr / critical lr", "lr": "lr"}
 
@@ -51,6 +59,11 @@ PHASE_CAPTIONS = {
     "||Θ_T − Θ_0||_F / ||Θ_0||_F, over the laziness axis × width, mean over converged trials; "
     "same panels, threshold line of the discrepancy and divergence marks as the discrepancy "
     "heatmap.",
+    "phase_curves": "Training loss and λ_max of the empirical NTK relative to its initial "
+    "value during training, median over trials, one line per axis value, at the widest "
+    "width and smallest depth; dotted (lr multiples C): 1/C, below which gradient descent at "
+    "that rate is stable for the linearized network. A catapult (Lewkowycz et al. 2020) is a "
+    "loss spike with λ_max pushed below 1/C.",
     "phase_crossover": "Crossover: the axis value where nn_lin_rel reaches the threshold, "
     "geometric mean over trials, against width (log–log), fitted exponent in the legend; "
     "dashed: width^−1/2 (Geiger et al. 2019).",
@@ -185,6 +198,68 @@ def crossover_plot(run: Run, axis: str = "lazy_scale") -> Figure:
     return fig
 
 
+def _median_curve(rows: pd.DataFrame, normalize: bool) -> pd.Series:
+    """Median over trials of a curve at each step; with ``normalize`` each trial's curve is
+    divided by its value at its first step (non-finite values left out)."""
+    rows = rows[np.isfinite(rows["value"].to_numpy(float))]
+    if normalize and len(rows):
+        first = rows.sort_values("step").groupby("trial")["value"].first()
+        rows = rows.assign(value=rows["value"] / rows["trial"].map(first))
+    return rows.groupby("step")["value"].median()
+
+
+def training_curves_plot(run: Run, axis: str = "lr_multiple") -> Figure:
+    r"""Training loss and :math:`\lambda_{max}(\Theta_t) / \lambda_{max}(\Theta_0)` during
+    training (``curve_train_loss``, ``curve_lambda_max``; median over trials), one line per
+    axis value, one row per parameterization, at the widest width, smallest depth and the
+    first value of any other swept field. For lr multiples C the dotted lines mark
+    :math:`1/C`: below it linearized GD at that rate is stable, so a catapult (Lewkowycz et
+    al. 2020) shows as a loss spike with :math:`\lambda_{max}` pushed below :math:`1/C`."""
+    grid = phase_grid(run)
+    grid = grid[grid["axis"] == axis]
+    metrics = [m for m in ("curve_train_loss", "curve_lambda_max") if len(run.curves(m))]
+    if not len(grid) or not metrics:
+        raise ReportError(f"the run stored no training curves of its {axis} networks")
+    panel = panel_columns(grid)
+    pick = grid[grid["width"] == grid["width"].max()]
+    if pick["depth"].notna().any():
+        pick = pick[pick["depth"] == pick["depth"].min()]
+    for c in panel:
+        if c not in ("group", "axis", "parameterization", "depth"):
+            pick = pick[pick[c] == pick[c].iloc[0]]
+    params = list(dict.fromkeys(pick["parameterization"]))
+    fig = Figure(figsize=(4.6 * len(metrics) + 1.5, 3.3 * len(params)), layout="constrained")
+    axes = fig.subplots(len(params), len(metrics), squeeze=False)
+    xs = sorted(pick["x"].unique())
+    colors = [f"C{i % 10}" for i in range(len(xs))]
+    curves = {m: run.curves(m) for m in metrics}
+    for i, param in enumerate(params):
+        sel = pick[pick["parameterization"] == param]
+        for x, color in zip(xs, colors, strict=True):
+            cell = sel[sel["x"] == x][["point", "method"]].drop_duplicates()
+            for j, m in enumerate(metrics):
+                df = curves[m].merge(cell, on=["point", "method"])
+                med = _median_curve(df, normalize=m == "curve_lambda_max")
+                if len(med):
+                    axes[i, j].plot(med.index, med.to_numpy(), color=color, label=f"{x:g}")
+                if m == "curve_lambda_max" and axis == "lr_multiple":
+                    axes[i, j].axhline(1 / x, color=color, ls=":", lw=1)
+        key = sel.iloc[0].to_dict() if len(sel) else {}
+        for j, m in enumerate(metrics):
+            ax = axes[i, j]
+            ax.set_yscale("log")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("train loss" if m == "curve_train_loss" else "λ_max(t) / λ_max(0)")
+            ax.set_title(f"{panel_label({k: key.get(k) for k in panel})}, width {key.get('width', 0):g}",
+                         fontsize="small")  # fmt: skip
+            ax.grid(alpha=0.3)
+        if axes[i, -1].get_legend_handles_labels()[0]:
+            axes[i, -1].legend(title=_AXIS_LABEL.get(axis, axis), fontsize="x-small",
+                               loc="upper left", bbox_to_anchor=(1.01, 1.0))  # fmt: skip
+    fig.suptitle(f"{run.name}: training along the {_AXIS_LABEL.get(axis, axis)} axis")
+    return fig
+
+
 def phase_figures(run: Run) -> dict[str, Figure]:
     """``phase_nn_lin_rel``, ``phase_kernel_drift`` (the measures the run stored) and
     ``phase_crossover`` (when a trial crosses the threshold); empty without a phase grid."""
@@ -202,4 +277,8 @@ def phase_figures(run: Run) -> dict[str, Figure]:
                 figs[f"phase_crossover_{axis}"] = crossover_plot(run, axis)
             except ReportError:  # no trial crosses the threshold inside the grid
                 pass
+    curves = pd.concat([run.curves(m) for m in ("curve_train_loss", "curve_lambda_max")])
+    for axis in dict.fromkeys(grid["axis"]):
+        if curves["method"].isin(set(grid.loc[grid["axis"] == axis, "method"])).any():
+            figs[f"phase_curves_{axis}"] = training_curves_plot(run, axis)
     return figs
