@@ -156,7 +156,9 @@ def _components(table: pd.DataFrame, claim: str, keys: list[str], margin: float,
 def _decide(comps: list[dict[str, Any]], alpha: float) -> tuple[str, str]:
     deciding = [c for c in comps if c["role"] == "decides"]
     if not deciding:
-        return "cannot tell", "nothing to judge"
+        roles = pd.Series([c["role"].removeprefix("context: ") for c in comps]).value_counts()
+        why = ", ".join(f"{k} ({v})" for k, v in roles.items())
+        return "cannot tell", "no fit decides" + (f": {why}" if why else "")
     adj = holm([c["p_against"] for c in deciding])
     for c, a in zip(deciding, adj, strict=True):
         c["p_against_holm"] = float(a)
@@ -182,8 +184,8 @@ def _summary(comps: list[dict[str, Any]], margin: float) -> str:
         rng = f"{est.min():+.2f} … {est.max():+.2f}" if len(sel) > 1 else f"{est[0]:+.2f}"
         parts.append(f"{what}: {len(sel)} fit(s), exponent {rng}{ci}")
     theory = comps[0]["theory"] if comps else math.nan
-    band = f"theory {theory:+g} ± {margin:g}; " if np.isfinite(theory) else ""
-    return band + "; ".join(parts)
+    band = [f"theory {theory:+g} ± {margin:g}"] if np.isfinite(theory) else []
+    return "; ".join(band + parts)
 
 
 def _evaluate(run: Run) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
@@ -212,7 +214,10 @@ def _evaluate(run: Run) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
     ]
     cross = cross.assign(
         theory=-0.5,
-        role=["decides" if n >= 2 else "context: fewer than 2 widths" for n in cross["n_widths"]],
+        role=[
+            "decides" if n >= 2 else "context: fewer than 2 widths with a crossover"
+            for n in cross["n_widths"]
+        ],
     )
     comps = _components(cross, _CLAIM3, panel, margin, alpha)
     verdict, why = _decide(comps, alpha)
