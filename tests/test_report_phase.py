@@ -300,6 +300,18 @@ def test_no_phase_grid_without_an_axis(tmp_path):
     assert not [k for k in make_figures(run) if k.startswith("phase")]
 
 
+def test_too_few_trials_cannot_tell(tmp_path):
+    """Two widths and one trial: every fit has df = 0, no interval, so no verdict either way;
+    a threshold no cell is below leaves claim 1 nothing to judge, and says why."""
+    run = load_run(write_phase_run(tmp_path / "r", small=True, report={"phase_threshold": 1e-4}))
+    table = phase_verdicts(run).set_index("claim")
+    assert set(table["verdict"]) == {"cannot tell"}
+    claim1, claim2, _ = PHASE_CLAIMS
+    assert table.loc[claim1, "numbers"].startswith("no fit decides: not lazy at every width")
+    assert table.loc[claim2, "numbers"].startswith("the intervals do not decide")
+    assert phase_details(run)["ci_low"].isna().all()
+
+
 def test_settings_from_the_report_table(tmp_path):
     with pytest.raises(ValueError, match="phase_threshold"):
         ReportSection(phase_threshold=1.5)

@@ -92,7 +92,7 @@ def _label(row: dict[str, Any], keys: list[str]) -> str:
             parts.append(f"{row.get('axis')} {v:g}")
         elif k == "depth" and v is not None and np.isfinite(v):
             parts.append(f"depth {int(v)}")
-        elif k in ("method", "parameterization"):
+        elif k in ("group", "method", "parameterization"):
             parts.append(str(v))
         else:
             parts.append(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}")
@@ -177,8 +177,11 @@ def _summary(comps: list[dict[str, Any]], margin: float) -> str:
         if not sel:
             continue
         est = np.array([c["estimate"] for c in sel])
-        lo = np.nanmin([c["ci_low"] for c in sel]) if sel else math.nan
-        hi = np.nanmax([c["ci_high"] for c in sel]) if sel else math.nan
+        lows = np.array([c["ci_low"] for c in sel], dtype=float)
+        highs = np.array([c["ci_high"] for c in sel], dtype=float)
+        ok = np.isfinite(lows) & np.isfinite(highs)
+        lo = float(lows[ok].min()) if ok.any() else math.nan
+        hi = float(highs[ok].max()) if ok.any() else math.nan
         ci = f" (95 % CIs within [{lo:+.2f}, {hi:+.2f}])" if np.isfinite(lo) else ""
         what = "deciding" if role == "decides" else "context"
         rng = f"{est.min():+.2f} … {est.max():+.2f}" if len(sel) > 1 else f"{est[0]:+.2f}"
