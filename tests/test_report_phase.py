@@ -24,11 +24,13 @@ from ntklab.report.phase import (
     crossovers,
     drift_exponents,
     has_phase_grid,
+    panel_columns,
     phase_axis,
     phase_cells,
     phase_grid,
 )
 from ntklab.report.phase_claims import PHASE_CLAIMS, phase_details, phase_verdicts
+from ntklab.report.phase_figures import phase_heatmap
 from ntklab.store import RunStore, TrialRecord
 
 WIDTHS = [64, 256, 1024, 4096]
@@ -62,6 +64,7 @@ def write_phase_run(
     report: dict | None = None,
     layout: str = "methods",
     small: bool = False,
+    inputs: tuple[str, ...] = (),
 ) -> Path:
     """A phase grid over parameterization x depth x width (the sweep) with, in every point,
     one network per lazy scale (family NN-alpha, lr "x0.5") and per lr multiple (family
@@ -89,6 +92,8 @@ def write_phase_run(
         grid = list(itertools.product(PARAMS, [f"x{c:g}" for c in MULTIPLES], WIDTHS))
         methods = [_network("NN", "NN")]
     points = [dict(zip(keys, v, strict=True)) for v in grid]
+    if inputs:  # a data field swept too: one more panel key
+        points = [dict(p, **{"data.inputs": i}) for p in points for i in inputs]
     if small:
         points = [p for p in points if p[keys[2]] in WIDTHS[:2]]
     meta = {"name": "phase-test", "n_trials": N_TRIALS, "versions": {}, "assumed": {}}
@@ -310,6 +315,17 @@ def test_too_few_trials_cannot_tell(tmp_path):
     assert table.loc[claim1, "numbers"].startswith("no fit decides: not lazy at every width")
     assert table.loc[claim2, "numbers"].startswith("the intervals do not decide")
     assert phase_details(run)["ci_low"].isna().all()
+
+
+def test_other_swept_fields_make_panels(tmp_path):
+    run = load_run(write_phase_run(tmp_path / "r", small=True, inputs=("uniform", "normal")))
+    grid = phase_grid(run)
+    assert panel_columns(grid) == ["group", "axis", "parameterization", "depth", "data.inputs"]
+    fig = phase_heatmap(run, "kernel_drift", "lazy_scale")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(titles) == len(PARAMS) * len(DEPTHS) * 2
+    assert "NN-alpha · mup · depth 2 · data.inputs = normal" in titles
+    assert titles[0] == "NN-alpha · jacot · depth 1 · data.inputs = uniform"  # the run's order
 
 
 def test_settings_from_the_report_table(tmp_path):

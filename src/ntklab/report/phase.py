@@ -312,8 +312,13 @@ def phase_cells(run: Run, grid: pd.DataFrame | None = None) -> pd.DataFrame:
             row[m] = float(v.mean()) if v.size else math.nan
             row[f"{m}_se"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
         rows.append(row)
+    out = pd.DataFrame(rows)
+    first = out.groupby(panel, sort=False, dropna=False).ngroup()  # panels in the run's order
     return (
-        pd.DataFrame(rows).sort_values([*panel, "x", "width"], kind="stable").reset_index(drop=True)
+        out.assign(_panel=first)
+        .sort_values(["_panel", "x", "width"], kind="stable")
+        .drop(columns="_panel")
+        .reset_index(drop=True)
     )
 
 
