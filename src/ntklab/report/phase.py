@@ -93,7 +93,7 @@ def phase_settings(run: Run) -> dict[str, float]:
 
 def _field(params: dict[str, Any], info: dict[str, Any], method: str, name: str) -> Any:
     """The value of a method field at a sweep point: the point's ``methods.<method>.<name>``
-    or ``methods.*.<name>``, else the methods table, else the method's spec, else default."""
+    or ``methods.*.<name>``, else the methods table, else the method's spec (else None)."""
     for key in (f"methods.{method}.{name}", f"methods.*.{name}"):
         if key in params:
             return params[key]
@@ -176,7 +176,7 @@ def _raw_grid(run: Run) -> pd.DataFrame:
                 axis, x = "lazy_scale", scale
             elif lr.nunique() >= 2:
                 xc = grp["lr"].map(lambda v: isinstance(v, str) and v[:1].lower() == "x")
-                axis, x = ("lr_multiple" if xc.all() else "lr"), lr
+                axis, x = ("lr_multiple" if xc[lr.notna()].all() else "lr"), lr
             else:
                 continue
             raw.loc[grp.index, "axis"] = axis

@@ -73,6 +73,8 @@ PHASE_CAPTIONS = {
 def _layout(cells: pd.DataFrame, panel: list[str]) -> tuple[list[tuple], list, list[dict]]:
     """Panel rows (every panel key but depth), columns (depths) and the panel keys."""
     keys = cells[panel].drop_duplicates().to_dict("records")
+    for k in keys:  # an unknown depth (NaN) is one column, not one per NaN object
+        k.update({c: None for c, v in k.items() if isinstance(v, float) and math.isnan(v)})
     row_keys = [c for c in panel if c != "depth"]
     rows = list(dict.fromkeys(tuple(k[c] for c in row_keys) for k in keys))
     cols = list(dict.fromkeys(k.get("depth") for k in keys)) if "depth" in panel else [None]
