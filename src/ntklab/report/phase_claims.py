@@ -127,6 +127,8 @@ def exponent_table(run: Run, grid: pd.DataFrame | None = None) -> pd.DataFrame:
         key = tuple(row[k] for k in [*panel, "x"])
         if not np.isfinite(b):
             role.append("context: no theory")
+        elif row["n_widths"] < 2 and row["diverged"]:
+            role.append("context: fewer than 2 widths that converged")
         elif row["n_widths"] < 2:
             role.append("context: fewer than 2 widths")
         elif row["axis"] == "lr_multiple" and row["x"] >= 1:
