@@ -64,21 +64,24 @@ def write_phase_run(
     report: dict | None = None,
     layout: str = "methods",
     small: bool = False,
+    depths: tuple[int, ...] = tuple(DEPTHS),
+    trials: int = N_TRIALS,
     inputs: tuple[str, ...] = (),
 ) -> Path:
     """A phase grid over parameterization x depth x width (the sweep) with, in every point,
     one network per lazy scale (family NN-alpha, lr "x0.5") and per lr multiple (family
     NN-lr), as the phase presets lay it out (``layout="methods"``); or one network ``NN``
     whose lr multiple is swept (``layout="swept-lr"``, parameterization x lr x width, depth 1).
-    ``N_TRIALS`` trials (``small``: only the first 2 widths, 1 trial). Divergence: lr 2.5 x critical diverges in trial 0 of every cell; mup
-    at the smallest lazy scale and width 64 in trials 0 and 1 (``diverged = 1``, NaN measures).
+    ``trials`` trials (``small``: only the first 2 widths, 1 trial). Divergence: lr 2.5 x
+    critical diverges in trial 0 of every cell; mup at the smallest lazy scale and width 64 in
+    trials 0 and 1 (``diverged = 1``, NaN measures).
     """
     rng = np.random.default_rng(seed)
     kernel = {"method": "K1", "kind": "laplacian", "family": "K1", "depth": None,
               "parameterization": None, "label": "K1", "spec": {}}  # fmt: skip
     if layout == "methods":
         keys = ["methods.*.parameterization", "methods.*.depth", "methods.*.width"]
-        grid = list(itertools.product(PARAMS, DEPTHS, WIDTHS))
+        grid = list(itertools.product(PARAMS, depths, WIDTHS))
         nets = {_name("alpha-", a): ("lazy_scale", a) for a in ALPHAS}
         nets |= {_name("lr-x", c): ("lr", c) for c in MULTIPLES}
         methods = [
@@ -96,8 +99,9 @@ def write_phase_run(
         points = [dict(p, **{"data.inputs": i}) for p in points for i in inputs]
     if small:
         points = [p for p in points if p[keys[2]] in WIDTHS[:2]]
-    meta = {"name": "phase-test", "n_trials": N_TRIALS, "versions": {}, "assumed": {}}
-    trial_noise = rng.normal(0.0, NOISE, size=(len(points), N_TRIALS))  # shared along the axis
+    trials = 1 if small else trials
+    meta = {"name": "phase-test", "n_trials": trials, "versions": {}, "assumed": {}}
+    trial_noise = rng.normal(0.0, NOISE, size=(len(points), trials))  # shared along the axis
     with RunStore.create(
         path,
         config={"data": {"n": 200}, "report": report or {}},
@@ -112,7 +116,7 @@ def write_phase_run(
                 cells = list(nets.items())
             else:
                 cells = [("NN", ("lr", float(params[keys[1]][1:])))]
-            for t in range(1 if small else N_TRIALS):
+            for t in range(trials):
                 rec = TrialRecord(point=p, trial=t, seed=f"{p}-{t}")
                 rec.add("K1", "rmse", 0.1)
                 for method, (field, v) in cells:
@@ -167,7 +171,8 @@ def test_grid_found_from_the_sweep_and_the_methods(phase_run):
 def wrong_run(tmp_path_factory):
     """Jacot's drift and discrepancy fall like width^-0.2, mup's like width^-0.5."""
     path = tmp_path_factory.mktemp("wrong") / "run"
-    return load_run(write_phase_run(path, exponents={"jacot": -0.2, "mup": -0.5}, seed=1))
+    wrong = {"jacot": -0.2, "mup": -0.5}
+    return load_run(write_phase_run(path, exponents=wrong, seed=1, depths=(1,)))
 
 
 def test_cells_count_divergence_never_drop_it(phase_run):
@@ -196,7 +201,8 @@ def test_cells_count_divergence_never_drop_it(phase_run):
 def test_drift_exponents_recover_the_laws(phase_run, wrong_run):
     for run, truth in ((phase_run, EXPONENT), (wrong_run, {"jacot": -0.2, "mup": -0.5})):
         table = drift_exponents(run)
-        assert len(table) == len(PARAMS) * len(DEPTHS) * (len(ALPHAS) + len(MULTIPLES))
+        n_depths = phase_grid(run)["depth"].nunique()
+        assert len(table) == len(PARAMS) * n_depths * (len(ALPHAS) + len(MULTIPLES))
         assert (table["n_widths"] == len(WIDTHS)).all()
         for row in table.itertuples():
             b = truth[row.parameterization]
@@ -275,7 +281,7 @@ def test_wrong_exponents_are_not_reproduced(wrong_run):
 def test_lr_only_grid_and_swept_layout(tmp_path):
     """One method with its lr multiple swept (no lazy scale): the same grid, found from the
     sweep; the crossover claim cannot be judged without an alpha axis."""
-    run = load_run(write_phase_run(tmp_path / "run", layout="swept-lr"))
+    run = load_run(write_phase_run(tmp_path / "run", layout="swept-lr", trials=2))
     assert phase_axis(run) == ["lr_multiple"]
     grid = phase_grid(run)
     assert set(grid["method"]) == {"NN"} and sorted(grid["x"].unique()) == MULTIPLES
