@@ -377,7 +377,7 @@ def test_report_shows_heatmaps_verdicts_and_divergence(phase_run, tmp_path):
     text = render_markdown(phase_run, sections, saved, tmp_path)
     assert "figs/phase_nn_lin_rel_lazy_scale.png" in text
     assert "anchor claims" in text and text.count("| reproduced") >= 3
-    assert "2.5, width 64: 1/3" in text  # divergence listed per cell
+    assert "C = 2.5, width 64: 1/3" in text  # divergence listed per cell
     write_csv(sections, tmp_path / "csv")
     verdicts = pd.read_csv(tmp_path / "csv" / "phase_verdicts.csv")
     assert list(verdicts["verdict"]) == ["reproduced"] * 3

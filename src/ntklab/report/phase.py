@@ -40,6 +40,7 @@ from .runs import ReportError, Run, report_settings
 __all__ = [
     "PHASE_DEFAULTS",
     "PHASE_METRICS",
+    "CELL_METRICS",
     "AXES",
     "phase_settings",
     "phase_axis",
@@ -60,6 +61,9 @@ PHASE_DEFAULTS: dict[str, float] = {"phase_threshold": 0.10, "phase_exponent_mar
 
 #: The per-network measures a phase grid maps.
 PHASE_METRICS = ("nn_lin_rel", "kernel_drift")
+#: Further per-network measures the cells carry when the run stored them (test RMSE, the NTK
+#: prediction's at the same training time, λ_max of the empirical NTK at the start and end).
+CELL_METRICS = (*PHASE_METRICS, "rmse", "ntk_same_t_rmse", "lambda_max_0", "lambda_max_T")
 
 #: Laziness axes: name -> True if large values are lazy (α: lazy when large; lr: when small).
 AXES: dict[str, bool] = {"lazy_scale": True, "lr_multiple": False, "lr": False}
@@ -218,8 +222,8 @@ def phase_grid(run: Run) -> pd.DataFrame:
     Columns: ``point, method``; the panel keys (:func:`panel_columns`): ``group`` (the
     networks' family), ``axis`` (``lazy_scale``, ``lr_multiple`` or ``lr``),
     ``parameterization, depth`` and any other swept field; then ``x`` (the axis value),
-    ``width, trial``, ``nn_lin_rel``, ``kernel_drift`` (NaN where not finite, e.g. when
-    training diverged) and ``diverged`` (True when the trial stored ``diverged = 1``).
+    ``width, trial``, ``nn_lin_rel``, ``kernel_drift`` and the other :data:`CELL_METRICS`
+    (NaN where not finite or not stored, e.g. when training diverged) and ``diverged`` (True when the trial stored ``diverged = 1``).
 
     Raises
     ------
@@ -252,14 +256,14 @@ def _make_grid(run: Run) -> pd.DataFrame:
     ]
     keys = ["point", "trial", "method"]
     long = pd.DataFrame(columns=keys)
-    for metric in (*PHASE_METRICS, "diverged"):
+    for metric in (*CELL_METRICS, "diverged"):
         part = run.final(metric).reset_index() if run.has_metric(metric) else None
         if part is None or not len(part):
             long[metric] = math.nan
             continue
         part = part.melt(id_vars=["point", "trial"], var_name="method", value_name=metric)
         long = part if not len(long) else long.merge(part, how="outer", on=keys)
-    for metric in (*PHASE_METRICS, "diverged"):
+    for metric in (*CELL_METRICS, "diverged"):
         if metric not in long:
             long[metric] = math.nan
     long = long.dropna(how="all", subset=[*PHASE_METRICS, "diverged"])
@@ -278,7 +282,7 @@ def panel_columns(grid: pd.DataFrame) -> list[str]:
     fixed = {"point", "method", "x", "width", "trial", "diverged", "n", "crossover", "censored"}
     return [
         c for c in grid.columns
-        if c not in fixed and c not in PHASE_METRICS and not c.endswith("_se")
+        if c not in fixed and c not in CELL_METRICS and not c.endswith("_se")
     ]  # fmt: skip
 
 
@@ -300,19 +304,22 @@ def _groups(grid: pd.DataFrame, by: list[str]):
 
 def phase_cells(run: Run, grid: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per panel, axis value and width: ``n`` trials, ``diverged`` (count), and for each
-    metric the mean over its finite trials with its SE (``<metric>``, ``<metric>_se``)."""
+    metric of :data:`CELL_METRICS` the run stored the mean over its finite trials with its SE
+    (``<metric>``, ``<metric>_se``)."""
     grid = phase_grid(run) if grid is None else grid
     panel = panel_columns(grid)
     rows = []
     for key, grp in _groups(grid, [*panel, "x", "width"]):
         row = dict(key, n=len(grp), diverged=int(grp["diverged"].sum()))
-        for m in PHASE_METRICS:
+        for m in CELL_METRICS:
             v = grp[m].to_numpy(float)
             v = v[np.isfinite(v)]
             row[m] = float(v.mean()) if v.size else math.nan
             row[f"{m}_se"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
         rows.append(row)
     out = pd.DataFrame(rows)
+    unstored = [m for m in CELL_METRICS if m not in PHASE_METRICS and out[m].isna().all()]
+    out = out.drop(columns=[c for m in unstored for c in (m, f"{m}_se")])
     first = out.groupby(panel, sort=False, dropna=False).ngroup()  # panels in the run's order
     return (
         out.assign(_panel=first)

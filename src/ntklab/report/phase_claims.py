@@ -260,8 +260,9 @@ def _divergence_summary(cells: pd.DataFrame) -> pd.DataFrame:
     for key, grp in cells.groupby(panel, sort=False, dropna=False):
         row = dict(zip(panel, key if isinstance(key, tuple) else (key,), strict=True))
         div = grp[grp["diverged"] > 0]
-        where = ", ".join(
-            f"{x:g}, width {w:g}: {d}/{n}"
+        sym = {"lazy_scale": "α", "lr_multiple": "C"}.get(row.get("axis"), "lr")
+        where = "; ".join(
+            f"{sym} = {x:g}, width {w:g}: {d}/{n}"
             for x, w, d, n in zip(div["x"], div["width"], div["diverged"], div["n"], strict=True)
         )
         row.update(cells=len(grp), trials=int(grp["n"].sum()), diverged=int(grp["diverged"].sum()),
@@ -322,7 +323,7 @@ def phase_sections(run: Run) -> list[dict[str, Any]]:
         {"key": "phase_cells", "title": "Phase grid: trials and divergence per panel",
          "table": cells, "display": _divergence_summary(cells), "intro": "",
          "notes": [f"{int(cells['diverged'].sum())} of {int(cells['n'].sum())} network trials "
-                   "diverged; where: the cells (axis value x, width) with diverged trials / "
+                   "diverged; where: the cells (α or C = lr multiple, width) with diverged trials / "
                    "trials. Cell means cover the trials that converged; the heatmaps mark the "
                    "cells with divergence. The CSV output has every cell (mean ± SE)."]}
     )  # fmt: skip
