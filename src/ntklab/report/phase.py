@@ -320,10 +320,17 @@ def phase_cells(run: Run, grid: pd.DataFrame | None = None) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     unstored = [m for m in CELL_METRICS if m not in PHASE_METRICS and out[m].isna().all()]
     out = out.drop(columns=[c for m in unstored for c in (m, f"{m}_se")])
-    first = out.groupby(panel, sort=False, dropna=False).ngroup()  # panels in the run's order
+    return _in_panel_order(out, panel, ["x", "width"])
+
+
+def _in_panel_order(df: pd.DataFrame, panel: list[str], within: list[str]) -> pd.DataFrame:
+    """Rows by panel (in the order they first appear: the run's), then by ``within``."""
+    if not len(df):
+        return df
+    first = df.groupby(panel, sort=False, dropna=False).ngroup()
     return (
-        out.assign(_panel=first)
-        .sort_values(["_panel", "x", "width"], kind="stable")
+        df.assign(_panel=first)
+        .sort_values(["_panel", *within], kind="stable")
         .drop(columns="_panel")
         .reset_index(drop=True)
     )
@@ -368,7 +375,7 @@ def drift_exponents(
         fit = _loglog_fit(grp["width"].to_numpy(float), grp[metric].to_numpy(float))
         rows.append(dict(key, diverged=int(grp["diverged"].sum()), **fit))
     cols = [*panel, "x", "n_widths", "n", "diverged", "exponent", "se", "df", "ci_low", "ci_high"]
-    return pd.DataFrame(rows, columns=cols)
+    return _in_panel_order(pd.DataFrame(rows, columns=cols), panel, ["x"])
 
 
 def _crossing(x: np.ndarray, v: np.ndarray, threshold: float, lazy_high: bool) -> float:
