@@ -356,6 +356,7 @@ def test_report_shows_heatmaps_verdicts_and_divergence(phase_run, tmp_path):
     assert titles["NN-alpha · jacot · depth 1"].collections  # the threshold contour
     mup = titles["NN-alpha · mup · depth 1"]
     assert "÷2/3" in [t.get_text() for t in mup.texts]  # the diverged corner, counted
+    assert not mup.collections  # mup's discrepancy (0.5 / alpha >= 0.17) never crosses 0.1
     lr = figs["phase_kernel_drift_lr_multiple"]
     marks = [t.get_text() for ax in lr.axes for t in ax.texts if t.get_text().startswith("÷")]
     assert marks.count("÷1/3") == len(PARAMS) * len(DEPTHS) * len(WIDTHS)
