@@ -406,6 +406,11 @@ class ReportSection(_Base):
 
     equivalence_margin: Annotated[float, Field(gt=0, lt=1)] = 0.02
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    #: Phase diagram: the nn_lin_rel (||f_NN - f_lin|| / ||f_lin||) above which the NTK no
+    #: longer describes the network (the heatmaps' contour, the lazy/rich crossover).
+    phase_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.10
+    #: Phase diagram: a fitted exponent reproduces theory's when |b - b_theory| < this.
+    phase_exponent_margin: Annotated[float, Field(gt=0, lt=1)] = 0.15
 
 
 class StudyConfig(_Base):

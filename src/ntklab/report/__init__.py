@@ -6,8 +6,10 @@ Modules, each importing only those above it: ``reference`` (the seed's published
 ``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings);
 ``protocol`` (is it the seed's experiment, which method generated the data); ``tables`` (main
 table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
-``seed`` (attribution, verdicts on the seed's claims); ``figures``; ``render`` (cells and
-tables as Markdown, LaTeX, HTML via pandas); ``sections`` (what a report shows);
+``seed`` (attribution, verdicts on the seed's claims); ``phase`` and ``phase_claims`` (the
+phase diagram of a width × lazy_scale / lr sweep: cells, drift exponents, crossovers,
+verdicts on its anchor claims); ``phase_figures`` (its heatmaps); ``figures``; ``render``
+(cells and tables as Markdown, LaTeX, HTML via pandas); ``sections`` (what a report shows);
 ``document`` (whole reports in each format, :func:`write_report`).
 
 >>> from ntklab.report import load_run, main_table, layer_change   # doctest: +SKIP
@@ -71,6 +73,13 @@ _LAZY = {
     "ties_with_generator": "equivalence",
     "tost_table": "equivalence",
     "width_slopes": "equivalence",
+    "drift_exponents": "phase",
+    "has_phase_grid": "phase",
+    "phase_cells": "phase",
+    "phase_grid": "phase",
+    "phase_details": "phase_claims",
+    "phase_verdicts": "phase_claims",
+    "phase_heatmap": "phase_figures",
 }
 
 __all__ = [
@@ -121,6 +130,13 @@ __all__ = [
     "training_curves",
     "width_slopes",
     "write_report",
+    "drift_exponents",
+    "has_phase_grid",
+    "phase_cells",
+    "phase_grid",
+    "phase_details",
+    "phase_verdicts",
+    "phase_heatmap",
 ]
 
 
@@ -138,6 +154,9 @@ _SUBMODULES = frozenset(
         "seed",
         "stats",
         "tables",
+        "phase",
+        "phase_claims",
+        "phase_figures",
     )
 )
 
@@ -159,6 +178,9 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         save_figures,
         training_curves,
     )
+    from .phase import drift_exponents, has_phase_grid, phase_cells, phase_grid
+    from .phase_claims import phase_details, phase_verdicts
+    from .phase_figures import phase_heatmap
     from .protocol import compares_with_seed, is_seed_protocol, resolve_generator
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
     from .runs import REPORT_DEFAULTS, ReportError, Run, load_run, report_settings

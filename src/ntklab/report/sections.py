@@ -9,6 +9,8 @@ import pandas as pd
 
 from ..store import GENERATOR_METHOD, assumed_line
 from .equivalence import equivalence_table, ties_with_generator, width_slopes
+from .phase import has_phase_grid
+from .phase_claims import phase_sections
 from .protocol import is_seed_protocol, resolve_generator, seed_comparison
 from .render import plus_minus
 from .runs import Run, report_settings
@@ -250,9 +252,13 @@ def build_sections(
                 display=plus_minus(_drop_point(run, eq)),
             )
         )
-        slopes = pd.concat(
-            [width_slopes(run, m) for m in ("nn_lin_rms", "kernel_drift")], ignore_index=True
-        )
+        slopes = (
+            pd.concat(
+                [width_slopes(run, m) for m in ("nn_lin_rms", "kernel_drift")], ignore_index=True
+            )
+            if not has_phase_grid(run)
+            else []
+        )  # a phase grid: its exponent table instead
         if len(slopes):
             sections.append(
                 Section(
@@ -265,6 +271,8 @@ def build_sections(
                     ],
                 )
             )
+    if has_phase_grid(run):  # a sweep over width x (lazy_scale or lr): the phase diagram
+        sections += [Section(**part) for part in phase_sections(run)]
     return sections
 
 
