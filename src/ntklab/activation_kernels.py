@@ -1,0 +1,140 @@
+r"""NNGP and NTK of networks with any activation of :mod:`ntklab.activations` (numpy).
+
+The recursion of SPEC §2 (Jacot et al. 2018; Lee et al. 2019) with the activation's kernel
+map in place of ReLU's: one pass over row blocks of the output, each block taken through
+all layers (so memory is the two outputs plus a few blocks), the blocks shared among
+threads (numpy releases the GIL). ReLU networks keep the compiled pass of
+:func:`ntklab.kernels.relu_network_kernels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["activation_network_kernels"]
+
+_BLOCK_ENTRIES = 1 << 15  # entries per block (256 KB per float64 array: in L2)
+
+
+def activation_network_kernels(
+    X: np.ndarray,
+    Z: np.ndarray | None,
+    dense: Sequence[tuple[float, float, float]],
+    activation,
+    *,
+    block_rows: int | None = None,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""NNGP and NTK of the network dense, (activation, dense) × L.
+
+    The input layer sees the mean inner product :math:`\bar\Sigma^0 = x\cdot z/d`; each
+    dense layer with coefficients :math:`(gv, g, \beta^2)`
+    (:attr:`ntklab.layers.Dense.kernel_coefficients`) maps
+
+    .. math::
+
+        \Sigma \mapsto gv\,\bar\Sigma + \beta^2, \qquad
+        \Theta \mapsto g\,\bar\Sigma + \beta^2 + gv\,\bar\Theta,
+
+    and each activation maps :math:`(\Sigma, \Theta)` to :math:`(\bar\Sigma, \bar\Theta) =
+    (\mathbb E[\phi(u)\phi(v)],\ \mathbb E[\phi'(u)\phi'(v)]\,\Theta)`, :math:`(u, v) \sim
+    \mathcal N(0, \Sigma)` (the activation's ``kernel_plan``; Jacot et al. 2018, Lee et al.
+    2019, Arora et al. 2019). The variances :math:`\Sigma(x, x)` of every layer are mapped
+    first (the activation's ``second_moments``); with ``Z`` None the pairs (i, i) use them,
+    so the diagonal is each row's own variance, only the blocks on and above the diagonal
+    are computed, and both outputs are exactly symmetric.
+
+    Parameters
+    ----------
+    X : ndarray (n, d), float64
+    Z : ndarray (m, d), float64, or None
+        None for the symmetric kernel of ``X`` with itself.
+    dense : sequence of (float, float, float)
+        The L + 1 dense layers' coefficients, the input layer first.
+    activation
+        A layer object of :mod:`ntklab.activations` (``kernel_plan``, ``second_moments``).
+    block_rows : int, optional
+        Rows per block (default: about 32 768 entries a block). The result does not depend
+        on it.
+    threads : int, optional
+        Default: torch's thread count for the calling thread.
+
+    Returns
+    -------
+    nngp, ntk : ndarray (n, m), float64
+    """
+    coef = np.ascontiguousarray(dense, dtype=np.float64)
+    if coef.ndim != 2 or coef.shape[0] < 1 or coef.shape[1] != 3:
+        raise ValueError(
+            f"dense must be one (g*v, g, beta^2) triple per dense layer; got shape {coef.shape}"
+        )
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    symmetric = Z is None
+    Z = X if symmetric else np.ascontiguousarray(Z, dtype=np.float64)
+    n, d = X.shape
+    m = Z.shape[0]
+    depth = coef.shape[0] - 1
+    vx = _variances(X, coef, activation)
+    vz = vx if symmetric else _variances(Z, coef, activation)
+    plans = [activation.kernel_plan(vx[layer][0], vz[layer][0]) for layer in range(depth)]
+    rows = block_rows if block_rows is not None else max(1, _BLOCK_ENTRIES // max(m, 1))
+    nngp, ntk = np.empty((n, m)), np.empty((n, m))
+
+    def block(r0: int) -> None:
+        r1 = min(n, r0 + rows)
+        c0 = r0 if symmetric else 0
+        S = X[r0:r1] @ Z[c0:].T
+        S /= d
+        gv, g, b2 = coef[0]
+        T = S * g + b2
+        S *= gv
+        S += b2
+        for layer in range(depth):
+            gv, g, b2 = coef[layer + 1]
+            e_phi, e_dphi = plans[layer].moments(S, slice(r0, r1), slice(c0, m))
+            if symmetric:  # the pairs (i, i): each row's own moments
+                diag = np.arange(r1 - r0)
+                e_phi[diag, diag] = vx[layer][1][r0:r1]
+                e_dphi[diag, diag] = vx[layer][2][r0:r1]
+            T *= e_dphi
+            T *= gv
+            T += e_phi * g + b2
+            np.multiply(e_phi, gv, out=S)
+            S += b2
+        nngp[r0:r1, c0:] = S
+        ntk[r0:r1, c0:] = T
+        if symmetric:  # mirror: below this block's diagonal square, and inside it
+            nngp[r1:, r0:r1] = S[:, r1 - r0 :].T
+            ntk[r1:, r0:r1] = T[:, r1 - r0 :].T
+            low = np.tril_indices(r1 - r0, -1)
+            nngp[r0:r1, r0:r1][low] = S[:, : r1 - r0].T[low]
+            ntk[r0:r1, r0:r1][low] = T[:, : r1 - r0].T[low]
+
+    starts = range(0, n, rows)
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    if threads <= 1 or len(starts) <= 1:
+        for r0 in starts:
+            block(r0)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(block, starts))
+    return nngp, ntk
+
+
+def _variances(X: np.ndarray, coef: np.ndarray, activation) -> list[tuple]:
+    """Per activation layer l = 1..L: (Sigma^l(x, x), E[phi^2], E[phi'^2]) of every row."""
+    s = np.einsum("ij,ij->i", X, X) / X.shape[1]
+    out = []
+    for layer in range(coef.shape[0] - 1):
+        if layer > 0:
+            s = out[-1][1] * coef[layer, 0] + coef[layer, 2]
+        else:
+            s = coef[0, 0] * s + coef[0, 2]
+        out.append((s, *activation.second_moments(s)))
+    return out
