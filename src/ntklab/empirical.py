@@ -129,9 +129,11 @@ def _dense_stack(params: dict[str, torch.Tensor], specs: list[DenseSpec]) -> lis
     ]
 
 
-def _features(stack: list[_DenseStack], x: torch.Tensor):
+def _features(stack: list[_DenseStack], x: torch.Tensor, activation=None):
     """Forward and exact backward of stacked networks on rows ``x`` (n, d).
 
+    ``activation``: None for ReLU, else the network's activation module (an
+    :class:`ntklab.activations.ActivationModule`, with its ``derivative``).
     Returns ``f`` (S, n), and per dense layer its inputs ``Z_l`` ((n, d) or (S, n, in)) and
     deltas ``Delta_l = df/dh_l`` (S, n, out).
     """
@@ -139,7 +141,7 @@ def _features(stack: list[_DenseStack], x: torch.Tensor):
     z = x
     for k, layer in enumerate(stack):
         if k:
-            z = torch.relu(pre[-1])
+            z = torch.relu(pre[-1]) if activation is None else activation(pre[-1])
         inputs.append(z)
         h = torch.matmul(z, layer.weight.transpose(-1, -2))
         h *= layer.scale
@@ -152,7 +154,10 @@ def _features(stack: list[_DenseStack], x: torch.Tensor):
     deltas[-1] = delta
     for k in range(len(stack) - 1, 0, -1):
         delta = torch.matmul(delta, stack[k].weight) * stack[k].scale
-        delta *= pre[k - 1] > 0
+        if activation is None:
+            delta *= pre[k - 1] > 0
+        else:
+            delta *= activation.derivative(pre[k - 1])
         deltas[k - 1] = delta
     return f, inputs, deltas
 
@@ -456,7 +461,7 @@ def monte_carlo_kernels(
     with torch.no_grad():
         xt = torch.as_tensor(X, dtype=dtype, device=dev)
         zt = xt if symmetric else torch.as_tensor(Z, dtype=dtype, device=dev)
-        specs = engine.dense_specs(arch.network(width, seed=0, in_features=d, device="cpu"))
+        specs, activation = _mc_layers(arch.network(width, seed=0, in_features=d, device="cpu"))
         for start in range(0, n_samples, group):
             draws = [
                 arch.draw_parameters(width, seed=s, in_features=d, dtype=dtype)
@@ -464,8 +469,8 @@ def monte_carlo_kernels(
             ]
             params = {k: torch.stack([p[k] for p in draws]).to(dev) for k in draws[0]}
             stack = _dense_stack(params, specs)
-            fx = _features(stack, xt)
-            fz = fx if symmetric else _features(stack, zt)
+            fx = _features(stack, xt, activation)
+            fz = fx if symmetric else _features(stack, zt, activation)
             if "nngp" in moments:
                 if nngp_estimator == "outputs":
                     vals = fx[0].double().unsqueeze(-1) * fz[0].double().unsqueeze(-2)
@@ -479,6 +484,25 @@ def monte_carlo_kernels(
             if "ntk" in moments:
                 moments["ntk"].add(_structured_gram(stack, fx, fz).cpu().numpy())
     return {kind: mom.estimate(n_samples, width, symmetric) for kind, mom in moments.items()}
+
+
+def _mc_layers(net) -> tuple[list[DenseSpec], nn.Module | None]:
+    """The dense layers of an :meth:`ntklab.Architecture.network` and its activation module
+    (None for ReLU, whose networks :func:`ntklab.training.engine.dense_specs` describes)."""
+    specs = engine.dense_specs(net)
+    if specs is not None:
+        return specs, None
+    mods = list(net.layers)  # Dense, (activation, Dense) x depth
+    specs = [
+        DenseSpec(
+            weight=f"layers.{i}.weight",
+            bias=None if mods[i].bias is None else f"layers.{i}.bias",
+            scale=mods[i].scale,
+            beta=mods[i].beta,
+        )
+        for i in range(0, len(mods), 2)
+    ]
+    return specs, mods[1]
 
 
 def monte_carlo_nngp(
