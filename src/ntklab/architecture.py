@@ -204,7 +204,10 @@ class Architecture:
         a1, v1 = self._param.first_layer(d, self.sigma_w1)
         out = [Dense(gain=a1**2 * d, weight_var=v1, bias=self.sigma_b)]
         for _ in range(self.depth):
-            out += [self._activation, Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b)]
+            out += [
+                self._activation,
+                Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b),
+            ]
         return tuple(out)
 
     @property
