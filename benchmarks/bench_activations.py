@@ -6,9 +6,11 @@ data shape), with T threads (default: torch's count; ``--threads``). ReLU is the
 pass (:func:`ntklab.kernels.relu_network_kernels`); every other activation the numpy block
 recursion (:func:`ntklab.activation_kernels.activation_network_kernels`). Each time is the
 best of ``--repeats`` runs (the machine may be shared), and the ratios come from the same
-run. Also prints each quadrature activation's error check at its degree
-(:meth:`ntklab.activations.QuadratureActivation.quadrature_error`, variances 0.25, 1, 4) and
-its truncation bound at the variances of this benchmark's layers.
+run; beside the wall clock, the CPU seconds of all threads in the best run, which a shared
+machine inflates less. Also prints, for each quadrature activation at the variances its
+layers see here, its error estimate
+(:meth:`ntklab.activations.QuadratureActivation.error_estimate`) and its difference from the
+rule of twice the degree (:meth:`~ntklab.activations.QuadratureActivation.quadrature_error`).
 
 Usage::
 
@@ -31,13 +33,25 @@ from ntklab.activations import QUADRATURE
 SPECS = ("relu", "erf", "leaky_relu", "abrelu(-0.5, 1)", "gelu", "tanh", "softplus", "silu")
 
 
-def best_of(fn, repeats: int) -> float:
-    best = math.inf
+def best_of(fn, repeats: int) -> tuple[float, float]:
+    """(best wall-clock seconds, CPU seconds of all threads in that run)."""
+    best = (math.inf, math.inf)
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, (time.perf_counter() - t0, time.process_time() - c0))
     return best
+
+
+def layer_variances(arch, d: int) -> np.ndarray:
+    """Sigma^l(x, x), l = 1..L, of a unit-norm input (the same for every row here)."""
+    layers = arch.layers(d)
+    dense = [layer.kernel_coefficients for layer in layers[::2]]
+    s, out = np.array([dense[0][0] / d + dense[0][2]]), []
+    for layer, (gv, _, b2) in zip(layers[1::2], dense[1:], strict=True):
+        out.append(s[0])
+        s = gv * layer.second_moments(s)[0] + b2
+    return np.array(out)
 
 
 def main() -> None:
@@ -57,7 +71,8 @@ def main() -> None:
         f"n = {args.n}, d = 15, depth {args.depth}, {args.parameterization}, NNGP + NTK, "
         f"{torch.get_num_threads()} threads, best of {args.repeats}"
     )
-    print(f"{'activation':<18} {'method':<22} {'seconds':>8} {'x ReLU':>7}  quadrature check")
+    head = f"{'activation':<18} {'method':<22} {'seconds':>8} {'x ReLU':>7} {'CPU s':>7} "
+    print(head + f"{'x ReLU':>7}  quadrature: variances, error estimate, vs 2q")
     relu = None
     for spec in SPECS:
         quad = spec in QUADRATURE
@@ -66,15 +81,20 @@ def main() -> None:
             quadrature_degree=args.degree if quad else None,
         )  # fmt: skip
         arch.kernels(X[:64])  # compile (ReLU) / warm up
-        seconds = best_of(lambda arch=arch: arch.kernels(X), args.repeats)
-        relu = seconds if relu is None else relu
+        seconds, cpu = best_of(lambda arch=arch: arch.kernels(X), args.repeats)
+        relu = (seconds, cpu) if relu is None else relu
         method = "compiled (numba)" if spec == "relu" else "closed form (numpy)"
         check = ""
         if quad:
             layer = arch.layers(15)[1]
             method = f"quadrature q={layer.degree}"
-            check = f"vs 2q: {layer.quadrature_error():.1e}"
-        print(f"{arch.activation:<18} {method:<22} {seconds:>8.3f} {seconds / relu:>7.1f}  {check}")
+            var = layer_variances(arch, 15)
+            check = f"{', '.join(f'{v:.3g}' for v in var)}; {layer.error_estimate(var):.1e}; "
+            check += f"{layer.quadrature_error(variances=var):.1e}"
+        print(
+            f"{arch.activation:<18} {method:<22} {seconds:>8.3f} {seconds / relu[0]:>7.1f} "
+            f"{cpu:>7.3f} {cpu / relu[1]:>7.1f}  {check}"
+        )
 
 
 if __name__ == "__main__":

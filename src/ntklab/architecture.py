@@ -1,7 +1,7 @@
 r"""One definition of a network family: its NNGP, its NTK and its finite networks.
 
 SPEC §1: input :math:`x \in \mathbb R^d`, :math:`L \ge 1` hidden layers of width :math:`n`,
-ReLU :math:`\phi`, scalar output,
+ReLU :math:`\phi` (or another activation of :mod:`ntklab.activations`), scalar output,
 
 .. math::
 
@@ -97,7 +97,7 @@ PARAMETERIZATIONS: dict[str, Parameterization] = {
 
 @dataclass(frozen=True)
 class Architecture:
-    r"""A fully connected ReLU network family: depth, parameterization and constants.
+    r"""A fully connected network family: depth, parameterization, activation and constants.
 
     From this one object come the analytic kernels (:meth:`nngp`, :meth:`ntk`,
     :meth:`kernels`) and the finite networks (:meth:`network`); both are built from the
@@ -228,7 +228,10 @@ class Architecture:
     def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(nngp, ntk)``, float64 arrays of shape (len(X), len(Z)), in one pass.
 
-        One compiled, multi-threaded pass (:func:`ntklab.kernels.relu_network_kernels`)
+        Other activations than ReLU: the numpy block recursion of
+        :func:`ntklab.activation_kernels.activation_network_kernels` (same memory, outputs
+        exactly symmetric too). ReLU: one compiled, multi-threaded pass
+        (:func:`ntklab.kernels.relu_network_kernels`)
         takes each cache-sized tile of the output through all layers, so memory is the
         two outputs and nothing else of size n × m. With ``Z=None`` only the tiles on and
         above the diagonal are computed (half the work) and mirrored below it, so both
