@@ -5,6 +5,13 @@ map in place of ReLU's: one pass over row blocks of the output, each block taken
 all layers (so memory is the two outputs plus a few blocks), the blocks shared among
 threads (numpy releases the GIL). ReLU networks keep the compiled pass of
 :func:`ntklab.kernels.relu_network_kernels`.
+
+References
+----------
+Jacot, A., Gabriel, F. and Hongler, C. (2018). Neural tangent kernel. NeurIPS 31.
+Lee, J. et al. (2018). Deep neural networks as Gaussian processes. ICLR.
+Lee, J. et al. (2019). Wide neural networks of any depth evolve as linear models. NeurIPS 32.
+Arora, S. et al. (2019). On exact computation with an infinitely wide neural net. NeurIPS 32.
 """
 
 from __future__ import annotations

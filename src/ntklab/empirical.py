@@ -31,7 +31,8 @@ Two exact ways to compute :func:`empirical_ntk`:
                   + \beta_l^2\, \Delta_l \Delta_l'^\top,
 
   with :math:`Z_l` the layer's inputs and :math:`\Delta_l = \partial f/\partial h_l` the
-  back-propagated deltas (computed exactly by the chain rule through the ReLUs). This costs a
+  back-propagated deltas (computed exactly by the chain rule through the ReLUs, or through
+  the activation's own derivative for the networks of :mod:`ntklab.activations`). This costs a
   few matrix products per layer instead of one Jacobian row per data point.
 
 References
@@ -52,7 +53,8 @@ from torch import nn
 
 from ._validation import check_int, check_pair
 from .architecture import Architecture
-from .networks import resolve_device
+from .layers import DenseModule
+from .networks import FullyConnectedNetwork, resolve_device
 from .training import engine
 from .training.engine import DenseSpec
 
@@ -178,7 +180,7 @@ def _structured_gram(stack, feats_x, feats_z) -> torch.Tensor:
     return total
 
 
-def _structured_ntk(model, specs, X, Z, symmetric, batch_size) -> np.ndarray:
+def _structured_ntk(model, specs, X, Z, symmetric, batch_size, activation=None) -> np.ndarray:
     params = {name: p.unsqueeze(0) for name, p in engine.parameters(model).items()}
     stack = _dense_stack(params, specs)
     param = stack[0].weight
@@ -189,10 +191,10 @@ def _structured_ntk(model, specs, X, Z, symmetric, batch_size) -> np.ndarray:
     out = np.empty((n, m))
     with torch.no_grad():
         zt = _as_tensor(Z, param)
-        feats_z = _features(stack, zt) if not symmetric or n > batch_size else None
+        feats_z = _features(stack, zt, activation) if not symmetric or n > batch_size else None
         for start in range(0, n, batch_size):
             xb = _as_tensor(X[start : start + batch_size], param)
-            feats_x = _features(stack, xb)
+            feats_x = _features(stack, xb, activation)
             fz = feats_x if feats_z is None else feats_z
             out[start : start + batch_size] = _structured_gram(stack, feats_x, fz)[0].cpu().numpy()
     if symmetric:
@@ -316,14 +318,14 @@ def empirical_ntk_unchecked(
     symmetric = Z is None
     if symmetric:
         Z = X
-    specs = engine.dense_specs(model)  # the one rule for the hand-written paths
+    specs, activation = _mc_layers(model)  # the one rule for the hand-written paths
     if method == "structured" and specs is None:
         raise ValueError(
             "method='structured' needs an ntklab.FullyConnectedNetwork (Dense/ReLU layers); "
             "use method='generic' for other modules"
         )
     if specs is not None and method != "generic":
-        return _structured_ntk(model, specs, X, Z, symmetric, batch_size)
+        return _structured_ntk(model, specs, X, Z, symmetric, batch_size, activation)
     return _generic_ntk(model, X, Z, symmetric, batch_size)
 
 
@@ -486,13 +488,28 @@ def monte_carlo_kernels(
     return {kind: mom.estimate(n_samples, width, symmetric) for kind, mom in moments.items()}
 
 
-def _mc_layers(net) -> tuple[list[DenseSpec], nn.Module | None]:
-    """The dense layers of an :meth:`ntklab.Architecture.network` and its activation module
-    (None for ReLU, whose networks :func:`ntklab.training.engine.dense_specs` describes)."""
+def _mc_layers(net) -> tuple[list[DenseSpec] | None, nn.Module | None]:
+    """The dense layers of a network of :meth:`ntklab.Architecture.network` and its
+    activation module: (specs, None) for ReLU (:func:`ntklab.training.engine.dense_specs`),
+    (specs, module) for Dense, (ActivationModule, Dense)* with one activation and a scalar
+    output, (None, None) for any other module."""
+    from .activations import ActivationModule
+
     specs = engine.dense_specs(net)
     if specs is not None:
         return specs, None
+    if not isinstance(net, FullyConnectedNetwork):
+        return None, None
     mods = list(net.layers)  # Dense, (activation, Dense) x depth
+    if len(mods) < 3 or len(mods) % 2 == 0 or not isinstance(mods[1], ActivationModule):
+        return None, None
+    for i, mod in enumerate(mods):
+        if type(mod) is not (DenseModule if i % 2 == 0 else type(mods[1])) or (
+            i % 2 and mod.name != mods[1].name
+        ):
+            return None, None
+    if mods[-1].weight.shape[0] != 1:
+        return None, None
     specs = [
         DenseSpec(
             weight=f"layers.{i}.weight",
