@@ -294,3 +294,19 @@ def test_structured_empirical_ntk_of_every_activation():
             fast = empirical_ntk(net, X, ZZ, method="structured")
             slow = empirical_ntk(net, X, ZZ, method="generic")
             np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-14)
+
+
+def test_verify_cli_activations():
+    from click.testing import CliRunner
+
+    from ntklab.cli import main
+
+    args = ["verify", "--width", "64", "--samples", "60", "--depths", "1"]
+    args += ["--parameterizations", "jacot", "--activations", "tanh,abrelu(-0.5, 1)"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("PASS") == 4 and result.output.count("rejected") == 4
+    assert "abrelu(-0.5, 1)" in result.output and "4/4 rows pass" in result.output
+    bad = CliRunner().invoke(main, ["verify", "--activations", "tahn"])
+    assert bad.exit_code == 2 and "activation must be one of" in bad.output
+    assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
