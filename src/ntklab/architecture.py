@@ -126,7 +126,7 @@ class Architecture:
         ``gelu``, ``tanh``, ``softplus``, ``silu`` (Gauss–Hermite quadrature). Stored in
         canonical form (e.g. ``leaky_relu(0.01)``).
     quadrature_degree : int, optional
-        Degree of the Gauss–Hermite rule of a quadrature activation (4 to 256; ``None``:
+        Degree of the Gauss–Hermite rule of a quadrature activation (4 to 128; ``None``:
         32, and ``None`` after construction for the closed forms, which take none).
 
     Notes
