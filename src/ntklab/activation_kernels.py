@@ -113,25 +113,43 @@ def activation_network_kernels(
             S += b2
         nngp[r0:r1, c0:] = S
         ntk[r0:r1, c0:] = T
-        if symmetric:  # mirror: below this block's diagonal square, and inside it
-            nngp[r1:, r0:r1] = S[:, r1 - r0 :].T
-            ntk[r1:, r0:r1] = T[:, r1 - r0 :].T
-            low = np.tril_indices(r1 - r0, -1)
-            nngp[r0:r1, r0:r1][low] = S[:, : r1 - r0].T[low]
-            ntk[r0:r1, r0:r1][low] = T[:, : r1 - r0].T[low]
 
-    starts = range(0, n, rows)
     if threads is None:
         import torch
 
         threads = torch.get_num_threads()
+    _run(block, range(0, n, rows), threads)
+    if symmetric:  # the upper triangle, mirrored below in square tiles (one pass, in cache)
+        _run(lambda i0: _mirror_tiles(nngp, ntk, i0), range(0, n, _MIRROR_TILE), threads)
+    return nngp, ntk
+
+
+_MIRROR_TILE = 256
+
+
+def _run(fn, starts, threads: int) -> None:
+    """``fn(start)`` for every start, on ``threads`` threads (tasks write disjoint parts)."""
     if threads <= 1 or len(starts) <= 1:
-        for r0 in starts:
-            block(r0)
+        for start in starts:
+            fn(start)
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(block, starts))
-    return nngp, ntk
+            list(pool.map(fn, starts))
+
+
+def _mirror_tiles(nngp: np.ndarray, ntk: np.ndarray, i0: int) -> None:
+    """Copy the upper triangle of the tile row starting at ``i0`` to the lower triangle:
+    its diagonal tile's strict lower part, and the tiles below it in its tile column (a task
+    writes only below the diagonal, in its own columns, and reads only above it)."""
+    n = nngp.shape[0]
+    i1 = min(n, i0 + _MIRROR_TILE)
+    low = np.tril_indices(i1 - i0, -1)
+    for out in (nngp, ntk):
+        square = out[i0:i1, i0:i1]
+        square[low] = square.T[low]
+        for j0 in range(i1, n, _MIRROR_TILE):
+            j1 = min(n, j0 + _MIRROR_TILE)
+            out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
 
 
 def _variances(X: np.ndarray, coef: np.ndarray, activation) -> list[tuple]:
