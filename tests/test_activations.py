@@ -9,6 +9,8 @@ kernel of another activation, :data:`ntklab.verify.CONTROLS`) must exceed the sa
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -215,6 +217,12 @@ def test_networks_use_their_activation():
         hh = torch.linspace(-3, 3, 41, dtype=torch.float64, requires_grad=True)
         (grad,) = torch.autograd.grad(act(hh).sum(), hh)
         np.testing.assert_allclose(act.derivative(hh.detach()), grad, rtol=1e-10, atol=1e-12)
+        # a network pickles (torch.save) with its activation
+        buffer = io.BytesIO()
+        torch.save(net, buffer)
+        buffer.seek(0)
+        back = torch.load(buffer, weights_only=False)
+        assert torch.equal(back(torch.as_tensor(X)), net(torch.as_tensor(X)))
 
 
 def test_verify_rows_for_activations():

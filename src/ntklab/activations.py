@@ -151,20 +151,25 @@ def check_degree(degree) -> int:
 
 # ---- the finite layer ------------------------------------------------------------------------
 class ActivationModule(nn.Module):
-    """Elementwise activation :math:`\\phi` with its derivative :math:`\\phi'` (for the
-    hand-written back-propagation of :func:`ntklab.monte_carlo_kernels`)."""
+    """Elementwise activation :math:`\\phi` of a layer object, with its derivative
+    :math:`\\phi'` (for the hand-written back-propagation of :func:`ntklab.monte_carlo_kernels`
+    and the structured :func:`ntklab.empirical_ntk`). Holds only the (picklable) layer
+    object, whose ``torch_forward`` and ``torch_derivative`` it calls."""
 
-    def __init__(self, name: str, fn, derivative):
+    def __init__(self, layer):
         super().__init__()
-        self.name = name
-        self._fn, self._derivative = fn, derivative
+        self.layer = layer
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self._fn(h)
+        return self.layer.torch_forward(h)
 
     def derivative(self, h: torch.Tensor) -> torch.Tensor:
         """:math:`\\phi'(h)`, elementwise."""
-        return self._derivative(h)
+        return self.layer.torch_derivative(h)
 
     def extra_repr(self) -> str:
         return self.name
@@ -224,12 +229,13 @@ class ABReLU:
         return f"abrelu({self.negative_slope:g}, {self.positive_slope:g})"
 
     def module(self, fan_in=None, fan_out=None, *, generator=None, dtype=None) -> ActivationModule:
-        a, b = self.negative_slope, self.positive_slope
-        return ActivationModule(
-            self.name,
-            lambda h: torch.where(h >= 0, h * b, h * a),
-            lambda h: torch.full_like(h, a).masked_fill_(h > 0, b),
-        )
+        return ActivationModule(self)
+
+    def torch_forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.where(h >= 0, h * self.positive_slope, h * self.negative_slope)
+
+    def torch_derivative(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(h, self.negative_slope).masked_fill_(h > 0, self.positive_slope)
 
     def second_moments(self, var):
         r""":math:`\mathbb E[\phi(u)^2] = (a^2 + b^2)\Sigma/2`, :math:`\mathbb E[\phi'(u)^2] =
@@ -272,8 +278,13 @@ class Erf:
     name = "erf"
 
     def module(self, fan_in=None, fan_out=None, *, generator=None, dtype=None) -> ActivationModule:
-        c = 2.0 / math.sqrt(math.pi)
-        return ActivationModule("erf", torch.erf, lambda h: torch.exp(-h * h) * c)
+        return ActivationModule(self)
+
+    def torch_forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.erf(h)
+
+    def torch_derivative(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-h * h) * (2.0 / math.sqrt(math.pi))
 
     def second_moments(self, var):
         r"""Per row: :math:`\frac2\pi\arcsin\frac{2\Sigma}{1 + 2\Sigma}` and
@@ -359,7 +370,12 @@ _FUNCTIONS = {
     "silu": (_np_silu, _np_dsilu, nn.functional.silu, _t_dsilu),
     # closed forms through the same quadrature code, to check the rule against them
     "erf": (_np_erf, _np_derf, torch.erf, lambda h: torch.exp(-h * h) * (2 / math.sqrt(math.pi))),
-    "relu": (lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float), torch.relu, None),
+    "relu": (
+        lambda x: np.maximum(x, 0.0),
+        lambda x: (x > 0).astype(float),
+        torch.relu,
+        lambda h: (h > 0).to(h.dtype),
+    ),
 }
 
 
@@ -512,8 +528,13 @@ class QuadratureActivation:
         return self.kind
 
     def module(self, fan_in=None, fan_out=None, *, generator=None, dtype=None) -> ActivationModule:
-        _, _, fn, dfn = _FUNCTIONS[self.kind]
-        return ActivationModule(self.kind, fn, dfn)
+        return ActivationModule(self)
+
+    def torch_forward(self, h: torch.Tensor) -> torch.Tensor:
+        return _FUNCTIONS[self.kind][2](h)
+
+    def torch_derivative(self, h: torch.Tensor) -> torch.Tensor:
+        return _FUNCTIONS[self.kind][3](h)
 
     def coefficients(self, var):
         """Hermite coefficients :math:`a_0..a_{q-1}` of :math:`\\phi` and of :math:`\\phi'`
