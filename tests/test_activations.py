@@ -318,3 +318,20 @@ def test_verify_cli_activations():
     bad = CliRunner().invoke(main, ["verify", "--activations", "tahn"])
     assert bad.exit_code == 2 and "activation must be one of" in bad.output
     assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["gelu", "tanh", "softplus", "silu"])
+def test_one_variance_fast_path_equals_the_general_series(name):
+    """Rows of one norm take the scalar-coefficient path; one row of another norm added
+    sends the same pairs through the general series: the same numbers to 1e-13."""
+    X, Z = unit_rows(9, 4, seed=10), unit_rows(5, 4, seed=11)
+    other = np.full((1, 4), 0.6)  # norm 1.2
+    for depth in (1, 3):
+        arch = ntklab.Architecture(depth, "arora", activation=name)
+        fast = arch.kernels(X, Z)
+        general = arch.kernels(np.vstack([X, other]), Z)
+        for f, g in zip(fast, general, strict=True):
+            np.testing.assert_allclose(f, g[:-1], rtol=1e-13, atol=1e-15)
+        fast, general = arch.kernels(X), arch.kernels(np.vstack([X, other]))
+        for f, g in zip(fast, general, strict=True):
+            np.testing.assert_allclose(f, g[:-1, :-1], rtol=1e-13, atol=1e-15)

@@ -50,7 +50,7 @@ def activation_network_kernels(
     (\mathbb E[\phi(u)\phi(v)],\ \mathbb E[\phi'(u)\phi'(v)]\,\Theta)`, :math:`(u, v) \sim
     \mathcal N(0, \Sigma)` (the activation's ``kernel_plan``; Jacot et al. 2018, Lee et al.
     2019, Arora et al. 2019). The variances :math:`\Sigma(x, x)` of every layer are mapped
-    first (the activation's ``second_moments``); with ``Z`` None the pairs (i, i) use them,
+    first (the plan's ``second_moments``); with ``Z`` None the pairs (i, i) use them,
     so the diagonal is each row's own variance, only the blocks on and above the diagonal
     are computed, and both outputs are exactly symmetric.
 
@@ -84,17 +84,26 @@ def activation_network_kernels(
     n, d = X.shape
     m = Z.shape[0]
     depth = coef.shape[0] - 1
-    vx = _variances(X, coef, activation)
-    vz = vx if symmetric else _variances(Z, coef, activation)
-    plans = [activation.kernel_plan(vx[layer][0], vz[layer][0]) for layer in range(depth)]
+    # the variances of every layer, and each layer's kernel map on them
+    sx = _first_variances(X, coef)
+    sz = sx if symmetric else _first_variances(Z, coef)
+    plans, diag = [], []
+    for layer in range(depth):
+        plan = activation.kernel_plan(sx, sz)
+        ex = plan.second_moments("x")
+        plans.append(plan)
+        diag.append(ex)
+        gv, _, b2 = coef[layer + 1]
+        sx = ex[0] * gv + b2
+        sz = sx if symmetric else plan.second_moments("z")[0] * gv + b2
     rows = block_rows if block_rows is not None else max(1, _BLOCK_ENTRIES // max(m, 1))
     nngp, ntk = np.empty((n, m)), np.empty((n, m))
+    np.matmul(X, Z.T, out=nngp)  # the inner products, by BLAS, before the blocks read them
 
     def block(r0: int) -> None:
         r1 = min(n, r0 + rows)
         c0 = r0 if symmetric else 0
-        S = X[r0:r1] @ Z[c0:].T
-        S /= d
+        S = nngp[r0:r1, c0:] / d  # its own rows: no other block reads or writes them
         gv, g, b2 = coef[0]
         T = S * g + b2
         S *= gv
@@ -103,9 +112,9 @@ def activation_network_kernels(
             gv, g, b2 = coef[layer + 1]
             e_phi, e_dphi = plans[layer].moments(S, slice(r0, r1), slice(c0, m))
             if symmetric:  # the pairs (i, i): each row's own moments
-                diag = np.arange(r1 - r0)
-                e_phi[diag, diag] = vx[layer][1][r0:r1]
-                e_dphi[diag, diag] = vx[layer][2][r0:r1]
+                idx = np.arange(r1 - r0)
+                e_phi[idx, idx] = diag[layer][0][r0:r1]
+                e_dphi[idx, idx] = diag[layer][1][r0:r1]
             T *= e_dphi
             T *= gv
             T += e_phi * g + b2
@@ -152,14 +161,6 @@ def _mirror_tiles(nngp: np.ndarray, ntk: np.ndarray, i0: int) -> None:
             out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
 
 
-def _variances(X: np.ndarray, coef: np.ndarray, activation) -> list[tuple]:
-    """Per activation layer l = 1..L: (Sigma^l(x, x), E[phi^2], E[phi'^2]) of every row."""
-    s = np.einsum("ij,ij->i", X, X) / X.shape[1]
-    out = []
-    for layer in range(coef.shape[0] - 1):
-        if layer > 0:
-            s = out[-1][1] * coef[layer, 0] + coef[layer, 2]
-        else:
-            s = coef[0, 0] * s + coef[0, 2]
-        out.append((s, *activation.second_moments(s)))
-    return out
+def _first_variances(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Sigma^1(x, x) of every row: the input layer's (g v) |x|^2 / d + beta^2."""
+    return coef[0, 0] * (np.einsum("ij,ij->i", X, X) / X.shape[1]) + coef[0, 2]
