@@ -539,7 +539,8 @@ class QuadratureActivation:
     a polynomial of degree :math:`< q`. It is separable: a pair costs :math:`q` multiply-adds
     (fewer: terms whose bound :math:`\max|a_k|\max|b_k|` is below one ulp in total are
     skipped, e.g. the even terms of an odd :math:`\phi`) instead of :math:`q^2` evaluations
-    of :math:`\phi`.
+    of :math:`\phi`; when all rows share one variance (unit-norm inputs), the series is one
+    polynomial in :math:`\rho` with scalar coefficients :math:`a_k^2`, cheaper still.
 
     Its error is checked two ways. The truncation: :math:`\sum_k a_k^2 = \mathbb
     E[\phi^2]`, so by Cauchy–Schwarz the terms :math:`k \ge q` change either moment by at most
