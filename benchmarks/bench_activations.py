@@ -16,6 +16,8 @@ Usage::
 
     python benchmarks/bench_activations.py                      # n = 4000, depth 2
     python benchmarks/bench_activations.py --n 2000 --depth 3 --degree 64
+    python benchmarks/bench_activations.py --varied-norms   # rows of norm 0.5-1.5: each row its
+                                                           # own variance (the general series)
 """
 
 from __future__ import annotations
@@ -62,13 +64,17 @@ def main() -> None:
     parser.add_argument("--degree", type=int, default=None, help="quadrature degree [32]")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--varied-norms", action="store_true", help="row norms in [0.5, 1.5]")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     X = np.random.default_rng(0).standard_normal((args.n, 15))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
+    if args.varied_norms:
+        X *= np.random.default_rng(1).uniform(0.5, 1.5, (args.n, 1))
     print(
-        f"n = {args.n}, d = 15, depth {args.depth}, {args.parameterization}, NNGP + NTK, "
+        f"n = {args.n}, d = 15, {'norms 0.5-1.5' if args.varied_norms else 'unit norms'}, "
+        f"depth {args.depth}, {args.parameterization}, NNGP + NTK, "
         f"{torch.get_num_threads()} threads, best of {args.repeats}"
     )
     head = f"{'activation':<18} {'method':<22} {'seconds':>8} {'x ReLU':>7} {'CPU s':>7} "
@@ -88,7 +94,7 @@ def main() -> None:
         if quad:
             layer = arch.layers(15)[1]
             method = f"quadrature q={layer.degree}"
-            var = layer_variances(arch, 15)
+            var = layer_variances(arch, 15)  # of a unit-norm row
             check = f"{', '.join(f'{v:.3g}' for v in var)}; {layer.error_estimate(var):.1e}; "
             check += f"{layer.quadrature_error(variances=var):.1e}"
         print(
