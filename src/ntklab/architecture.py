@@ -221,8 +221,10 @@ class Architecture:
 
     @property
     def name(self) -> str:
-        """Short label in the seed's naming, e.g. ``NTKB2`` for ``paper`` depth 2."""
-        return f"NTK{self._param.letter}{self.depth}"
+        """Short label in the seed's naming, e.g. ``NTKB2`` for ``paper`` depth 2 (another
+        activation than ReLU appended: ``NTKB2-tanh``)."""
+        base = f"NTK{self._param.letter}{self.depth}"
+        return base if self.activation == "relu" else f"{base}-{self.activation}"
 
     # -- kernels ----------------------------------------------------------------------------
     def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
