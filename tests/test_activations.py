@@ -262,6 +262,8 @@ def test_canonical_names_and_degree():
     assert arch.activation == "abrelu(-0.5, 1)" and arch.quadrature_degree is None
     assert ntklab.Architecture(1, "jacot", activation="tanh").quadrature_degree == 32
     assert activation_layer("silu", 8).degree == 8
+    assert ntklab.Architecture(2, "paper", activation="tanh").name == "NTKB2-tanh"
+    assert ntklab.Architecture(2, "paper").name == "NTKB2"
 
 
 def test_config_fields(tmp_path):
@@ -335,3 +337,10 @@ def test_one_variance_fast_path_equals_the_general_series(name):
         fast, general = arch.kernels(X), arch.kernels(np.vstack([X, other]))
         for f, g in zip(fast, general, strict=True):
             np.testing.assert_allclose(f, g[:-1, :-1], rtol=1e-13, atol=1e-15)
+
+
+def test_canonical_name_reads_back_exactly():
+    arch = ntklab.Architecture(1, "jacot", activation="abrelu(0.123456789012, -3)")
+    assert arch.activation == "abrelu(0.123456789012, -3)"
+    again = ntklab.Architecture(1, "jacot", activation=arch.activation)
+    assert again == arch and again.layers(2)[1] == arch.layers(2)[1]

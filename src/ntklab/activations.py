@@ -137,6 +137,12 @@ def canonical_activation(spec: str) -> str:
     return getattr(layer, "name", "relu")
 
 
+def _number(x: float) -> str:
+    """The shortest string that reads back as ``x`` (``1.0`` -> ``"1"``)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def check_degree(degree) -> int:
     """A quadrature degree: an integer in [MIN_DEGREE, MAX_DEGREE], or one clear error."""
     if isinstance(degree, bool) or not isinstance(degree, int | np.integer):
@@ -230,8 +236,8 @@ class ABReLU:
     @property
     def name(self) -> str:
         if self.leaky:
-            return f"leaky_relu({self.negative_slope:g})"
-        return f"abrelu({self.negative_slope:g}, {self.positive_slope:g})"
+            return f"leaky_relu({_number(self.negative_slope)})"
+        return f"abrelu({_number(self.negative_slope)}, {_number(self.positive_slope)})"
 
     def module(self, fan_in=None, fan_out=None, *, generator=None, dtype=None) -> ActivationModule:
         return ActivationModule(self)
