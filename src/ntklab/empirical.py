@@ -31,7 +31,8 @@ Two exact ways to compute :func:`empirical_ntk`:
                   + \beta_l^2\, \Delta_l \Delta_l'^\top,
 
   with :math:`Z_l` the layer's inputs and :math:`\Delta_l = \partial f/\partial h_l` the
-  back-propagated deltas (computed exactly by the chain rule through the ReLUs). This costs a
+  back-propagated deltas (computed exactly by the chain rule through the ReLUs, or through
+  the activation's own derivative for the networks of :mod:`ntklab.activations`). This costs a
   few matrix products per layer instead of one Jacobian row per data point.
 
 References
@@ -52,7 +53,8 @@ from torch import nn
 
 from ._validation import check_int, check_pair
 from .architecture import Architecture
-from .networks import resolve_device
+from .layers import DenseModule
+from .networks import FullyConnectedNetwork, resolve_device
 from .training import engine
 from .training.engine import DenseSpec
 
@@ -129,9 +131,11 @@ def _dense_stack(params: dict[str, torch.Tensor], specs: list[DenseSpec]) -> lis
     ]
 
 
-def _features(stack: list[_DenseStack], x: torch.Tensor):
+def _features(stack: list[_DenseStack], x: torch.Tensor, activation=None):
     """Forward and exact backward of stacked networks on rows ``x`` (n, d).
 
+    ``activation``: None for ReLU, else the network's activation module (an
+    :class:`ntklab.activations.ActivationModule`, with its ``derivative``).
     Returns ``f`` (S, n), and per dense layer its inputs ``Z_l`` ((n, d) or (S, n, in)) and
     deltas ``Delta_l = df/dh_l`` (S, n, out).
     """
@@ -139,7 +143,7 @@ def _features(stack: list[_DenseStack], x: torch.Tensor):
     z = x
     for k, layer in enumerate(stack):
         if k:
-            z = torch.relu(pre[-1])
+            z = torch.relu(pre[-1]) if activation is None else activation(pre[-1])
         inputs.append(z)
         h = torch.matmul(z, layer.weight.transpose(-1, -2))
         h *= layer.scale
@@ -152,7 +156,10 @@ def _features(stack: list[_DenseStack], x: torch.Tensor):
     deltas[-1] = delta
     for k in range(len(stack) - 1, 0, -1):
         delta = torch.matmul(delta, stack[k].weight) * stack[k].scale
-        delta *= pre[k - 1] > 0
+        if activation is None:
+            delta *= pre[k - 1] > 0
+        else:
+            delta *= activation.derivative(pre[k - 1])
         deltas[k - 1] = delta
     return f, inputs, deltas
 
@@ -173,7 +180,7 @@ def _structured_gram(stack, feats_x, feats_z) -> torch.Tensor:
     return total
 
 
-def _structured_ntk(model, specs, X, Z, symmetric, batch_size) -> np.ndarray:
+def _structured_ntk(model, specs, X, Z, symmetric, batch_size, activation=None) -> np.ndarray:
     params = {name: p.unsqueeze(0) for name, p in engine.parameters(model).items()}
     stack = _dense_stack(params, specs)
     param = stack[0].weight
@@ -184,10 +191,10 @@ def _structured_ntk(model, specs, X, Z, symmetric, batch_size) -> np.ndarray:
     out = np.empty((n, m))
     with torch.no_grad():
         zt = _as_tensor(Z, param)
-        feats_z = _features(stack, zt) if not symmetric or n > batch_size else None
+        feats_z = _features(stack, zt, activation) if not symmetric or n > batch_size else None
         for start in range(0, n, batch_size):
             xb = _as_tensor(X[start : start + batch_size], param)
-            feats_x = _features(stack, xb)
+            feats_x = _features(stack, xb, activation)
             fz = feats_x if feats_z is None else feats_z
             out[start : start + batch_size] = _structured_gram(stack, feats_x, fz)[0].cpu().numpy()
     if symmetric:
@@ -311,14 +318,14 @@ def empirical_ntk_unchecked(
     symmetric = Z is None
     if symmetric:
         Z = X
-    specs = engine.dense_specs(model)  # the one rule for the hand-written paths
+    specs, activation = _mc_layers(model)  # the one rule for the hand-written paths
     if method == "structured" and specs is None:
         raise ValueError(
             "method='structured' needs an ntklab.FullyConnectedNetwork (Dense/ReLU layers); "
             "use method='generic' for other modules"
         )
     if specs is not None and method != "generic":
-        return _structured_ntk(model, specs, X, Z, symmetric, batch_size)
+        return _structured_ntk(model, specs, X, Z, symmetric, batch_size, activation)
     return _generic_ntk(model, X, Z, symmetric, batch_size)
 
 
@@ -456,7 +463,7 @@ def monte_carlo_kernels(
     with torch.no_grad():
         xt = torch.as_tensor(X, dtype=dtype, device=dev)
         zt = xt if symmetric else torch.as_tensor(Z, dtype=dtype, device=dev)
-        specs = engine.dense_specs(arch.network(width, seed=0, in_features=d, device="cpu"))
+        specs, activation = _mc_layers(arch.network(width, seed=0, in_features=d, device="cpu"))
         for start in range(0, n_samples, group):
             draws = [
                 arch.draw_parameters(width, seed=s, in_features=d, dtype=dtype)
@@ -464,8 +471,8 @@ def monte_carlo_kernels(
             ]
             params = {k: torch.stack([p[k] for p in draws]).to(dev) for k in draws[0]}
             stack = _dense_stack(params, specs)
-            fx = _features(stack, xt)
-            fz = fx if symmetric else _features(stack, zt)
+            fx = _features(stack, xt, activation)
+            fz = fx if symmetric else _features(stack, zt, activation)
             if "nngp" in moments:
                 if nngp_estimator == "outputs":
                     vals = fx[0].double().unsqueeze(-1) * fz[0].double().unsqueeze(-2)
@@ -479,6 +486,40 @@ def monte_carlo_kernels(
             if "ntk" in moments:
                 moments["ntk"].add(_structured_gram(stack, fx, fz).cpu().numpy())
     return {kind: mom.estimate(n_samples, width, symmetric) for kind, mom in moments.items()}
+
+
+def _mc_layers(net) -> tuple[list[DenseSpec] | None, nn.Module | None]:
+    """The dense layers of a network of :meth:`ntklab.Architecture.network` and its
+    activation module: (specs, None) for ReLU (:func:`ntklab.training.engine.dense_specs`),
+    (specs, module) for Dense, (ActivationModule, Dense)* with one activation and a scalar
+    output, (None, None) for any other module."""
+    from .activations import ActivationModule
+
+    specs = engine.dense_specs(net)
+    if specs is not None:
+        return specs, None
+    if not isinstance(net, FullyConnectedNetwork):
+        return None, None
+    mods = list(net.layers)  # Dense, (activation, Dense) x depth
+    if len(mods) < 3 or len(mods) % 2 == 0 or not isinstance(mods[1], ActivationModule):
+        return None, None
+    for i, mod in enumerate(mods):
+        if type(mod) is not (DenseModule if i % 2 == 0 else type(mods[1])) or (
+            i % 2 and mod.name != mods[1].name
+        ):
+            return None, None
+    if mods[-1].weight.shape[0] != 1:
+        return None, None
+    specs = [
+        DenseSpec(
+            weight=f"layers.{i}.weight",
+            bias=None if mods[i].bias is None else f"layers.{i}.bias",
+            scale=mods[i].scale,
+            beta=mods[i].beta,
+        )
+        for i in range(0, len(mods), 2)
+    ]
+    return specs, mods[1]
 
 
 def monte_carlo_nngp(
