@@ -1,0 +1,502 @@
+r"""The empirical NTK of any PyTorch model, by layer-structured Jacobian contraction.
+
+For a model :math:`f(\cdot;\theta)` with :math:`K` outputs, the empirical NTK block is
+
+.. math::
+
+    \hat\Theta_{ab}(x, z) = \sum_p \frac{\partial f_a(x)}{\partial\theta_p}
+                                   \frac{\partial f_b(z)}{\partial\theta_p},
+
+and ``output="trace"`` returns :math:`\sum_a \hat\Theta_{aa}(x, z)`. The PyTorch tutorial
+computes it by materializing per-example Jacobians (:func:`torch.func.vmap` of
+:func:`torch.func.jacrev`) and contracting them parameter by parameter. Here, following the
+"structured derivatives" of Novak et al. (2022), a layer :math:`h_t = s\, W u_t + \beta b`
+applied at positions :math:`t` (one for a dense layer, the patches of a convolution) has the
+per-example gradient :math:`\partial f_a/\partial W = s \sum_t \delta_{a,t} u_t^\top`, with
+:math:`\delta_{a,t} = \partial f_a / \partial h_t` obtained for all examples at once by one
+backward pass of the batch (examples are independent in eval mode). Its contribution is then
+either
+
+* structured: :math:`s^2 \sum_{t,t'} (\delta_{a,t}\cdot\delta'_{b,t'})(u_t\cdot u'_{t'})`,
+  which never forms a gradient of the size of :math:`W` (a dense layer: :math:`n m (d_{in} +
+  K d_{out})` operations instead of :math:`n m K d_{in} d_{out}`), or
+* materialized: the per-example gradients :math:`\sum_t \delta_{a,t} u_t^\top` formed by one
+  batched product and contracted by one matrix product,
+
+whichever costs fewer operations for the shapes at hand. Every other parameter (normalization
+layers, custom modules) gets per-example Jacobians by :func:`torch.func.vmap` of
+:func:`torch.func.jacrev`, restricted to those parameters. Inputs are processed in chunks so
+that the working memory stays under ``max_memory``.
+
+References
+----------
+Novak, R., Sohl-Dickstein, J. and Schoenholz, S. S. (2022). Fast finite width neural tangent
+kernel. ICML.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, jacrev, vmap
+
+from .layers import DenseModule
+
+__all__ = ["generic_ntk", "as_batch", "check_model"]
+
+OUTPUTS = ("trace", "mean", "full")
+IMPLEMENTATIONS = ("auto", "structured", "materialized", "jacobian")
+DEFAULT_MAX_MEMORY = 2**30
+
+
+# ---- validation -----------------------------------------------------------------------------
+def as_batch(X, name: str, like: torch.Tensor, trailing: tuple | None = None) -> torch.Tensor:
+    """``X`` (n, *input_shape) as a finite tensor of ``like``'s dtype and device."""
+    if isinstance(X, torch.Tensor):
+        t = X.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} must be a numeric array; could not convert it ({exc})"
+            ) from None
+    t = t.to(dtype=like.dtype, device=like.device)
+    if t.dim() < 2 or t.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (n_samples, *input_shape) with n_samples >= 1; got "
+            f"{tuple(t.shape)} (one example? use {name}[None])"
+        )
+    if trailing is not None and tuple(t.shape[1:]) != trailing:
+        raise ValueError(
+            f"{name} has input shape {tuple(t.shape[1:])} but X has {trailing}; "
+            "both must be (n, *input_shape) with the same input_shape"
+        )
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
+    return t
+
+
+_TRAIN_ONLY = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+def check_model(model) -> torch.Tensor:
+    """Refuse a non-module, a model without parameters, or one with batch-norm / dropout in
+    training mode. Returns the first parameter (its dtype and device are the model's)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    param = next(model.parameters(), None)
+    if param is None:
+        raise ValueError("model has no parameters, so its empirical NTK is zero/undefined")
+    for name, mod in model.named_modules():
+        if mod.training and isinstance(mod, _TRAIN_ONLY):
+            kind = "updates its running statistics" if hasattr(mod, "running_mean") else "is random"
+            raise ValueError(
+                f"module {name!r} ({type(mod).__name__}) is in training mode and {kind} in "
+                "forward; put the model in eval mode (model.eval()) before computing its NTK"
+            )
+    return param
+
+
+def _probe(model, params, buffers, x: torch.Tensor) -> int:
+    """Evaluate ``model`` on two rows of ``x``; check that buffers do not change, that each
+    output depends only on its own input; return the number of outputs per example."""
+    rows = x[:2]
+    saved = {k: v.clone() for k, v in buffers.items()}
+    try:
+        with torch.no_grad():
+            out = functional_call(model, (params, saved), (rows,))
+            single = [functional_call(model, (params, saved), (rows[i : i + 1],)) for i in range(2)]
+    except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
+        raise ValueError(
+            f"model could not be evaluated on inputs of shape {tuple(rows.shape)} "
+            f"({type(exc).__name__}: {exc}); X must be (n, *input_shape) as the model expects"
+        ) from None
+    for k, v in saved.items():
+        if not torch.equal(v, buffers[k]):
+            raise ValueError(
+                f"buffer {k!r} changes in forward (a batch-norm in training mode?); put the "
+                "model in eval mode (model.eval()) before computing its NTK"
+            )
+    if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != rows.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model must return a tensor (n, *output_shape); got {shape}")
+    if rows.shape[0] == 2:
+        sep = torch.cat([s.reshape(1, -1) for s in single])
+        tol = 1e3 * torch.finfo(out.dtype).eps * (1.0 + out.abs().max())
+        if (sep - out.reshape(2, -1)).abs().max() > tol:
+            raise ValueError(
+                "the model's output for one input depends on the other inputs of the batch "
+                "(batch-norm in training mode?); put the model in eval mode (model.eval())"
+            )
+    return out[0].numel()
+
+
+# ---- layers with a structured derivative -----------------------------------------------------
+@dataclass
+class _Group:
+    """Modules sharing one weight (and bias) of the form h_t = scale * W u_t + beta * b."""
+
+    weight: str
+    bias: str | None
+    scale: float
+    beta: float
+    kind: str  # "linear" or "conv2d"
+    modules: list = field(default_factory=list)
+    calls: list = field(default_factory=list)  # (u (b, T, a), h) per call
+    structured: bool = True  # contraction by structured derivative (else materialized)
+    dims: tuple = ()  # (T, a, c): positions, input and output features
+
+
+def _handler(mod: nn.Module):
+    """(kind, scale, beta) for a module with a structured derivative, else None."""
+    if type(mod) is nn.Linear:
+        return "linear", 1.0, 1.0
+    if type(mod) is DenseModule:
+        return "linear", mod.scale, mod.beta
+    if (
+        type(mod) is nn.Conv2d
+        and mod.groups == 1
+        and mod.padding_mode == "zeros"
+        and not isinstance(mod.padding, str)
+    ):
+        return "conv2d", 1.0, 1.0
+    return None
+
+
+def _unfold(mod: nn.Module, kind: str, inp: torch.Tensor) -> torch.Tensor:
+    """The layer's inputs at each position, (b, T, a)."""
+    if kind == "conv2d":
+        u = F.unfold(inp, mod.kernel_size, mod.dilation, mod.padding, mod.stride)
+        return u.transpose(1, 2)
+    return inp.reshape(inp.shape[0], -1, inp.shape[-1])
+
+
+def _deltas(kind: str, g: torch.Tensor) -> torch.Tensor:
+    """d f / d h at each position, (b, T, c)."""
+    if kind == "conv2d":
+        return g.reshape(g.shape[0], g.shape[1], -1).transpose(1, 2)
+    return g.reshape(g.shape[0], -1, g.shape[-1])
+
+
+def _groups(model: nn.Module, names: dict[int, str]) -> list[_Group]:
+    """Structured groups: modules whose weight/bias no other kind of module uses."""
+    owners: dict[int, set] = {}
+    for mod in model.modules():
+        for p in mod._parameters.values():
+            if p is not None:
+                owners.setdefault(id(p), set()).add(id(mod))
+    groups: dict[tuple, _Group] = {}
+    for mod in model.modules():
+        spec = _handler(mod)
+        if spec is None:
+            continue
+        kind, scale, beta = spec
+        w, b = mod.weight, mod.bias
+        key = (id(w), None if b is None else id(b), kind, scale, beta)
+        grp = groups.setdefault(key, _Group(names[id(w)], None if b is None else names[id(b)],
+                                            scale, beta, kind))  # fmt: skip
+        grp.modules.append(mod)
+    ok = []
+    for grp in groups.values():
+        members = {id(m) for m in grp.modules}
+        params = [grp.modules[0].weight] + ([grp.modules[0].bias] if grp.bias else [])
+        if all(owners[id(p)] <= members for p in params):
+            ok.append(grp)
+    return ok
+
+
+# ---- features of one chunk -------------------------------------------------------------------
+class _Engine:
+    def __init__(self, model, K, implementation, structured_ok=True):
+        self.model = model
+        self.K = K
+        self.params = {k: p.detach() for k, p in model.named_parameters()}
+        self.buffers = {k: v.detach() for k, v in model.named_buffers()}
+        names = {id(p): k for k, p in model.named_parameters()}
+        use = implementation != "jacobian" and structured_ok
+        self.groups = _groups(model, names) if use else []
+        self.implementation = implementation
+        taken = {g.weight for g in self.groups} | {g.bias for g in self.groups if g.bias}
+        self.rest = [k for k in self.params if k not in taken]
+
+    def drop_groups(self, bad: list[_Group]) -> None:
+        for g in bad:
+            self.groups.remove(g)
+            self.rest += [g.weight] + ([g.bias] if g.bias else [])
+
+    def _hook(self, grp):
+        def hook(mod, inputs, out):
+            grp.calls.append((_unfold(mod, grp.kind, inputs[0].detach()), out))
+            return out.clone()  # later in-place operations must not change ``out``
+
+        return hook
+
+    def features(self, x: torch.Tensor, check: bool = False):
+        """Per group: ("s", u, delta) or ("m", per-example gradient); then the Jacobian of the
+        other parameters (b, K, p) or None. ``check``: also return the batch gradients."""
+        out = {}
+        if self.groups:
+            leaves = {k: p.requires_grad_(True) if k not in self.rest else p
+                      for k, p in ((k, v.detach()) for k, v in self.params.items())}  # fmt: skip
+            handles = []
+            for g in self.groups:
+                g.calls = []
+                handles += [m.register_forward_hook(self._hook(g)) for m in g.modules]
+            try:
+                with torch.enable_grad():
+                    f = functional_call(self.model, (leaves, self.buffers), (x,))
+                    f = f.reshape(x.shape[0], self.K)
+                    hs = [h for g in self.groups for _, h in g.calls]
+                    per_k = []
+                    for k in range(self.K):
+                        extra = [leaves[g.weight] for g in self.groups] if check and k == 0 else []
+                        gr = torch.autograd.grad(f[:, k].sum(), hs + extra, retain_graph=k + 1 < self.K,
+                                                 allow_unused=True)  # fmt: skip
+                        per_k.append(gr)
+            finally:
+                for h in handles:
+                    h.remove()
+            pos = 0
+            for gi, g in enumerate(self.groups):
+                n_calls = len(g.calls)
+                u = torch.cat([c[0] for c in g.calls], 1) if n_calls else None
+                ds = []
+                for k in range(self.K):
+                    gk = [
+                        torch.zeros_like(c[1]) if d is None else d
+                        for c, d in zip(g.calls, per_k[k][pos : pos + n_calls], strict=True)
+                    ]
+                    ds.append(torch.cat([_deltas(g.kind, d) for d in gk], 1) if n_calls else None)
+                pos += n_calls
+                g.calls = []
+                if u is None:
+                    out[gi] = None
+                    continue
+                d = torch.stack(ds, 1)  # (b, K, T, c)
+                out[gi] = (u, d) if g.structured else _weight_grads(g, u, d)
+            if check:
+                return out, [per_k[0][pos + i] for i in range(len(self.groups))]
+        rest = None
+        if self.rest:
+            fixed = {k: v for k, v in self.params.items() if k not in self.rest}
+            mine = {k: self.params[k] for k in self.rest}
+
+            def f_single(p, xi):
+                y = functional_call(self.model, ({**fixed, **p}, self.buffers), (xi[None],))
+                return y.reshape(self.K)
+
+            J = vmap(jacrev(f_single), in_dims=(None, 0))(mine, x)
+            rest = torch.cat([J[k].reshape(x.shape[0], self.K, -1) for k in self.rest], 2)
+        return out, rest
+
+
+def _weight_grads(g: _Group, u, d) -> torch.Tensor:
+    """Per-example gradients of the weight and bias, (b, K, c*a [+ c])."""
+    b, K = d.shape[:2]
+    G = torch.einsum("bktc,bta->bkca", d, u).reshape(b, K, -1) * g.scale
+    if g.bias is not None:
+        G = torch.cat([G, d.sum(2) * g.beta], 2)
+    return G
+
+
+def _structured(g: _Group, fx, fz, output: str) -> torch.Tensor:
+    """Contribution of one group from inputs and deltas (never forming weight gradients)."""
+    (ux, dx), (uz, dz) = fx, fz
+    b, K, T, c = dx.shape
+    m, T2 = dz.shape[0], dz.shape[2]
+    uu = (ux.reshape(b * T, -1) @ uz.reshape(m * T2, -1).T).reshape(b, T, m, T2)
+    if output == "full":
+        dd = (dx.reshape(b * K * T, c) @ dz.reshape(m * K * T2, c).T).reshape(b, K, T, m, K, T2)
+        out = torch.einsum("bktmls,btms->bmkl", dd, uu) * g.scale**2
+        if g.bias is not None:
+            out = out + g.beta**2 * dd.sum((2, 5)).permute(0, 2, 1, 3)
+        return out
+    dd = dx.transpose(1, 2).reshape(b * T, K * c) @ dz.transpose(1, 2).reshape(m * T2, K * c).T
+    dd = dd.reshape(b, T, m, T2)
+    out = (dd * uu).sum((1, 3)) * g.scale**2
+    if g.bias is not None:
+        out = out + g.beta**2 * dd.sum((1, 3))
+    return out
+
+
+def _contract(A: torch.Tensor, B: torch.Tensor, output: str) -> torch.Tensor:
+    """sum_p A[i, a, p] B[j, b, p] as (n, m) (trace) or (n, m, K, K) (full)."""
+    n, K, _ = A.shape
+    m = B.shape[0]
+    if output == "full":
+        return (
+            (A.reshape(n * K, -1) @ B.reshape(m * K, -1).T).reshape(n, K, m, K).permute(0, 2, 1, 3)
+        )
+    return A.reshape(n, -1) @ B.reshape(m, -1).T
+
+
+def _use_structured(T, a, c, K, n, implementation) -> bool:
+    if implementation in ("structured", "materialized"):
+        return implementation == "structured"
+    structured = n * n * T * T * (a + K * c)
+    materialized = n * K * T * a * c + n * n * K * a * c
+    return structured < materialized
+
+
+# ---- the driver ------------------------------------------------------------------------------
+def _saved_bytes(model, params, buffers, x) -> int:
+    """Bytes that autograd saves for the backward pass of ``model`` on ``x``."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        functional_call(model, (leaves, buffers), (x,))
+    return total
+
+
+def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, batch_size):
+    """Check the structured groups on two rows, pick each one's contraction, size the chunks.
+    Returns (chunk size, whether to keep every chunk's features)."""
+    K, item = eng.K, x.element_size()
+    rows = x[:2]
+    if eng.groups:
+        feats, grads = eng.features(rows, check=True)
+        bad = []
+        for gi, g in enumerate(eng.groups):
+            u, d = feats[gi] if feats[gi] is not None else (None, None)
+            if u is None or grads[gi] is None:
+                bad.append(g)
+                continue
+            mine = torch.einsum("btc,bta->ca", d[:, 0], u).reshape(grads[gi].shape) * g.scale
+            tol = 1e3 * torch.finfo(x.dtype).eps * (1.0 + grads[gi].abs().max())
+            if (mine - grads[gi]).abs().max() > tol:
+                bad.append(g)  # the weight is also used outside the module's forward
+            g.dims = (u.shape[1], u.shape[2], d.shape[3])  # T, a, c
+        eng.drop_groups(bad)
+    act = _saved_bytes(eng.model, eng.params, eng.buffers, rows[:1])
+    act2 = _saved_bytes(eng.model, eng.params, eng.buffers, rows) if rows.shape[0] > 1 else 2 * act
+    per_act = max(act2 - act, 1)
+    base = max(act - per_act, 0) + 2 * sum(p.numel() for p in eng.params.values()) * item
+    p_rest = sum(eng.params[k].numel() for k in eng.rest)
+    feat = K * p_rest * item
+    work = per_act * (1 + (K + 1) * bool(eng.rest)) + K * p_rest * item
+    pair = 8 * (K * K if output == "full" else 1) * 3
+    b_guess = batch_size or 256
+    for g in eng.groups:
+        T, a, c = g.dims
+        g.structured = _use_structured(T, a, c, K, b_guess, eng.implementation)
+        if g.structured:
+            feat += T * (a + K * c) * item
+            work += T * c * item * (K + 1)
+            pair += T * T * item * (3 + (2 * K * K if output == "full" else 0))
+        else:
+            feat += K * (c * a + c) * item
+            work += (T * c * K + T * c) * item
+    cache_bytes = n_rows * feat
+    cache = cache_bytes <= (budget - base) // 2
+    room = budget - base - (cache_bytes if cache else 0)
+    lin = work + (0 if cache else 2 * feat)
+    need = lin + pair + base
+    if room < lin + pair:
+        raise ValueError(
+            f"max_memory={budget} bytes is too small for one example: it needs at least "
+            f"{need} bytes ({need / 2**20:.1f} MiB) for this model; raise max_memory"
+        )
+    if batch_size is None:
+        batch_size = int((-lin + math.sqrt(lin * lin + 4 * pair * room)) / (2 * pair))
+        batch_size = max(1, min(batch_size, n_rows))
+    return batch_size, cache
+
+
+def generic_ntk(
+    model: nn.Module,
+    X: torch.Tensor,
+    Z: torch.Tensor | None = None,
+    *,
+    output: str = "trace",
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    batch_size: int | None = None,
+    implementation: str = "auto",
+) -> np.ndarray:
+    """The empirical NTK of a checked ``model`` on tensors ``X`` (n, ...) and ``Z`` (m, ...) of
+    its dtype and device (see :func:`ntklab.empirical_ntk`). ``Z=None``: ``X``, and the result
+    is exactly symmetric. Returns float64, (n, m) or (n, m, K, K) for ``output="full"``."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {list(OUTPUTS)}; got {output!r}")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"implementation must be one of {list(IMPLEMENTATIONS)}; got {implementation!r}"
+        )
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    K = _probe(model, params, buffers, X)
+    symmetric = Z is None
+    Z = X if symmetric else Z
+    eng = _Engine(model, K, implementation)
+    mode = "full" if output == "full" else "trace"
+    n, m = X.shape[0], Z.shape[0]
+    rows = n if symmetric else n + m
+    B, cache = _plan(eng, X, rows, mode, int(max_memory), batch_size)
+    xs = [(i, X[i : i + B]) for i in range(0, n, B)]
+    zs = xs if symmetric else [(j, Z[j : j + B]) for j in range(0, m, B)]
+    store: dict = {}
+
+    def feats(side, j, rows_):
+        key = (side, j)
+        if key in store:
+            return store[key]
+        f = _pack(eng, rows_)
+        if cache:
+            store[key] = f
+        return f
+
+    shape = (n, m, K, K) if mode == "full" else (n, m)
+    out = np.empty(shape)
+    with torch.no_grad():
+        for i, xb in xs:
+            fx = feats("x", i, xb)
+            for j, zb in zs:
+                if symmetric and j < i:
+                    continue
+                fz = fx if (symmetric and j == i) else feats("x" if symmetric else "z", j, zb)
+                block = _block(eng, fx, fz, mode).cpu().numpy()
+                out[i : i + len(xb), j : j + len(zb)] = block
+                if symmetric and j != i:
+                    tb = block.transpose(1, 0, 3, 2) if mode == "full" else block.T
+                    out[j : j + len(zb), i : i + len(xb)] = tb
+            if not cache:
+                store.clear()
+    if symmetric:
+        out += out.transpose(1, 0, 3, 2) if mode == "full" else out.T
+        out *= 0.5
+    if output == "mean":
+        out /= K
+    return out
+
+
+def _pack(eng: _Engine, x: torch.Tensor):
+    """Features of rows ``x``: the structured groups' (u, delta) and one matrix (b, K, P) of
+    the materialized per-example gradients and the other parameters' Jacobians."""
+    per_group, rest = eng.features(x)
+    structured = [(g, per_group[gi]) for gi, g in enumerate(eng.groups) if g.structured]
+    mats = [per_group[gi] for gi, g in enumerate(eng.groups) if not g.structured]
+    mats += [rest] if rest is not None else []
+    return structured, (torch.cat(mats, 2) if mats else None)
+
+
+def _block(eng, fx, fz, mode) -> torch.Tensor:
+    (sx, mx), (sz, mz) = fx, fz
+    total = None
+    for (g, a), (_, b) in zip(sx, sz, strict=True):
+        term = _structured(g, a, b, mode).double()
+        total = term if total is None else total + term
+    if mx is not None:
+        term = _contract(mx, mz, mode).double()
+        total = term if total is None else total + term
+    return total
