@@ -264,11 +264,11 @@ def empirical_ntk(
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size")
     if method == "generic" or (method == "auto" and engine.dense_specs(model) is None):
-        from . import torch_ntk
+        from . import model_checks, torch_ntk
 
-        param = torch_ntk.check_model(model)
-        xt = torch_ntk.as_batch(X, "X", param)
-        zt = None if Z is None else torch_ntk.as_batch(Z, "Z", param, tuple(xt.shape[1:]))
+        param = model_checks.check_model(model)
+        xt = model_checks.as_batch(X, "X", param)
+        zt = None if Z is None else model_checks.as_batch(Z, "Z", param, tuple(xt.shape[1:]))
         budget = torch_ntk.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
         budget = check_int(budget, "max_memory")
         return torch_ntk.generic_ntk(

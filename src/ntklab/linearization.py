@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
-from .torch_ntk import check_model
+from .model_checks import check_model
 
 __all__ = ["LinearizedModel", "linearize"]
 

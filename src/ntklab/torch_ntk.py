@@ -46,95 +46,13 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from .layers import DenseModule
+from .model_checks import probe_model
 
-__all__ = ["generic_ntk", "as_batch", "check_model"]
+__all__ = ["generic_ntk", "DEFAULT_MAX_MEMORY"]
 
 OUTPUTS = ("trace", "mean", "full")
 IMPLEMENTATIONS = ("auto", "structured", "materialized", "jacobian")
 DEFAULT_MAX_MEMORY = 2**30
-
-
-# ---- validation -----------------------------------------------------------------------------
-def as_batch(X, name: str, like: torch.Tensor, trailing: tuple | None = None) -> torch.Tensor:
-    """``X`` (n, *input_shape) as a finite tensor of ``like``'s dtype and device."""
-    if isinstance(X, torch.Tensor):
-        t = X.detach()
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(X, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} must be a numeric array; could not convert it ({exc})"
-            ) from None
-    t = t.to(dtype=like.dtype, device=like.device)
-    if t.dim() < 2 or t.shape[0] == 0:
-        raise ValueError(
-            f"{name} must have shape (n_samples, *input_shape) with n_samples >= 1; got "
-            f"{tuple(t.shape)} (one example? use {name}[None])"
-        )
-    if trailing is not None and tuple(t.shape[1:]) != trailing:
-        raise ValueError(
-            f"{name} has input shape {tuple(t.shape[1:])} but X has {trailing}; "
-            "both must be (n, *input_shape) with the same input_shape"
-        )
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
-    return t
-
-
-_TRAIN_ONLY = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def check_model(model) -> torch.Tensor:
-    """Refuse a non-module, a model without parameters, or one with batch-norm / dropout in
-    training mode. Returns the first parameter (its dtype and device are the model's)."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    param = next(model.parameters(), None)
-    if param is None:
-        raise ValueError("model has no parameters, so its empirical NTK is zero/undefined")
-    for name, mod in model.named_modules():
-        if mod.training and isinstance(mod, _TRAIN_ONLY):
-            kind = "updates its running statistics" if hasattr(mod, "running_mean") else "is random"
-            raise ValueError(
-                f"module {name!r} ({type(mod).__name__}) is in training mode and {kind} in "
-                "forward; put the model in eval mode (model.eval()) before computing its NTK"
-            )
-    return param
-
-
-def _probe(model, params, buffers, x: torch.Tensor) -> int:
-    """Evaluate ``model`` on two rows of ``x``; check that buffers do not change, that each
-    output depends only on its own input; return the number of outputs per example."""
-    rows = x[:2]
-    saved = {k: v.clone() for k, v in buffers.items()}
-    try:
-        with torch.no_grad():
-            out = functional_call(model, (params, saved), (rows,))
-            single = [functional_call(model, (params, saved), (rows[i : i + 1],)) for i in range(2)]
-    except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
-        raise ValueError(
-            f"model could not be evaluated on inputs of shape {tuple(rows.shape)} "
-            f"({type(exc).__name__}: {exc}); X must be (n, *input_shape) as the model expects"
-        ) from None
-    for k, v in saved.items():
-        if not torch.equal(v, buffers[k]):
-            raise ValueError(
-                f"buffer {k!r} changes in forward (a batch-norm in training mode?); put the "
-                "model in eval mode (model.eval()) before computing its NTK"
-            )
-    if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != rows.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"model must return a tensor (n, *output_shape); got {shape}")
-    if rows.shape[0] == 2:
-        sep = torch.cat([s.reshape(1, -1) for s in single])
-        tol = 1e3 * torch.finfo(out.dtype).eps * (1.0 + out.abs().max())
-        if (sep - out.reshape(2, -1)).abs().max() > tol:
-            raise ValueError(
-                "the model's output for one input depends on the other inputs of the batch "
-                "(batch-norm in training mode?); put the model in eval mode (model.eval())"
-            )
-    return out[0].numel()
 
 
 # ---- layers with a structured derivative -----------------------------------------------------
@@ -435,7 +353,7 @@ def generic_ntk(
         )
     params = {k: p.detach() for k, p in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
-    K = _probe(model, params, buffers, X)
+    K = probe_model(model, params, buffers, X)
     symmetric = Z is None
     Z = X if symmetric else Z
     eng = _Engine(model, K, implementation)

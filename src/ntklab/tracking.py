@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .linearization import linearize
-from .torch_ntk import as_batch, check_model
+from .model_checks import as_batch, check_model
 
 __all__ = ["Tracker", "track"]
 
