@@ -102,6 +102,14 @@ def test_equals_per_example_jacobians(name):
             np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-12 * np.abs(ref).max())
 
 
+def test_integer_inputs_of_an_embedding():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Embedding(7, 4), nn.Flatten(), nn.Linear(12, 2)).double()
+    X = torch.randint(0, 7, (5, 3), generator=torch.Generator().manual_seed(4))
+    ref = naive_ntk(model, X, X, "trace")
+    np.testing.assert_allclose(ntklab.empirical_ntk(model, X.numpy()), ref, rtol=1e-12)
+
+
 @pytest.mark.parametrize("depth", [1, 3])
 def test_generic_equals_structured_on_ntklab_networks(depth):
     arch = ntklab.Architecture(depth, "jacot", sigma_b=0.5)

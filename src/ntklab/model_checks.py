@@ -14,17 +14,20 @@ __all__ = ["as_batch", "check_model", "probe_model"]
 
 
 def as_batch(X, name: str, like: torch.Tensor, trailing: tuple | None = None) -> torch.Tensor:
-    """``X`` (n, *input_shape) as a finite tensor of ``like``'s dtype and device."""
+    """``X`` (n, *input_shape) as a finite tensor of ``like``'s dtype and device (integers,
+    e.g. token ids for an embedding, stay int64)."""
     if isinstance(X, torch.Tensor):
         t = X.detach()
     else:
         try:
-            t = torch.as_tensor(np.asarray(X, dtype=np.float64))
+            arr = np.asarray(X)
+            t = torch.as_tensor(arr if arr.dtype.kind in "iu" else arr.astype(np.float64))
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"{name} must be a numeric array; could not convert it ({exc})"
             ) from None
-    t = t.to(dtype=like.dtype, device=like.device)
+    integer = not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+    t = t.to(dtype=torch.int64 if integer else like.dtype, device=like.device)
     if t.dim() < 2 or t.shape[0] == 0:
         raise ValueError(
             f"{name} must have shape (n_samples, *input_shape) with n_samples >= 1; got "
@@ -35,7 +38,7 @@ def as_batch(X, name: str, like: torch.Tensor, trailing: tuple | None = None) ->
             f"{name} has input shape {tuple(t.shape[1:])} but X has {trailing}; "
             "both must be (n, *input_shape) with the same input_shape"
         )
-    if not torch.isfinite(t).all():
+    if not integer and not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first")
     return t
 

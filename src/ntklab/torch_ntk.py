@@ -281,7 +281,8 @@ def _saved_bytes(model, params, buffers, x) -> int:
 def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, batch_size):
     """Check the structured groups on two rows, pick each one's contraction, size the chunks.
     Returns (chunk size, whether to keep every chunk's features)."""
-    K, item = eng.K, x.element_size()
+    ref = next(iter(eng.params.values()))
+    K, item = eng.K, ref.element_size()
     rows = x[:2]
     if eng.groups:
         feats, grads = eng.features(rows, check=True)
@@ -292,7 +293,7 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
                 bad.append(g)
                 continue
             mine = torch.einsum("btc,bta->ca", d[:, 0], u).reshape(grads[gi].shape) * g.scale
-            tol = 1e3 * torch.finfo(x.dtype).eps * (1.0 + grads[gi].abs().max())
+            tol = 1e3 * torch.finfo(ref.dtype).eps * (1.0 + grads[gi].abs().max())
             if (mine - grads[gi]).abs().max() > tol:
                 bad.append(g)  # the weight is also used outside the module's forward
             g.dims = (u.shape[1], u.shape[2], d.shape[3])  # T, a, c
