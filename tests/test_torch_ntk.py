@@ -97,7 +97,7 @@ def test_equals_per_example_jacobians(name):
             np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-12 * np.abs(ref).max())
     if name == "conv":  # each way of contracting, and the mean over outputs
         ref = naive_ntk(model, X, Z, "mean")
-        for impl in ("structured", "materialized", "jacobian"):
+        for impl in ("structured", "materialized", "jacobian", "ntvp"):
             got = generic_ntk(model, X, Z, output="mean", implementation=impl)
             np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-12 * np.abs(ref).max())
 
@@ -138,6 +138,36 @@ def test_memory_budget_sets_the_chunks():
         np.testing.assert_allclose(part, whole[:9, 5:], rtol=1e-5, atol=1e-6 * np.abs(whole).max())
     with pytest.raises(ValueError, match="max_memory=1000 bytes is too small for one example"):
         ntklab.empirical_ntk(model, X, max_memory=1000)
+
+
+class _Raw(nn.Module):
+    """A weight used directly (no structured derivative), then a dense layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 300) / 3)
+        self.out = nn.Linear(300, 4)
+
+    def forward(self, x):
+        return self.out(torch.tanh(x @ self.w))
+
+
+def test_ntk_vector_products_when_jacobians_do_not_fit(monkeypatch):
+    import ntklab.torch_ntk as torch_ntk
+
+    calls = []
+    real = torch_ntk.ntvp_block
+    monkeypatch.setattr(torch_ntk, "ntvp_block", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(5)
+    model = _Raw().double()
+    X = torch.randn(6, 3, dtype=torch.float64)
+    ref = naive_ntk(model, X, X[:4], "full")
+    # one example's Jacobian of w is 4 * 900 * 8 = 29 kB: contracted under 10 MB, not 1 MB
+    for budget, used in ((10_000_000, False), (1_000_000, True)):
+        calls.clear()
+        got = ntklab.empirical_ntk(model, X, X[:4], output="full", max_memory=budget)
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-12 * np.abs(ref).max())
+        assert bool(calls) == used
 
 
 class _Counting(nn.Module):

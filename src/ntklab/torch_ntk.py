@@ -47,11 +47,12 @@ from torch.func import functional_call, jacrev, vmap
 
 from .layers import DenseModule
 from .model_checks import probe_model
+from .ntk_vector import ntvp_block
 
 __all__ = ["generic_ntk", "DEFAULT_MAX_MEMORY"]
 
 OUTPUTS = ("trace", "mean", "full")
-IMPLEMENTATIONS = ("auto", "structured", "materialized", "jacobian")
+IMPLEMENTATIONS = ("auto", "structured", "materialized", "jacobian", "ntvp")
 DEFAULT_MAX_MEMORY = 2**30
 
 
@@ -131,13 +132,14 @@ def _groups(model: nn.Module, names: dict[int, str]) -> list[_Group]:
 
 # ---- features of one chunk -------------------------------------------------------------------
 class _Engine:
-    def __init__(self, model, K, implementation, structured_ok=True):
+    def __init__(self, model, K, implementation):
         self.model = model
         self.K = K
         self.params = {k: p.detach() for k, p in model.named_parameters()}
         self.buffers = {k: v.detach() for k, v in model.named_buffers()}
         names = {id(p): k for k, p in model.named_parameters()}
-        use = implementation != "jacobian" and structured_ok
+        use = implementation not in ("jacobian", "ntvp")
+        self.ntvp, self.columns = implementation == "ntvp", 1  # the rest by NTK-vector products
         self.groups = _groups(model, names) if use else []
         self.implementation = implementation
         taken = {g.weight for g in self.groups} | {g.bias for g in self.groups if g.bias}
@@ -201,17 +203,18 @@ class _Engine:
             if check:
                 return out, [per_k[0][pos + i] for i in range(len(self.groups))]
         rest = None
-        if self.rest:
-            fixed = {k: v for k, v in self.params.items() if k not in self.rest}
-            mine = {k: self.params[k] for k in self.rest}
-
-            def f_single(p, xi):
-                y = functional_call(self.model, ({**fixed, **p}, self.buffers), (xi[None],))
-                return y.reshape(self.K)
-
-            J = vmap(jacrev(f_single), in_dims=(None, 0))(mine, x)
+        if self.rest and not self.ntvp:
+            J = vmap(jacrev(self.f_rest), in_dims=(None, 0))(self.rest_params(), x[:, None])
             rest = torch.cat([J[k].reshape(x.shape[0], self.K, -1) for k in self.rest], 2)
         return out, rest
+
+    def rest_params(self) -> dict:
+        return {k: self.params[k] for k in self.rest}
+
+    def f_rest(self, p: dict, rows: torch.Tensor) -> torch.Tensor:
+        """Outputs (rows, K) as a function of the parameters without structured derivative."""
+        y = functional_call(self.model, ({**self.params, **p}, self.buffers), (rows,))
+        return y.reshape(rows.shape[0], self.K)
 
 
 def _weight_grads(g: _Group, u, d) -> torch.Tensor:
@@ -303,8 +306,15 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
     per_act = max(act2 - act, 1)
     base = max(act - per_act, 0) + 2 * sum(p.numel() for p in eng.params.values()) * item
     p_rest = sum(eng.params[k].numel() for k in eng.rest)
-    feat = K * p_rest * item
-    work = per_act * (1 + (K + 1) * bool(eng.rest)) + K * p_rest * item
+    jac = K * p_rest * item  # one example's Jacobian of the parameters without structure
+    if eng.implementation == "auto" and p_rest and 64 * jac > budget - base:
+        eng.ntvp = True  # fewer than 16 such Jacobians fit in a quarter of the budget
+    reserve = (budget - base) // 4 if eng.ntvp else 0  # NTK-vector products' columns
+    column = 3 * p_rest * item + 2 * per_act
+    if eng.ntvp:
+        feat, work = x[0].numel() * x.element_size(), 2 * per_act
+    else:
+        feat, work = jac, per_act * (1 + (K + 1) * bool(eng.rest)) + jac
     pair = 8 * (K * K if output == "full" else 1) * 3
     b_guess = batch_size or 256
     for g in eng.groups:
@@ -319,10 +329,10 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
             work += (T * c * K + T * c) * item
     cache_bytes = n_rows * feat
     cache = cache_bytes <= (budget - base) // 2
-    room = budget - base - (cache_bytes if cache else 0)
+    room = budget - base - (cache_bytes if cache else 0) - reserve
     lin = work + (0 if cache else 2 * feat)
-    need = lin + pair + base
-    if room < lin + pair:
+    need = lin + pair + base + (4 * column if eng.ntvp else 0)
+    if room < lin + pair or reserve < (column if eng.ntvp else 0):
         raise ValueError(
             f"max_memory={budget} bytes is too small for one example: it needs at least "
             f"{need} bytes ({need / 2**20:.1f} MiB) for this model; raise max_memory"
@@ -330,6 +340,7 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
     if batch_size is None:
         batch_size = int((-lin + math.sqrt(lin * lin + 4 * pair * room)) / (2 * pair))
         batch_size = max(1, min(batch_size, n_rows))
+    eng.columns = max(1, reserve // (3 * p_rest * item + 2 * batch_size * per_act))
     return batch_size, cache
 
 
@@ -406,11 +417,11 @@ def _pack(eng: _Engine, x: torch.Tensor):
     structured = [(g, per_group[gi]) for gi, g in enumerate(eng.groups) if g.structured]
     mats = [per_group[gi] for gi, g in enumerate(eng.groups) if not g.structured]
     mats += [rest] if rest is not None else []
-    return structured, (torch.cat(mats, 2) if mats else None)
+    return structured, (torch.cat(mats, 2) if mats else None), x
 
 
 def _block(eng, fx, fz, mode) -> torch.Tensor:
-    (sx, mx), (sz, mz) = fx, fz
+    (sx, mx, x), (sz, mz, z) = fx, fz
     total = None
     for (g, a), (_, b) in zip(sx, sz, strict=True):
         term = _structured(g, a, b, mode).double()
@@ -418,4 +429,7 @@ def _block(eng, fx, fz, mode) -> torch.Tensor:
     if mx is not None:
         term = _contract(mx, mz, mode).double()
         total = term if total is None else total + term
+    if eng.ntvp and eng.rest:
+        term = ntvp_block(eng.f_rest, eng.rest_params(), x, z, eng.K, mode, eng.columns)
+        total = term.double() if total is None else total + term.double()
     return total
