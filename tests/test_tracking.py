@@ -114,3 +114,7 @@ def test_track_cross_entropy_and_minibatches():
         ntklab.track(net, X, y, Xt, optimizer=None)
     with pytest.raises(ValueError, match="y_train must have one row per input"):
         ntklab.track(net, X, y[:3], Xt, optimizer=opt)
+    with pytest.raises(ValueError, match="record must be"):
+        ntklab.track(net, X, y, Xt, optimizer=opt, record=0)
+    with pytest.raises(ValueError, match="eval mode"):
+        ntklab.track(nn.Sequential(nn.Linear(3, 3), nn.Dropout()), X, y, Xt, optimizer=opt)

@@ -354,9 +354,31 @@ def generic_ntk(
     batch_size: int | None = None,
     implementation: str = "auto",
 ) -> np.ndarray:
-    """The empirical NTK of a checked ``model`` on tensors ``X`` (n, ...) and ``Z`` (m, ...) of
-    its dtype and device (see :func:`ntklab.empirical_ntk`). ``Z=None``: ``X``, and the result
-    is exactly symmetric. Returns float64, (n, m) or (n, m, K, K) for ``output="full"``."""
+    """The empirical NTK of a checked ``model`` (:func:`ntklab.model_checks.check_model`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    X, Z : torch.Tensor
+        (n, ...) and (m, ...) on the model's device (:func:`ntklab.model_checks.as_batch`);
+        ``Z=None``: ``X``, and the result is exactly symmetric.
+    output : {"trace", "mean", "full"}
+        See :func:`ntklab.empirical_ntk`.
+    max_memory : int
+        Bytes of working memory (the result not included).
+    batch_size : int, optional
+        Rows per chunk; default: the most that ``max_memory`` allows.
+    implementation : {"auto", "structured", "materialized", "jacobian", "ntvp"}
+        ``"auto"``: per layer the cheaper of structured / materialized (module docstring),
+        ``vmap(jacrev)`` Jacobians of the other parameters, or NTK-vector products
+        (:mod:`ntklab.ntk_vector`) when 16 of their per-example Jacobians do not fit in a
+        quarter of ``max_memory``. The others force one way (``"jacobian"``, ``"ntvp"``: for
+        all parameters); they exist for tests and benchmarks.
+
+    Returns
+    -------
+    ndarray (n, m) or (n, m, K, K), float64
+    """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {list(OUTPUTS)}; got {output!r}")
     if implementation not in IMPLEMENTATIONS:

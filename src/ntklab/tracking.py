@@ -89,6 +89,22 @@ class Tracker:
         self.y_test = (
             None if y_test is None else _as_targets(y_test, "y_test", param, self.X_test.shape[0])
         )
+        if record is not None:
+            bad = isinstance(record, bool) or (isinstance(record, int) and record < 1)
+            try:
+                record = record if isinstance(record, int) else {int(s) for s in record}
+            except (TypeError, ValueError):
+                bad = True
+            if bad:
+                raise ValueError(
+                    f"record must be None, an int >= 1 or a collection of steps; got {record!r}"
+                )
+        if (
+            isinstance(kernel_points, bool)
+            or not isinstance(kernel_points, int)
+            or kernel_points < 2
+        ):
+            raise ValueError(f"kernel_points must be an int >= 2; got {kernel_points!r}")
         self.record = record
         self.linearized = linearize(model)
         index = {id(p): i for i, p in enumerate(model.parameters())}
