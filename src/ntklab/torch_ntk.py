@@ -78,12 +78,8 @@ def _handler(mod: nn.Module):
         return "linear", 1.0, 1.0
     if type(mod) is DenseModule:
         return "linear", mod.scale, mod.beta
-    if (
-        type(mod) is nn.Conv2d
-        and mod.groups == 1
-        and mod.padding_mode == "zeros"
-        and not isinstance(mod.padding, str)
-    ):
+    plain = getattr(mod, "groups", 0) == 1 and getattr(mod, "padding_mode", "") == "zeros"
+    if type(mod) is nn.Conv2d and plain and not isinstance(mod.padding, str):
         return "conv2d", 1.0, 1.0
     return None
 
@@ -107,9 +103,8 @@ def _groups(model: nn.Module, names: dict[int, str]) -> list[_Group]:
     """Structured groups: modules whose weight/bias no other kind of module uses."""
     owners: dict[int, set] = {}
     for mod in model.modules():
-        for p in mod._parameters.values():
-            if p is not None:
-                owners.setdefault(id(p), set()).add(id(mod))
+        for _, p in mod.named_parameters(recurse=False, remove_duplicate=False):
+            owners.setdefault(id(p), set()).add(id(mod))
     groups: dict[tuple, _Group] = {}
     for mod in model.modules():
         spec = _handler(mod)
@@ -158,8 +153,8 @@ class _Engine:
         return hook
 
     def features(self, x: torch.Tensor, check: bool = False):
-        """Per group: ("s", u, delta) or ("m", per-example gradient); then the Jacobian of the
-        other parameters (b, K, p) or None. ``check``: also return the batch gradients."""
+        """{group index: (u, delta) if structured, else per-example gradients (b, K, p)}, and
+        the other parameters' Jacobians (b, K, p) or None; ``check``: the batch gradients."""
         out = {}
         if self.groups:
             leaves = {k: p.requires_grad_(True) if k not in self.rest else p
@@ -400,12 +395,8 @@ def generic_ntk(
     store: dict = {}
 
     def feats(side, j, rows_):
-        key = (side, j)
-        if key in store:
-            return store[key]
-        f = _pack(eng, rows_)
-        if cache:
-            store[key] = f
+        f = store.get((side, j)) or _pack(eng, rows_)
+        store.update({(side, j): f} if cache else {})
         return f
 
     shape = (n, m, K, K) if mode == "full" else (n, m)
