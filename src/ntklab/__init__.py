@@ -58,7 +58,7 @@ _LAZY = {
 _SUBMODULES = frozenset(
     "architecture cli config data empirical equivalence execution kernels layers linalg networks "
     "predict published regressor report sklearn_kernels store study training verify "
-    "torch_ntk model_checks linearization tracking".split()
+    "torch_ntk model_checks ntk_contract ntk_vector linearization tracking".split()
 )
 
 __all__ = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
 __all__ = ["as_batch", "check_model", "probe_model"]
 
@@ -64,26 +63,35 @@ def check_model(model) -> torch.Tensor:
     return param
 
 
-def probe_model(model, params, buffers, x: torch.Tensor) -> int:
-    """Evaluate ``model`` on two rows of ``x``; check that buffers do not change, that each
-    output depends only on its own input; return the number of outputs per example."""
+def probe_model(model: nn.Module, x: torch.Tensor) -> int:
+    """Evaluate ``model`` on two rows of ``x``; check that its buffers do not change (they are
+    put back if they did), that each output depends only on its own input; return the number
+    of outputs per example."""
     rows = x[:2]
-    saved = {k: v.clone() for k, v in buffers.items()}
+    before = dict(model.named_buffers())
+    saved = {k: v.clone() for k, v in before.items()}
     try:
         with torch.no_grad():
-            out = functional_call(model, (params, saved), (rows,))
-            single = [functional_call(model, (params, saved), (rows[i : i + 1],)) for i in range(2)]
+            out = model(rows)
+            single = [model(rows[i : i + 1]) for i in range(rows.shape[0])]
     except Exception as exc:  # noqa: BLE001 - the user's model may raise anything
         raise ValueError(
             f"model could not be evaluated on inputs of shape {tuple(rows.shape)} "
             f"({type(exc).__name__}: {exc}); X must be (n, *input_shape) as the model expects"
         ) from None
-    for k, v in saved.items():
-        if not torch.equal(v, buffers[k]):
-            raise ValueError(
-                f"buffer {k!r} changes in forward (a batch-norm in training mode?); put the "
-                "model in eval mode (model.eval()) before computing its NTK"
-            )
+    finally:
+        after = dict(model.named_buffers())
+        changed = [k for k, v in before.items() if after.get(k) is not v or not v.equal(saved[k])]
+        for k in changed:
+            prefix, _, name = k.rpartition(".")
+            with torch.no_grad():
+                before[k].copy_(saved[k])
+            setattr(model.get_submodule(prefix), name, before[k])
+    if changed:
+        raise ValueError(
+            f"buffer {changed[0]!r} changes in forward (a batch-norm in training mode?); put "
+            "the model in eval mode (model.eval()) before computing its NTK"
+        )
     if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != rows.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"model must return a tensor (n, *output_shape); got {shape}")

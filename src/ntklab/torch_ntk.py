@@ -44,9 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
+from torch.overrides import TorchFunctionMode
 
 from .layers import DenseModule
 from .model_checks import probe_model
+from .ntk_contract import contract, structured_block, use_structured, weight_grads
 from .ntk_vector import ntvp_block
 
 __all__ = ["generic_ntk", "DEFAULT_MAX_MEMORY"]
@@ -112,6 +114,8 @@ def _groups(model: nn.Module, names: dict[int, str]) -> list[_Group]:
             continue
         kind, scale, beta = spec
         w, b = mod.weight, mod.bias
+        if id(w) not in names or (b is not None and id(b) not in names):
+            continue
         key = (id(w), None if b is None else id(b), kind, scale, beta)
         grp = groups.setdefault(key, _Group(names[id(w)], None if b is None else names[id(b)],
                                             scale, beta, kind))  # fmt: skip
@@ -152,26 +156,30 @@ class _Engine:
 
         return hook
 
-    def features(self, x: torch.Tensor, check: bool = False):
+    def features(self, x: torch.Tensor):
         """{group index: (u, delta) if structured, else per-example gradients (b, K, p)}, and
-        the other parameters' Jacobians (b, K, p) or None; ``check``: the batch gradients."""
+        the other parameters' Jacobians (b, K, p) or None."""
         out = {}
         if self.groups:
-            leaves = {k: p.requires_grad_(True) if k not in self.rest else p
-                      for k, p in ((k, v.detach()) for k, v in self.params.items())}  # fmt: skip
+            direct = all(p.requires_grad for p in self.model.parameters())  # no functional_call
+            leaves = dict(self.model.named_parameters()) if direct else {
+                k: p.requires_grad_(True) if k not in self.rest else p
+                for k, p in ((k, v.detach()) for k, v in self.params.items())}  # fmt: skip
             handles = []
             for g in self.groups:
                 g.calls = []
                 handles += [m.register_forward_hook(self._hook(g)) for m in g.modules]
             try:
                 with torch.enable_grad():
-                    f = functional_call(self.model, (leaves, self.buffers), (x,))
-                    f = f.reshape(x.shape[0], self.K)
+                    if direct:
+                        f = self.model(x).reshape(x.shape[0], self.K)
+                    else:
+                        f = functional_call(self.model, (leaves, self.buffers), (x,))
+                        f = f.reshape(x.shape[0], self.K)
                     hs = [h for g in self.groups for _, h in g.calls]
                     per_k = []
                     for k in range(self.K):
-                        extra = [leaves[g.weight] for g in self.groups] if check and k == 0 else []
-                        gr = torch.autograd.grad(f[:, k].sum(), hs + extra, retain_graph=k + 1 < self.K,
+                        gr = torch.autograd.grad(f[:, k].sum(), hs, retain_graph=k + 1 < self.K,
                                                  allow_unused=True)  # fmt: skip
                         per_k.append(gr)
             finally:
@@ -194,9 +202,7 @@ class _Engine:
                     out[gi] = None
                     continue
                 d = torch.stack(ds, 1)  # (b, K, T, c)
-                out[gi] = (u, d) if g.structured else _weight_grads(g, u, d)
-            if check:
-                return out, [per_k[0][pos + i] for i in range(len(self.groups))]
+                out[gi] = (u, d) if g.structured else weight_grads(g, u, d)
         rest = None
         if self.rest and not self.ntvp:
             J = vmap(jacrev(self.f_rest), in_dims=(None, 0))(self.rest_params(), x[:, None])
@@ -212,68 +218,61 @@ class _Engine:
         return y.reshape(rows.shape[0], self.K)
 
 
-def _weight_grads(g: _Group, u, d) -> torch.Tensor:
-    """Per-example gradients of the weight and bias, (b, K, c*a [+ c])."""
-    b, K = d.shape[:2]
-    G = torch.einsum("bktc,bta->bkca", d, u).reshape(b, K, -1) * g.scale
-    if g.bias is not None:
-        G = torch.cat([G, d.sum(2) * g.beta], 2)
-    return G
-
-
-def _structured(g: _Group, fx, fz, output: str) -> torch.Tensor:
-    """Contribution of one group from inputs and deltas (never forming weight gradients)."""
-    (ux, dx), (uz, dz) = fx, fz
-    b, K, T, c = dx.shape
-    m, T2 = dz.shape[0], dz.shape[2]
-    uu = (ux.reshape(b * T, -1) @ uz.reshape(m * T2, -1).T).reshape(b, T, m, T2)
-    if output == "full":
-        dd = (dx.reshape(b * K * T, c) @ dz.reshape(m * K * T2, c).T).reshape(b, K, T, m, K, T2)
-        out = torch.einsum("bktmls,btms->bmkl", dd, uu) * g.scale**2
-        if g.bias is not None:
-            out = out + g.beta**2 * dd.sum((2, 5)).permute(0, 2, 1, 3)
-        return out
-    dd = dx.transpose(1, 2).reshape(b * T, K * c) @ dz.transpose(1, 2).reshape(m * T2, K * c).T
-    dd = dd.reshape(b, T, m, T2)
-    out = (dd * uu).sum((1, 3)) * g.scale**2
-    if g.bias is not None:
-        out = out + g.beta**2 * dd.sum((1, 3))
-    return out
-
-
-def _contract(A: torch.Tensor, B: torch.Tensor, output: str) -> torch.Tensor:
-    """sum_p A[i, a, p] B[j, b, p] as (n, m) (trace) or (n, m, K, K) (full)."""
-    n, K, _ = A.shape
-    m = B.shape[0]
-    if output == "full":
-        return (
-            (A.reshape(n * K, -1) @ B.reshape(m * K, -1).T).reshape(n, K, m, K).permute(0, 2, 1, 3)
-        )
-    return A.reshape(n, -1) @ B.reshape(m, -1).T
-
-
-def _use_structured(T, a, c, K, n, implementation) -> bool:
-    if implementation in ("structured", "materialized"):
-        return implementation == "structured"
-    structured = n * n * T * T * (a + K * c)
-    materialized = n * K * T * a * c + n * n * K * a * c
-    return structured < materialized
-
-
 # ---- the driver ------------------------------------------------------------------------------
-def _saved_bytes(model, params, buffers, x) -> int:
-    """Bytes that autograd saves for the backward pass of ``model`` on ``x``."""
-    total = 0
+def _leaves(obj):
+    if isinstance(obj, list | tuple):
+        for o in obj:
+            yield from _leaves(o)
+    elif isinstance(obj, dict):
+        yield from _leaves(list(obj.values()))
+    else:
+        yield obj
+
+
+class _Uses(TorchFunctionMode):
+    """Counts the torch operations that take each of some tensors as an argument."""
+
+    def __init__(self, tensors: dict):
+        super().__init__()
+        self.names = {id(t): k for k, t in tensors.items()}
+        self.count = dict.fromkeys(tensors, 0)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        for a in _leaves((args, kwargs or {})):
+            if id(a) in self.names:
+                self.count[self.names[id(a)]] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _probe_pass(eng: _Engine, x: torch.Tensor) -> tuple[int, dict, dict]:
+    """One forward pass on rows ``x``: bytes per row that autograd saves (the saved tensors
+    whose first axis is the batch's), the number of operations that use each parameter, and
+    per structured group its calls (and its dims (T, a, c))."""
+    total, calls = 0, {id(g): 0 for g in eng.groups}
 
     def pack(t):
         nonlocal total
-        total += t.numel() * t.element_size()
+        total += t.numel() * t.element_size() if t.dim() and t.shape[0] == x.shape[0] else 0
         return t
 
-    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        functional_call(model, (leaves, buffers), (x,))
-    return total
+    def hook(g):
+        def count(mod, inputs, out):
+            calls[id(g)] += 1
+            T, a = _unfold(mod, g.kind, inputs[0]).shape[1:]
+            g.dims = (T + (g.dims[0] if calls[id(g)] > 1 else 0), a, _deltas(g.kind, out).shape[2])
+
+        return count
+
+    leaves = {k: v.detach().requires_grad_(True) for k, v in eng.params.items()}
+    handles = [m.register_forward_hook(hook(g)) for g in eng.groups for m in g.modules]
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with _Uses(leaves) as uses:
+                functional_call(eng.model, (leaves, eng.buffers), (x,))
+    finally:
+        for h in handles:
+            h.remove()
+    return max(1, total // x.shape[0]), uses.count, calls
 
 
 def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, batch_size):
@@ -282,24 +281,11 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
     ref = next(iter(eng.params.values()))
     K, item = eng.K, ref.element_size()
     rows = x[:2]
-    if eng.groups:
-        feats, grads = eng.features(rows, check=True)
-        bad = []
-        for gi, g in enumerate(eng.groups):
-            u, d = feats[gi] if feats[gi] is not None else (None, None)
-            if u is None or grads[gi] is None:
-                bad.append(g)
-                continue
-            mine = torch.einsum("btc,bta->ca", d[:, 0], u).reshape(grads[gi].shape) * g.scale
-            tol = 1e3 * torch.finfo(ref.dtype).eps * (1.0 + grads[gi].abs().max())
-            if (mine - grads[gi]).abs().max() > tol:
-                bad.append(g)  # the weight is also used outside the module's forward
-            g.dims = (u.shape[1], u.shape[2], d.shape[3])  # T, a, c
-        eng.drop_groups(bad)
-    act = _saved_bytes(eng.model, eng.params, eng.buffers, rows[:1])
-    act2 = _saved_bytes(eng.model, eng.params, eng.buffers, rows) if rows.shape[0] > 1 else 2 * act
-    per_act = max(act2 - act, 1)
-    base = max(act - per_act, 0) + 2 * sum(p.numel() for p in eng.params.values()) * item
+    per_act, uses, calls = _probe_pass(eng, rows)
+    # a weight (or bias) used by any other operation than its modules' one per call
+    eng.drop_groups([g for g in eng.groups if not calls[id(g)] or any(
+        uses[k] != calls[id(g)] for k in (g.weight, g.bias) if k)])  # fmt: skip
+    base = 2 * sum(p.numel() for p in eng.params.values()) * item
     p_rest = sum(eng.params[k].numel() for k in eng.rest)
     jac = K * p_rest * item  # one example's Jacobian of the parameters without structure
     if eng.implementation == "auto" and p_rest and 64 * jac > budget - base:
@@ -314,7 +300,7 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
     b_guess = batch_size or 256
     for g in eng.groups:
         T, a, c = g.dims
-        g.structured = _use_structured(T, a, c, K, b_guess, eng.implementation)
+        g.structured = use_structured(T, a, c, K, b_guess, eng.implementation)
         if g.structured:
             feat += T * (a + K * c) * item
             work += T * c * item * (K + 1)
@@ -380,9 +366,7 @@ def generic_ntk(
         raise ValueError(
             f"implementation must be one of {list(IMPLEMENTATIONS)}; got {implementation!r}"
         )
-    params = {k: p.detach() for k, p in model.named_parameters()}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
-    K = probe_model(model, params, buffers, X)
+    K = probe_model(model, X)
     symmetric = Z is None
     Z = X if symmetric else Z
     eng = _Engine(model, K, implementation)
@@ -437,10 +421,10 @@ def _block(eng, fx, fz, mode) -> torch.Tensor:
     (sx, mx, x), (sz, mz, z) = fx, fz
     total = None
     for (g, a), (_, b) in zip(sx, sz, strict=True):
-        term = _structured(g, a, b, mode).double()
+        term = structured_block(g, a, b, mode).double()
         total = term if total is None else total + term
     if mx is not None:
-        term = _contract(mx, mz, mode).double()
+        term = contract(mx, mz, mode).double()
         total = term if total is None else total + term
     if eng.ntvp and eng.rest:
         term = ntvp_block(eng.f_rest, eng.rest_params(), x, z, eng.K, mode, eng.columns)
