@@ -219,14 +219,18 @@ class _Engine:
 
 
 # ---- the driver ------------------------------------------------------------------------------
-def _leaves(obj):
-    if isinstance(obj, list | tuple):
-        for o in obj:
-            yield from _leaves(o)
-    elif isinstance(obj, dict):
-        yield from _leaves(list(obj.values()))
-    else:
-        yield obj
+def _leaves(obj) -> list:
+    """The non-container items of nested lists, tuples and dicts."""
+    out, stack = [], [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, list | tuple):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        else:
+            out.append(o)
+    return out
 
 
 class _Uses(TorchFunctionMode):
@@ -263,12 +267,18 @@ def _probe_pass(eng: _Engine, x: torch.Tensor) -> tuple[int, dict, dict]:
 
         return count
 
-    leaves = {k: v.detach().requires_grad_(True) for k, v in eng.params.items()}
+    direct = all(p.requires_grad for p in eng.model.parameters())  # no functional_call
+    leaves = dict(eng.model.named_parameters()) if direct else {
+        k: v.detach().requires_grad_(True) for k, v in eng.params.items()}  # fmt: skip
     handles = [m.register_forward_hook(hook(g)) for g in eng.groups for m in g.modules]
     try:
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             with _Uses(leaves) as uses:
-                functional_call(eng.model, (leaves, eng.buffers), (x,))
+                _ = (
+                    eng.model(x)
+                    if direct
+                    else functional_call(eng.model, (leaves, eng.buffers), (x,))
+                )
     finally:
         for h in handles:
             h.remove()
