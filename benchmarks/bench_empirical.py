@@ -20,7 +20,8 @@ building the model and inputs) is its own. Prints wall and CPU seconds (best of
 machine wall time swings with the other processes), the largest difference relative to the
 largest entry, and peak memory.
 
-Usage: ``python benchmarks/bench_empirical.py [--large] [--n N] [--threads 1] [--repeats 2]``.
+Usage: ``python benchmarks/bench_empirical.py [--large] [--n N] [--threads 1] [--repeats 2]
+[--device cuda]`` (on CUDA, peak memory is the GPU's and CPU seconds mean little).
 Default sizes are modest (about 100 000 parameters, n = 128); ``--large`` uses about
 1 million parameters per model. ``--big-n 10000`` times ntklab alone on that many inputs of
 the MLP (the tutorial's Jacobians of 10 000 inputs of the ``--large`` one would need 430 GB);
@@ -62,7 +63,7 @@ def build(model: str, large: bool, seed: int = 0):
 
         net = ntklab.Architecture(2, "paper").network(
             1000 if large else 320, seed=seed, in_features=64, device="cpu"
-        )
+        )  # moved to --device by the caller
         shape = (64,)
     return net.eval(), shape
 
@@ -84,19 +85,23 @@ def tutorial_ntk(net, x1, x2):
             torch.einsum("Naf,Maf->NM", a.flatten(2), b.flatten(2))
             for a, b in zip(j1.values(), j2.values(), strict=True)
         ]
-        return torch.stack(terms).sum(0).numpy()
+        return torch.stack(terms).sum(0).cpu().numpy()
 
 
-def one(model: str, way: str, n: int, large: bool, repeats: int, threads: int) -> dict:
+def one(model: str, way: str, n: int, large: bool, repeats: int, threads: int, device) -> dict:
     import torch
 
     import ntklab
 
     torch.set_num_threads(threads)
     net, shape = build(model, large)
-    X = torch.randn((n, *shape), generator=torch.Generator().manual_seed(1))
+    net = net.to(device)
+    X = torch.randn((n, *shape), generator=torch.Generator().manual_seed(1)).to(device)
+    cuda = X.device.type == "cuda"
     n_params = sum(p.numel() for p in net.parameters())
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     fn = {
         "ntklab": lambda: ntklab.empirical_ntk(net, X, method="generic"),
         "tutorial": lambda: tutorial_ntk(net, X, X),
@@ -106,9 +111,13 @@ def one(model: str, way: str, n: int, large: bool, repeats: int, threads: int) -
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
+        if cuda:
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
         cpu = min(cpu, time.process_time() - c0)
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # MiB (Linux)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20
     np.save(f"/tmp/bench_empirical_{model}_{way}.npy", np.asarray(out, dtype=np.float64))
     return {"seconds": best, "cpu": cpu, "peak_mib": peak, "params": n_params}
 
@@ -121,17 +130,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", nargs="*", default=["mlp", "cnn", "ntklab-mlp"])
     ap.add_argument("--big-n", type=int, default=0, help="also time ntklab alone on this many")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (peak: GPU memory)")
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "WAY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     n = args.n or (64 if args.large else 128)
     if args.one:
-        res = one(*args.one, n, args.large, args.repeats, args.threads)
+        res = one(*args.one, n, args.large, args.repeats, args.threads, args.device)
         print(json.dumps(res))
         return
 
     def run(model, way, n_rows=n, repeats=args.repeats):
         cmd = [sys.executable, __file__, "--one", model, way, "--n", str(n_rows),
-               "--repeats", str(repeats), "--threads", str(args.threads)]  # fmt: skip
+               "--repeats", str(repeats), "--threads", str(args.threads),
+               "--device", args.device]  # fmt: skip
         cmd += ["--large"] if args.large else []
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
