@@ -23,10 +23,13 @@ either
 * materialized: the per-example gradients :math:`\sum_t \delta_{a,t} u_t^\top` formed by one
   batched product and contracted by one matrix product,
 
-whichever costs fewer operations for the shapes at hand. Every other parameter (normalization
-layers, custom modules) gets per-example Jacobians by :func:`torch.func.vmap` of
-:func:`torch.func.jacrev`, restricted to those parameters. Inputs are processed in chunks so
-that the working memory stays under ``max_memory``.
+whichever costs fewer operations for the shapes at hand (:mod:`ntklab.ntk_contract`). A
+weight that any other operation uses too (counted during one probe pass) loses this
+treatment. Every other parameter (normalization layers, embeddings, custom modules) gets
+per-example Jacobians by :func:`torch.func.vmap` of :func:`torch.func.jacrev`, restricted to
+those parameters, or, when they would not fit in the memory budget, NTK-vector products
+(:mod:`ntklab.ntk_vector`). Inputs are processed in chunks so that the working memory stays
+under ``max_memory``; the features of every chunk are kept when they fit in half of it.
 
 References
 ----------
@@ -131,6 +134,9 @@ def _groups(model: nn.Module, names: dict[int, str]) -> list[_Group]:
 
 # ---- features of one chunk -------------------------------------------------------------------
 class _Engine:
+    """A model's parameters split into structured groups and the rest, and how to compute
+    the features of a chunk of rows."""
+
     def __init__(self, model, K, implementation):
         self.model = model
         self.K = K
