@@ -105,6 +105,8 @@ class Tracker:
             or kernel_points < 2
         ):
             raise ValueError(f"kernel_points must be an int >= 2; got {kernel_points!r}")
+        if closed_form not in ("auto", "always", True, False, None):
+            raise ValueError(f"closed_form must be 'auto', 'always' or False; got {closed_form!r}")
         self.record = record
         self.linearized = linearize(model)
         index = {id(p): i for i, p in enumerate(model.parameters())}
@@ -115,7 +117,13 @@ class Tracker:
                 raise ValueError("optimizer trains parameters that are not the model's")
             hyper = {k: v for k, v in g.items() if k != "params"}
             groups.append({"params": [mine[index[id(p)]] for p in g["params"]], **hyper})
-        self.lin_optimizer = type(optimizer)(groups)
+        try:
+            self.lin_optimizer = type(optimizer)(groups)
+        except Exception as exc:  # noqa: BLE001 - a user's optimizer class
+            raise ValueError(
+                f"could not build a {type(optimizer).__name__} for the linearized model from "
+                f"the optimizer's parameter groups ({exc})"
+            ) from None
         self.lrs = [g.get("lr") for g in optimizer.param_groups]
         rng = np.random.default_rng(seed)
         m = self.X_train.shape[0]
