@@ -409,15 +409,14 @@ def generic_ntk(
                     continue
                 fz = fx if (symmetric and j == i) else feats("x" if symmetric else "z", j, zb)
                 block = _block(eng, fx, fz, mode).cpu().numpy()
+                tb = block.transpose(1, 0, 3, 2) if mode == "full" else block.T
+                if symmetric and j == i:  # exactly symmetric, block by block (no n x n copy)
+                    block = 0.5 * (block + tb)
                 out[i : i + len(xb), j : j + len(zb)] = block
                 if symmetric and j != i:
-                    tb = block.transpose(1, 0, 3, 2) if mode == "full" else block.T
                     out[j : j + len(zb), i : i + len(xb)] = tb
             if not cache:
                 store.clear()
-    if symmetric:
-        out += out.transpose(1, 0, 3, 2) if mode == "full" else out.T
-        out *= 0.5
     if output == "mean":
         out /= K
     return out
