@@ -135,7 +135,7 @@ def test_memory_budget_sets_the_chunks():
     model = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 3))
     X = torch.randn(40, 6)
     whole = ntklab.empirical_ntk(model, X)
-    # 7 rows per chunk, each chunk's features recomputed; 19 rows, all features kept
+    # chunks of 5 rows, features recomputed; of 13 rows, every chunk's features kept
     for budget in (20_000, 60_000):
         small = ntklab.empirical_ntk(model, X, max_memory=budget)
         np.testing.assert_allclose(small, whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())

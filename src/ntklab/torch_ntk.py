@@ -319,11 +319,11 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
         g.structured = use_structured(T, a, c, K, b_guess, eng.implementation)
         if g.structured:
             feat += T * (a + K * c) * item
-            work += T * c * item * (K + 1)
+            work += T * c * item * (2 * K + 1)  # the output, K deltas, and them stacked
             pair += T * T * item * (3 + (2 * K * K if output == "full" else 0))
         else:
             feat += K * (c * a + c) * item
-            work += (T * c * K + T * c) * item
+            work += T * c * item * (2 * K + 1)
     cache_bytes = n_rows * feat
     cache = cache_bytes <= (budget - base) // 2
     room = budget - base - (cache_bytes if cache else 0) - reserve
@@ -331,8 +331,9 @@ def _plan(eng: _Engine, x: torch.Tensor, n_rows: int, output: str, budget: int, 
     need = lin + pair + base + (4 * column if eng.ntvp else 0)
     if room < lin + pair or reserve < (column if eng.ntvp else 0):
         raise ValueError(
-            f"max_memory={budget} bytes is too small for one example: it needs at least "
-            f"{need} bytes ({need / 2**20:.1f} MiB) for this model; raise max_memory"
+            f"max_memory={round(budget / 0.85)} bytes is too small for one example: it needs at "
+            f"least {round(need / 0.85)} bytes ({need / 0.85 / 2**20:.3g} MiB) for this model; "
+            "raise max_memory"
         )
     if batch_size is None:
         batch_size = int((-lin + math.sqrt(lin * lin + 4 * pair * room)) / (2 * pair))
@@ -389,7 +390,8 @@ def generic_ntk(
     mode = "full" if output == "full" else "trace"
     n, m = X.shape[0], Z.shape[0]
     rows = n if symmetric else n + m
-    B, cache = _plan(eng, X, rows, mode, int(max_memory), batch_size)
+    # 85 %: the estimates leave out the allocator's slack and some small temporaries
+    B, cache = _plan(eng, X, rows, mode, int(0.85 * max_memory), batch_size)
     xs = [(i, X[i : i + B]) for i in range(0, n, B)]
     zs = xs if symmetric else [(j, Z[j : j + B]) for j in range(0, m, B)]
     store: dict = {}
