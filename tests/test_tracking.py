@@ -83,6 +83,17 @@ def test_track_closed_form_equals_the_lockstep_linear_model(k):
     np.testing.assert_allclose(df["test_loss_ntk"], df["test_loss_linearized"], rtol=1e-9)
     assert df["kernel_drift"].iloc[0] == 0 and df["kernel_drift"].iloc[-1] > 0
     assert (df["network_vs_linearized"].iloc[1:] > 0).all()
+    if k == 1:  # a schedule: the closed form (one constant lr) stops where the lr changes
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        tr = ntklab.track(net, X, y, Xt, yt, optimizer=opt, loss_fn=loss_fn, record=1)
+        for _ in range(3):
+            opt.zero_grad()
+            loss_fn(net(X), y).backward()
+            opt.step()
+            sched.step()
+            tr.step(X, y)
+        assert [f is None for f in tr.outputs["ntk"]] == [False, False, False, True]
+        assert tr.closed_form_note == "the learning rate changed at step 3"
 
 
 def test_track_cross_entropy_and_minibatches():
@@ -96,12 +107,13 @@ def test_track_cross_entropy_and_minibatches():
     tr = ntklab.track(net, X, y, Xt, yt, optimizer=opt, loss_fn=loss_fn, record=2)
     for step in range(4):
         idx = slice(3 * step, 3 * step + 3)
+        used = opt.param_groups[0]["lr"]
         opt.zero_grad()
         loss_fn(net(X[idx]), y[idx]).backward()
         opt.step()
-        sched.step()
+        sched.step()  # before tr.step: the linear model's step still uses the lr of the network's
         tr.step(X[idx], y[idx])
-        assert tr.lin_optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+        assert tr.lin_optimizer.param_groups[0]["lr"] == used
     df = tr.dataframe()
     assert list(df["step"]) == [0, 2, 4] and "MSELoss" in tr.closed_form_note
     assert {"test_accuracy_network", "test_accuracy_linearized"} <= set(df.columns)

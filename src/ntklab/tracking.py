@@ -125,6 +125,12 @@ class Tracker:
                 f"the optimizer's parameter groups ({exc})"
             ) from None
         self.lrs = [g.get("lr") for g in optimizer.param_groups]
+        # the hyperparameters of each network step, as they were when it was taken (a
+        # scheduler may change them before step() is called)
+        self._hyper = self._snapshot(optimizer)
+        self._hook = optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: setattr(self, "_hyper", self._snapshot(opt))
+        )
         rng = np.random.default_rng(seed)
         m = self.X_train.shape[0]
         pick = np.sort(rng.choice(m, size=min(kernel_points, m), replace=False))
@@ -145,11 +151,11 @@ class Tracker:
         """Train the linear model on the batch the network was just trained on, one step;
         record if this step count is one of the chosen ones."""
         lin, opt = self.linearized, self.lin_optimizer
-        for g_user, g_lin in zip(self.optimizer.param_groups, opt.param_groups, strict=True):
-            g_lin.update({k: v for k, v in g_user.items() if k != "params"})
-        if [g.get("lr") for g in self.optimizer.param_groups] != self.lrs and self._closed:
+        for hyper, g_lin in zip(self._hyper, opt.param_groups, strict=True):
+            g_lin.update(hyper)
+        if [h.get("lr") for h in self._hyper] != self.lrs and self._closed:
             self._closed = None
-            self.closed_form_note = f"the learning rate changed at step {self.t}"
+            self.closed_form_note = f"the learning rate changed at step {self.t + 1}"
         param = next(self.model.parameters())
         xb = xb.detach().to(param.device) if isinstance(xb, torch.Tensor) else xb
         xb = as_batch(xb, "xb", param, tuple(self.X_train.shape[1:]))
@@ -165,8 +171,17 @@ class Tracker:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
         if exc[0] is None and (not self.outputs["step"] or self.outputs["step"][-1] != self.t):
             self._record()
+
+    def close(self) -> None:
+        """Stop following the optimizer's steps (the context manager calls it on exit)."""
+        self._hook.remove()
+
+    @staticmethod
+    def _snapshot(opt) -> list[dict]:
+        return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
     def _due(self, t: int) -> bool:
         if self.record is None:
@@ -340,7 +355,10 @@ def track(model: nn.Module, X_train, y_train, X_test, y_test=None, *, optimizer,
         Test targets, for the test losses (and accuracies, given class labels).
     optimizer : torch.optim.Optimizer
         The network's optimizer; the linear model gets one of the same type and
-        hyperparameters, kept in step with it (learning-rate schedules included).
+        hyperparameters, kept in step with it: each of its steps uses the
+        hyperparameters of the network's step just taken (read by an optimizer step
+        pre-hook, so learning-rate schedules are followed whenever they step; ``close()`` or
+        leaving the ``with`` block removes the hook).
     loss_fn : callable, default ``nn.MSELoss()``
         ``loss_fn(outputs, targets)``, the loss the network is trained with.
     record : None, int or collection of int
