@@ -138,7 +138,7 @@ def test_lr_multiple_parsing_and_config_errors():
     assert MethodConfig(**base, parameterization="jacot", lr="x0.50").lr == "x0.5"
     cases = [
         (dict(base, parameterization="jacot", lr="x-2"), "multiple of the critical rate"),
-        (dict(base, parameterization="jacot", lr="fast"), "lr must be a positive number, 'auto' or 'xC'"),
+        (dict(base, parameterization="jacot", lr="fast"), "lr must be a positive number or 'auto' .or 'xC'"),
         (dict(base, parameterization="standard", lr=0.1), "relative to the critical rate"),
         (dict(base, parameterization="mup"), "lr = 'auto' needs the analytic NTK"),
         (dict(name="K", kind="ntk", depth=1, parameterization="mup"), "'mup' has no fixed NTK limit"),
@@ -179,3 +179,11 @@ def test_study_records_regime_metrics_and_nan_on_divergence():
         assert math.isnan(final["bad", metric])
     curve = [step for m, k, step, _ in rec.rows if (m, k) == ("ok", "curve_lambda_max")]
     assert curve == [0, 10, 20, 30]
+
+
+def test_verify_covers_standard_and_refuses_mup():
+    rows = ntklab.verify.verify(width=64, n_samples=40, n_points=4, depths=[1],
+                                parameterizations=["standard"])  # fmt: skip
+    assert [r.kernel for r in rows] == ["nngp", "ntk"] and all(r.passed for r in rows)
+    with pytest.raises(ValueError, match="'mup' has no fixed NTK limit to verify"):
+        ntklab.verify.verify(parameterizations=["mup"])

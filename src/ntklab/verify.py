@@ -113,7 +113,7 @@ def verify(
     n_points: int = 8,
     seed: int = 0,
     depths=(1, 2, 3),
-    parameterizations=("jacot", "arora", "paper"),
+    parameterizations=("jacot", "arora", "paper", "standard"),
     in_features: int = 4,
     nngp_estimator: str = "last_hidden",
     n_sigma: float = N_SIGMA,
@@ -161,13 +161,18 @@ def verify(
             raise ValueError(
                 f"parameterizations must be among {sorted(PARAMETERIZATIONS)}; got {p!r}"
             )
+        if not PARAMETERIZATIONS[p].has_kernel_limit:
+            raise ValueError(
+                f"parameterization {p!r} has no fixed NTK limit to verify (its features move "
+                "at any width); verify the others"
+            )
     if not depths or not parameterizations:
         raise ValueError("depths and parameterizations must not be empty")
     X = project_to_sphere(np.random.default_rng(seed).standard_normal((n_points, in_features)))
     rows = []
     for p in parameterizations:
         for depth in depths:
-            arch = Architecture(depth, p)
+            arch = Architecture(depth, p).at_width(width)  # standard: its NTK at this width
             analytic = dict(zip(("nngp", "ntk"), arch.kernels_unchecked(X), strict=True))
             estimates = monte_carlo_kernels(
                 arch, X, width=width, n_samples=n_samples, seed=seed,

@@ -281,7 +281,7 @@ class MethodConfig(KernelSpec):
             return f"x{multiple!r}"
         if isinstance(value, str) and value != "auto":
             raise ValueError(
-                f"lr must be a positive number, 'auto' or 'xC' (C times the critical rate "
+                f"lr must be a positive number or 'auto' (or 'xC', C times the critical rate "
                 f"m / lambda_max of the network's NTK at init, e.g. 'x0.5'); got {value!r}"
             )
         return check_lr(value)
