@@ -157,6 +157,7 @@ def test_lr_multiple_parsing_and_config_errors():
 
 
 def test_study_records_regime_metrics_and_nan_on_divergence():
+    from ntklab.config.loading import resolve_networks
     from ntklab.study import run_trial
 
     def net(name, **kw):
@@ -166,8 +167,14 @@ def test_study_records_regime_metrics_and_nan_on_divergence():
     raw = {
         "study": {"seed": 3},
         "data": {"n": 40, "d": 4, "n_train": 24},
-        "methods": [net("ok", lr="x0.5", lazy_scale=2.0), net("bad", lr="x6")],
+        "methods": [
+            net("ok", lr="x0.5", lazy_scale=2.0),
+            net("bad", lr="x6"),
+            dict(net("sp", lr="x0.5"), parameterization="standard"),
+            dict(name="spT", kind="ntk_time", network="sp", f0="network"),
+        ],
     }
+    resolve_networks(raw, "cfg")  # spT takes sp's architecture, width, lr and epochs
     rec = run_trial(validate(raw, "cfg"), trial=0, device="cpu")
     assert rec.errors == []
     final = {(m, k): v for m, k, step, v in rec.rows if step == -1}
@@ -177,6 +184,10 @@ def test_study_records_regime_metrics_and_nan_on_divergence():
     assert final["ok", "nn_lin_rel"] == pytest.approx(final["ok", "nn_elin_rel"], rel=1e-6)
     for metric in ("lambda_max_T", "nn_lin_rel", "kernel_drift", "ntk_same_t_rmse"):
         assert math.isnan(final["bad", metric])
+    # SP: nn_lin_rel from its analytic NTK at the network's width; the ntk_time method of
+    # the same network takes the same rate, C times that network's critical rate
+    assert final["sp", "nn_lin_rel"] < 0.5 and final["sp", "lr_multiple"] == pytest.approx(0.5)
+    assert final["spT", "lr"] == final["sp", "lr"]
     curve = [step for m, k, step, _ in rec.rows if (m, k) == ("ok", "curve_lambda_max")]
     assert curve == [0, 10, 20, 30]
 
