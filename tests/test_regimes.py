@@ -198,3 +198,25 @@ def test_verify_covers_standard_and_refuses_mup():
     assert [r.kernel for r in rows] == ["nngp", "ntk"] and all(r.passed for r in rows)
     with pytest.raises(ValueError, match="'mup' has no fixed NTK limit to verify"):
         ntklab.verify.verify(parameterizations=["mup"])
+
+
+@pytest.mark.parametrize("name", ["phase", "phase-quick"])
+def test_phase_presets_are_grids_of_sweep_points(name):
+    from ntklab.config.plan import load_config, plan_study
+
+    plan = load_config(name)
+    keys = {"data.inputs", "methods.*.parameterization", "methods.*.depth", "methods.*.width"}
+    assert all(set(p.params) == keys for p in plan.points)
+    assert {p.params["methods.*.parameterization"] for p in plan.points} == {
+        "jacot",
+        "standard",
+        "mup",
+    }
+    assert {p.params["data.inputs"] for p in plan.points} == {"uniform", "normal"}
+    for point in plan.points[:: max(1, len(plan.points) // 5)]:
+        methods = point.config.methods
+        assert all(m.track_lambda and m.kind == "network" for m in methods)
+        assert {m.family for m in methods} == {"NN-lr", "NN-alpha"}
+        assert all((m.lazy_scale is None) == (m.family == "NN-lr") for m in methods)
+        again = plan_study(point.config.model_dump(exclude_none=True)).config
+        assert again == point.config  # workers rebuild each point from its resolved dict
