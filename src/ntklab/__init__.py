@@ -55,7 +55,7 @@ _LAZY = {
 #: Submodules reachable as attributes (``ntklab.data``) without importing them first.
 _SUBMODULES = frozenset(
     "architecture cli config data empirical equivalence execution kernels layers linalg networks "
-    "predict published regressor report sklearn_kernels store study training verify".split()
+    "predict published regimes regressor report sklearn_kernels store study training verify".split()
 )
 
 __all__ = [
