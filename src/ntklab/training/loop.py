@@ -675,8 +675,8 @@ def train_ensemble_unchecked(
             centered=centered, dtype=dtype, stacked=stack, on_record=hook, **opts,
         )  # fmt: skip
     if lazy_scale is not None:
-        results = [lazy_scaled(r, lazy_scale, y_test if not per_member else y_test[j])
-                   for j, r in enumerate(results)]  # fmt: skip
+        targets = [y_test[j] if per_member and y_test is not None else y_test for j in range(k)]
+        results = [lazy_scaled(r, lazy_scale, t) for r, t in zip(results, targets, strict=True)]
     return results
 
 
