@@ -220,3 +220,13 @@ def test_phase_presets_are_grids_of_sweep_points(name):
         assert all((m.lazy_scale is None) == (m.family == "NN-lr") for m in methods)
         again = plan_study(point.config.model_dump(exclude_none=True)).config
         assert again == point.config  # workers rebuild each point from its resolved dict
+
+
+def test_standard_auto_lr_uses_its_ntk_at_the_network_width():
+    X, y = _data(m=12)
+    arch = ntklab.Architecture(1, "standard")
+    (r,) = ntklab.train_ensemble(arch, 64, X, y, seeds=[0], lr="auto", epochs=2, device="cpu")
+    assert r.lr == pytest.approx(ntklab.auto_lr(arch.ntk(X, width=64)), rel=1e-12)
+    # four times the width: a quarter of the rate (the NTK grows ~ width)
+    (r4,) = ntklab.train_ensemble(arch, 256, X, y, seeds=[0], lr="auto", epochs=2, device="cpu")
+    assert 0.2 < r4.lr / r.lr < 0.3
