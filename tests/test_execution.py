@@ -91,6 +91,8 @@ def test_presets_command():
         "equivalence",
         "paper",
         "paper-quick",
+        "phase",
+        "phase-quick",
         "real-data",
         "seed",
         "seed-corrected",

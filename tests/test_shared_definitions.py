@@ -106,10 +106,12 @@ def test_one_learning_rate_check():
 
 def test_one_letter_per_parameterization():
     for name, param in ntklab.PARAMETERIZATIONS.items():
-        method = MethodConfig(name="M", kind="ntk", depth=2, parameterization=name)
+        method = MethodConfig(name="M", kind="network", depth=2, parameterization=name,
+                              width=8, epochs=1, lr="x0.5")  # fmt: skip
         assert ntklab.Architecture(2, name).name == f"NTK{method.letter}2"
         assert method.letter == param.letter and len(param.letter) == 1
-    assert [p.letter for p in ntklab.PARAMETERIZATIONS.values()] == ["J", "A", "B"]
+    letters = [p.letter for p in ntklab.PARAMETERIZATIONS.values()]
+    assert letters == ["J", "A", "B", "S", "M"]
     assert MethodConfig(name="L", kind="laplacian").letter == ""
 
 

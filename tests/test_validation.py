@@ -61,7 +61,8 @@ def test_bad_architecture():
     with pytest.raises(ValueError, match="depth"):
         ntklab.Architecture(1.5)
     with pytest.raises(
-        ValueError, match=r"parameterization must be one of \['arora', 'jacot', 'paper'\]"
+        ValueError,
+        match=r"parameterization must be one of \['arora', 'jacot', 'mup', 'paper', 'standard'\]",
     ):
         ntklab.Architecture(1, "ntk")
     with pytest.raises(ValueError, match="sigma_w must be > 0"):
@@ -99,8 +100,8 @@ def test_verify_library_rows():
 def test_verify_cli_passes():
     result = CliRunner().invoke(main, ["verify", "--width", "128", "--samples", "200"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("PASS") == 18 and "FAIL" not in result.output
-    assert "18/18 rows pass" in result.output
+    assert result.output.count("PASS") == 24 and "FAIL" not in result.output
+    assert "24/24 rows pass" in result.output  # jacot, arora, paper, standard x depths 1-3
 
 
 def test_verify_cli_fails_on_failure(monkeypatch):

@@ -57,7 +57,7 @@ _LAZY = {
 #: Submodules reachable as attributes (``ntklab.data``) without importing them first.
 _SUBMODULES = frozenset(
     "architecture cli config data empirical equivalence execution kernels layers linalg networks "
-    "predict published regressor report sklearn_kernels store study training verify "
+    "predict published regimes regressor report sklearn_kernels store study training verify "
     "torch_ntk model_checks ntk_contract ntk_vector linearization tracking".split()
 )
 

@@ -20,6 +20,35 @@ name       source                  :math:`a_1`         :math:`v_1`         σ_w 
 ``paper``  the seed, §3.1 (NTKB)   1                   σ_w1²/d             σ_w (1)      β (0.1)
 ========== ======================= =================== =================== ============ ==========
 
+Two parameterizations leave the lazy (NTK) regime as the width grows (defaults σ_w = √2,
+β = 0, He et al. 2015's initialization; n the width, every layer written as
+:math:`h = \sqrt{g/n_\text{in}}\, W z + \beta b`, :math:`W \sim \mathcal N(0, v)`):
+
+============ =========================== ========================== ========================= ==========================
+name         source                      first layer (g, v)         hidden layers (g, v)      output layer (g, v)
+============ =========================== ========================== ========================= ==========================
+``standard`` standard (SP)               (d, σ_w1²/d)               (n, σ_w²/n)               (n, σ_w²/n)
+``mup``      Yang & Hu 2021, μP          (n d, σ_w1²/(n d))         (n, σ_w²/n)               (1, σ_w²/n)
+============ =========================== ========================== ========================= ==========================
+
+``standard`` has no width multipliers (:math:`g = n_\text{in}`: the multiplier is 1 and
+:math:`W \sim \mathcal N(0, \sigma_w^2/n_\text{in})`); its NNGP is the usual limit, but its
+NTK grows ∝ n: :meth:`Architecture.ntk` gives it at the hidden width ``width`` (the same
+kernel map with the width's coefficients), and refuses without one.
+``mup`` is μP in Yang & Hu's abc form (Definition 3.1: :math:`W^l = n^{-a_l} w^l`,
+:math:`w^l \sim \mathcal N(0, n^{-2b_l})`, one learning rate :math:`\eta n^{-c}`) with
+:math:`a_1 = -\tfrac12`, :math:`a_l = 0` (hidden), :math:`a_{L+1} = \tfrac12`,
+:math:`b_l = \tfrac12`, :math:`c = 0`; by their symmetry :math:`(a, b, c) \to (a + \theta,
+b - \theta, c - 2\theta)` one plain SGD rate on these parameters is SP's initialization with the
+per-layer rates η·n (first layer), η (hidden) and η/n (output layer), their Table 3. The output
+is scaled by 1/n instead of 1/√n, so features move by O(1) however wide the network: there is no
+fixed NTK limit, and :meth:`Architecture.ntk` / :meth:`~Architecture.nngp` refuse it (measure
+the empirical NTK, e.g. its drift, instead). Its biases would need a width multiplier of
+their own, so ``mup`` takes β = 0 only.
+
+References: Yang, G. and Hu, E. J. (2021), Tensor Programs IV: feature learning in
+infinite-width neural networks, ICML. He, K. et al. (2015), Delving deep into rectifiers, ICCV.
+
 σ_w1 is the first layer's weight scale; by default σ_w1 = σ_w, which is SPEC §1's table.
 A separate σ_w1 lets the seed's published formulas be written as networks (SPEC §6; e.g.
 NTKB1 is ``paper`` with σ_w1 = 1 and σ_w = √2, see :mod:`ntklab.published`).
@@ -29,7 +58,7 @@ Defaults σ_w = 1, β = 0.1 for ``jacot`` and ``paper`` are *assumed* (SPEC §1)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -69,6 +98,14 @@ class Parameterization:
     first_layer_scale: str
     assumed: tuple[str, ...] = ()
     letter: str = ""
+    #: ``"ntk"`` (the 1/√n layers above), ``"standard"`` or ``"mup"`` (width-dependent layers)
+    scaling: str = "ntk"
+
+    @property
+    def has_kernel_limit(self) -> bool:
+        """Whether the parameterization has a fixed (width-independent or given-width) NTK:
+        every one but ``mup``."""
+        return self.scaling != "mup"
 
     def first_layer(self, d: int, sigma_w1: float | None) -> tuple[float, float]:
         """Return ``(a1, v1)`` for input dimension ``d`` and first-layer weight scale σ_w1."""
@@ -91,6 +128,12 @@ PARAMETERIZATIONS: dict[str, Parameterization] = {
         Parameterization(
             "paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b"), "B"
         ),
+        Parameterization(
+            "standard", "standard (SP)", math.sqrt(2.0), 0.0, "init", (), "S", "standard"
+        ),
+        Parameterization(
+            "mup", "Yang & Hu 2021 (muP)", math.sqrt(2.0), 0.0, "init", (), "M", "mup"
+        ),
     )
 }
 
@@ -107,7 +150,7 @@ class Architecture:
     ----------
     depth : int
         Number of hidden layers :math:`L \ge 1`.
-    parameterization : {"jacot", "arora", "paper"}
+    parameterization : {"jacot", "arora", "paper", "standard", "mup"}
         See the module docstring and SPEC §1.
     sigma_w : float, optional
         Weight scale σ_w of layers l ≥ 2 (and, for ``jacot``/``paper``, of the first layer
@@ -128,6 +171,11 @@ class Architecture:
     quadrature_degree : int, optional
         Degree of the Gauss–Hermite rule of a quadrature activation (4 to 128; ``None``:
         32, and ``None`` after construction for the closed forms, which take none).
+    width : int, optional
+        ``standard`` only: the hidden width whose NTK :meth:`ntk` and :meth:`kernels` give
+        (SP's NTK grows ∝ width; its NNGP does not depend on it). The finite networks take
+        their width from :meth:`network`'s argument. Other parameterizations' kernels are
+        width-independent limits (or, for ``mup``, none), so it must stay ``None`` there.
 
     Notes
     -----
@@ -160,6 +208,7 @@ class Architecture:
     sigma_w1: float | None = None
     activation: str = "relu"
     quadrature_degree: int | None = None
+    width: int | None = None
     _param: Parameterization = field(init=False, repr=False, compare=False)
     _activation: object = field(init=False, repr=False, compare=False)
 
@@ -195,20 +244,58 @@ class Architecture:
         object.__setattr__(self, "_activation", act)
         object.__setattr__(self, "activation", "relu" if isinstance(act, ReLU) else act.name)
         object.__setattr__(self, "quadrature_degree", getattr(act, "degree", None))
+        if self.width is not None:
+            if param.scaling != "standard":
+                raise ValueError(
+                    f"width applies to parameterization='standard' only (its NTK depends on "
+                    f"the width); drop it for {self.parameterization!r}"
+                )
+            object.__setattr__(self, "width", check_int(self.width, "width"))
+        if param.scaling == "mup" and sb != 0.0:
+            raise ValueError(
+                f"sigma_b must be 0 for parameterization='mup' (its biases would need a width "
+                f"multiplier of their own); got sigma_b={self.sigma_b!r}"
+            )
 
     # -- the one definition -------------------------------------------------------------
-    def layers(self, in_features: int) -> tuple:
+    def layers(self, in_features: int, width: int | None = None) -> tuple:
         """The layer sequence for input dimension ``d``: Dense, (activation, Dense) × depth
-        (the activation: :class:`ReLU`, or a layer object of :mod:`ntklab.activations`)."""
+        (the activation: :class:`ReLU`, or a layer object of :mod:`ntklab.activations`).
+
+        ``width``: the hidden width, needed by ``standard`` and ``mup``, whose layers depend
+        on it (module docstring); default :attr:`width`. The 1/√n parameterizations ignore it.
+        """
         d = check_int(in_features, "in_features")
         a1, v1 = self._param.first_layer(d, self.sigma_w1)
-        out = [Dense(gain=a1**2 * d, weight_var=v1, bias=self.sigma_b)]
-        for _ in range(self.depth):
-            out += [
-                self._activation,
-                Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b),
-            ]
+        scaling = self._param.scaling
+        if scaling == "ntk":
+            out = [Dense(gain=a1**2 * d, weight_var=v1, bias=self.sigma_b)]
+            for _ in range(self.depth):
+                out += [
+                    self._activation,
+                    Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b),
+                ]
+            return tuple(out)
+        n = self.width if width is None else width
+        if n is None:
+            raise ValueError(
+                f"parameterization={self.parameterization!r} has width-dependent layers: give "
+                "the hidden width (Architecture(..., width=n) or ntk(X, width=n))"
+            )
+        n = check_int(n, "width")
+        sw2 = self.sigma_w**2
+        first = d * n if scaling == "mup" else d  # mup: multiplier sqrt(n) on the first layer
+        out = [Dense(gain=first, weight_var=v1 * d / first, bias=self.sigma_b)]
+        for _ in range(self.depth - 1):
+            out += [self._activation, Dense(gain=n, weight_var=sw2 / n, bias=self.sigma_b)]
+        last = 1 if scaling == "mup" else n  # mup: multiplier 1/sqrt(n) on the output layer
+        out += [self._activation, Dense(gain=last, weight_var=sw2 / n, bias=self.sigma_b)]
         return tuple(out)
+
+    @property
+    def has_kernel_limit(self) -> bool:
+        """Whether the parameterization has an analytic NTK (every one but ``mup``)."""
+        return self._param.has_kernel_limit
 
     @property
     def assumed(self) -> dict[str, float]:
@@ -262,6 +349,7 @@ class Architecture:
         float64, same ``d``) themselves, e.g. a trial of a study on its generated data.
         ``Z=None``: ``X``, with exactly symmetric outputs.
         """
+        self.check_kernel_limit()
         layers = self.layers(X.shape[1])  # Dense, (activation, Dense) x depth
         dense = [layer.kernel_coefficients for layer in layers if isinstance(layer, Dense)]
         if isinstance(self._activation, ReLU):
@@ -270,13 +358,44 @@ class Architecture:
 
         return activation_network_kernels(X, Z, dense, self._activation, block_rows=block_rows)
 
-    def nngp(self, X, Z=None) -> np.ndarray:
-        """NNGP kernel :math:`\\Sigma^{L+1}(X, Z)` (float64, shape (len(X), len(Z)))."""
-        return self.kernels(X, Z)[0]
+    def check_kernel_limit(self) -> None:
+        """Raise ``ValueError`` (one line) if this architecture has no analytic kernel to
+        compute: ``mup`` (no fixed NTK limit) or ``standard`` without a ``width``."""
+        if not self._param.has_kernel_limit:
+            raise ValueError(
+                "parameterization='mup' has no fixed NTK (or NNGP) limit: its features move "
+                "during training at any width; measure the empirical NTK "
+                "(ntklab.empirical_ntk) of its networks instead"
+            )
+        if self._param.scaling == "standard" and self.width is None:
+            raise ValueError(
+                "parameterization='standard' has an NTK that grows with the width: give the "
+                "hidden width, ntk(X, width=n) or Architecture(..., width=n)"
+            )
 
-    def ntk(self, X, Z=None) -> np.ndarray:
-        """Neural tangent kernel :math:`\\Theta^{L+1}(X, Z)` (float64, shape (len(X), len(Z)))."""
-        return self.kernels(X, Z)[1]
+    def at_width(self, width: int | None) -> Architecture:
+        """This architecture with :attr:`width` set (``standard``) or unchanged (others,
+        whose kernels do not depend on the width)."""
+        if self._param.scaling != "standard" or width is None:
+            return self
+        return replace(self, width=width)
+
+    def nngp(self, X, Z=None, *, width: int | None = None) -> np.ndarray:
+        """NNGP kernel :math:`\\Sigma^{L+1}(X, Z)` (float64, shape (len(X), len(Z))).
+
+        ``width``: ``standard``'s hidden width (its NNGP does not depend on it; any width
+        gives the same matrix, so without one width 1 is used)."""
+        arch = self.at_width(width)
+        if arch._param.scaling == "standard" and arch.width is None:
+            arch = replace(arch, width=1)
+        return arch.kernels(X, Z)[0]
+
+    def ntk(self, X, Z=None, *, width: int | None = None) -> np.ndarray:
+        """Neural tangent kernel :math:`\\Theta^{L+1}(X, Z)` (float64, shape (len(X), len(Z))).
+
+        ``width``: the hidden width of ``standard``, whose NTK grows ∝ width (the kernel map
+        of its layers at that width, :meth:`layers`); ignored by the 1/√n parameterizations."""
+        return self.at_width(width).kernels(X, Z)[1]
 
     # -- finite networks --------------------------------------------------------------------
     def network(
@@ -298,7 +417,7 @@ class Architecture:
         seed = check_int(seed, "seed", minimum=0)
         dev = resolve_device(device)
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        layers = self.layers(in_features)
+        layers = self.layers(in_features, width)
         fans = [in_features] + [width] * self.depth + [1]
         modules, i = [], 0
         for layer in layers:
@@ -326,7 +445,7 @@ class Architecture:
         fans = [in_features] + [width] * self.depth + [1]
         out: dict[str, torch.Tensor] = {}
         i = 0
-        for k, layer in enumerate(self.layers(in_features)):
+        for k, layer in enumerate(self.layers(in_features, width)):
             if isinstance(layer, Dense):
                 weight, bias = layer.draw(fans[i], fans[i + 1], generator=gen, dtype=dtype)
                 out[f"layers.{k}.weight"] = weight

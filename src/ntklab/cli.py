@@ -69,7 +69,7 @@ def _csv_activations(value: str) -> list[str]:
 @click.option("--seed", default=0, show_default=True, help="Root seed (points and networks).")
 @click.option("--depths", default="1,2,3", show_default=True, help="Comma-separated depths.")
 @click.option(
-    "--parameterizations", default="jacot,arora,paper", show_default=True,
+    "--parameterizations", default="jacot,arora,paper,standard", show_default=True,
     help="Comma-separated parameterizations.",
 )  # fmt: skip
 @click.option(

@@ -455,6 +455,7 @@ def monte_carlo_kernels(
         xt = torch.as_tensor(X, dtype=dtype, device=dev)
         zt = xt if symmetric else torch.as_tensor(Z, dtype=dtype, device=dev)
         specs, activation = _mc_layers(arch.network(width, seed=0, in_features=d, device="cpu"))
+        out_var = arch.layers(d, width)[-1].weight_var  # the output weights' variance
         for start in range(0, n_samples, group):
             draws = [
                 arch.draw_parameters(width, seed=s, in_features=d, dtype=dtype)
@@ -471,6 +472,8 @@ def monte_carlo_kernels(
                     last = stack[-1]
                     vals = torch.matmul(fx[1][-1], fz[1][-1].transpose(-1, -2)).double()
                     vals *= last.scale**2
+                    if out_var != 1.0:  # standard, mup: N(0, sigma_w^2 / n) output weights
+                        vals *= out_var
                     if last.bias is not None:
                         vals += last.beta**2
                 moments["nngp"].add(vals.cpu().numpy())

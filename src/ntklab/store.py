@@ -104,6 +104,11 @@ METRICS = {
     "curve_train_loss": "training loss at epoch `step`",
     "curve_test_rmse": "network test RMSE at epoch `step`",
     "curve_ntk_test_rmse": "NTK (same f0) test RMSE at epoch `step`",
+    "lambda_max_0": "top eigenvalue of the network's empirical NTK on its fitted rows at init",
+    "lambda_max_T": "the same at the end of training (NaN if it diverged)",
+    "lr_multiple": "lr / eta_crit, eta_crit = m / lambda_max_0 (the critical rate)",
+    "lazy_scale": "alpha of a lazy-scaled network alpha (f - f0) (its config's lazy_scale)",
+    "curve_lambda_max": "top eigenvalue of the empirical NTK on the fitted rows at epoch `step`",
 }
 
 #: Keys of the ``meta`` table (values JSON-encoded).

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import warnings
 import zlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -196,11 +197,41 @@ def sgd_steps(epochs: int, batch_size: int | None, m_fit: int) -> int:
     return int(epochs) * -(-m_fit // int(batch_size))
 
 
-def _lr(method: MethodConfig, ctx: TrialContext) -> float:
-    """The method's learning rate; ``"auto"`` from the analytic NTK on the rows it fits."""
+def _lr(method: MethodConfig, ctx: TrialContext, *, study_seed: int = 0, trial: int = 0,
+        device=None) -> float:  # fmt: skip
+    """The method's learning rate; ``"auto"`` from the analytic NTK on the rows it fits,
+    ``"xC"`` C times the critical rate of its network's empirical NTK at init there
+    (:func:`critical_lr`)."""
+    multiple = method.lr_multiple
+    if multiple is not None:
+        eta, _ = critical_lr(method, ctx, study_seed=study_seed, trial=trial, device=device)
+        return multiple * eta
     if method.lr != "auto":
         return float(method.lr)
     return ctx.auto_lr(method, method.holdout_fraction)
+
+
+def critical_lr(
+    method: MethodConfig, ctx: TrialContext, *, study_seed: int, trial: int, device=None
+) -> tuple[float, float]:
+    """``(eta_crit, lambda_max_0)`` of the network that ``method`` trains (a network method)
+    or takes its rate from (``network = "NAME"``) in this trial, on the rows it fits
+    (:func:`ntklab.regimes.critical_lr`): the same seed, architecture, width and float32
+    dtype as :func:`ntklab.train_ensemble` builds, so it is that very network at init.
+    Computed once per trial and network."""
+    from .regimes import critical_lr as network_critical_lr
+
+    name = method.name if method.kind == "network" else method.network
+    key = ("critical_lr", name, method.holdout_fraction)
+    if key not in ctx.spectra:
+        net = method.architecture().network(
+            method.width,
+            seed=network_seed(study_seed, trial, name),
+            in_features=ctx.data.X.shape[1],
+            device=device,
+        )
+        ctx.spectra[key] = network_critical_lr(net, ctx.data.X[ctx.fit(method.holdout_fraction)])
+    return ctx.spectra[key]
 
 
 def initial_outputs(
@@ -233,7 +264,7 @@ def _kernel_method(
     if method.kind == "ntk_time":
         from .predict import gradient_descent_mse_unchecked
 
-        lr = _lr(method, ctx)
+        lr = _lr(method, ctx, study_seed=study_seed, trial=trial, device=device)
         steps = sgd_steps(method.epochs, method.batch_size, K_train.shape[0])
         f0_train = f0_test = None
         if method.f0 == "network":
@@ -269,6 +300,13 @@ def _stack_key(method: MethodConfig) -> tuple:
             method.record_every, method.centered, method.holdout_fraction)  # fmt: skip
 
 
+def _one_at_a_time(method: MethodConfig) -> bool:
+    """Network methods that train alone: a lazy-scaled model, a rate relative to the
+    network's own NTK, or λ_max recorded during training (which reads one network)."""
+    return bool(method.lazy_scale is not None or method.lr_multiple is not None
+                or method.track_lambda)  # fmt: skip
+
+
 #: One network to train: (trial, the trial's context, the network method).
 NetworkJob = tuple[int, TrialContext, MethodConfig]
 
@@ -299,7 +337,7 @@ def train_networks(
         return {}
     groups: dict[tuple, list[NetworkJob]] = {}
     for job in jobs:
-        if job[2].kind == "network":
+        if job[2].kind == "network" and not _one_at_a_time(job[2]):
             groups.setdefault(_stack_key(job[2]), []).append(job)
     out = {}
     for group in groups.values():
@@ -358,25 +396,38 @@ def _network_method(
     fit = ctx.fit(method.holdout_fraction)
     X_train, y_train, X_test, y_test = data.X[fit], data.y[fit], data.X_test, data.y_test
     seed = network_seed(study_seed, trial, method.name)
+    tracker = None
     if trained is not None:
         result = trained
     else:
+        lr = _lr(method, ctx, study_seed=study_seed, trial=trial, device=device)
+        if method.track_lambda:
+            from .regimes import LambdaTracker
+
+            tracker = LambdaTracker(X_train)
         (result,) = train_ensemble_unchecked(
             arch,
             method.width,
             X_train,
             y_train,
             seeds=[seed],
-            lrs=[_lr(method, ctx)],
+            lrs=[lr],
             X_test=X_test,
             y_test=y_test,
             device=device,
+            lazy_scale=method.lazy_scale,
+            on_record=tracker,
             **_schedule(method),
         )
     name = method.name
     diverged = bool(result.diverged)
     record.add(name, "lr", float(result.lr))
     record.add(name, "diverged", float(diverged))
+    if method.lazy_scale is not None:
+        record.add(name, "lazy_scale", float(method.lazy_scale))
+    if tracker is not None or method.lr_multiple is not None:
+        _record_regime(method, ctx, record, result, tracker, study_seed=study_seed,
+                       trial=trial, device=device)  # fmt: skip
     if diverged:
         record.add(name, "diverged_epoch", float(result.diverged_epoch))
     train_pred = result.predict_unchecked(X_train)
@@ -388,19 +439,29 @@ def _network_method(
     if result.test_rmse is not None:
         record_curve(record, name, "curve_test_rmse", epochs, result.test_rmse)
     record.add(name, "fit_seconds", time.perf_counter() - start)
+    if method.equivalence and diverged and method.track_lambda:
+        for metric in DIVERGED_NAN:  # counted as diverged, never silently missing
+            record.add(name, metric, float("nan"))
     if method.equivalence and not diverged:
         from .equivalence import equivalence_metrics_unchecked
 
-        eq = equivalence_metrics_unchecked(
-            result,
-            arch,
-            X_train,
-            y_train,
-            X_test,
-            y_test,
-            max_kernel_points=method.max_kernel_points,
-            seed=seed,
-        )
+        if not arch.has_kernel_limit:  # mup: its own linearization (empirical NTK)
+            from .regimes import EmpiricalKernel
+
+            arch = EmpiricalKernel(result.initial_network)
+        with warnings.catch_warnings():
+            if method.lr_multiple is not None:  # above the critical rate f_lin diverges: known
+                warnings.filterwarnings("ignore", message=".*above the stability limit")
+            eq = equivalence_metrics_unchecked(
+                result,
+                arch,
+                X_train,
+                y_train,
+                X_test,
+                y_test,
+                max_kernel_points=method.max_kernel_points,
+                seed=seed,
+            )
         for metric, value in eq.metrics.items():
             if metric in ("rmse", "train_rmse"):
                 continue  # the network's own, recorded above
@@ -409,6 +470,34 @@ def _network_method(
             if metric in ("curve_train_loss", "curve_test_rmse"):
                 continue
             record_curve(record, name, metric, np.asarray(steps), np.asarray(values))
+
+
+#: Metrics of a network method with ``track_lambda`` stored as NaN when it diverged.
+DIVERGED_NAN = ("nn_lin_rms", "nn_lin_rel", "nn_elin_rms", "nn_elin_rel", "kernel_drift",
+                "ntk_same_t_rmse")  # fmt: skip
+
+
+def _record_regime(method, ctx, record, result, tracker, *, study_seed, trial, device) -> None:
+    """λ_max(Θ̂_t) of the network on its fitted rows (``lambda_max_0``, ``lambda_max_T``,
+    ``curve_lambda_max``) and the rate as a multiple of the critical one (``lr_multiple``)."""
+    name = method.name
+    lam0 = None
+    if tracker is not None and tracker.epochs and tracker.epochs[0] == 0:
+        lam0 = tracker.values[0]
+    if lam0 is None or method.lr_multiple is not None:
+        lam0 = critical_lr(method, ctx, study_seed=study_seed, trial=trial, device=device)[1]
+    m = len(ctx.fit(method.holdout_fraction))
+    record.add(name, "lambda_max_0", lam0)
+    record.add(name, "lr_multiple", float(result.lr) * lam0 / m)
+    if tracker is None:
+        return
+    done = not result.diverged and tracker.epochs and tracker.epochs[-1] == int(result.epochs[-1])
+    record.add(name, "lambda_max_T", tracker.values[-1] if done else float("nan"))
+    # after a divergence (checked every check_every epochs) the values are not a curve's
+    last = result.diverged_epoch if result.diverged else np.inf
+    keep = [i for i, e in enumerate(tracker.epochs) if e < last]
+    record_curve(record, name, "curve_lambda_max", [tracker.epochs[i] for i in keep],
+                 [tracker.values[i] for i in keep])  # fmt: skip
 
 
 def record_curve(record: TrialRecord, method: str, metric: str, steps, values) -> None:

@@ -141,7 +141,7 @@ def verify(
     n_points: int = 8,
     seed: int = 0,
     depths=(1, 2, 3),
-    parameterizations=("jacot", "arora", "paper"),
+    parameterizations=("jacot", "arora", "paper", "standard"),
     in_features: int = 4,
     nngp_estimator: str = "last_hidden",
     n_sigma: float = N_SIGMA,
@@ -193,6 +193,11 @@ def verify(
             raise ValueError(
                 f"parameterizations must be among {sorted(PARAMETERIZATIONS)}; got {p!r}"
             )
+        if not PARAMETERIZATIONS[p].has_kernel_limit:
+            raise ValueError(
+                f"parameterization {p!r} has no fixed NTK limit to verify (its features move "
+                "at any width); verify the others"
+            )
     activations = list(ALL_ACTIVATIONS if activations == "all" else activations)
     for spec in activations:
         parse_activation(spec)  # one clear error for a bad name, before any work
@@ -204,9 +209,11 @@ def verify(
         control = CONTROLS[parse_activation(act)[0]]
         for p in parameterizations:
             for depth in depths:
-                arch = Architecture(depth, p, activation=act)
+                arch = Architecture(depth, p, activation=act).at_width(width)
                 analytic = dict(zip(("nngp", "ntk"), arch.kernels_unchecked(X), strict=True))
-                wrong = Architecture(depth, p, activation=control).kernels_unchecked(X)
+                wrong = (
+                    Architecture(depth, p, activation=control).at_width(width).kernels_unchecked(X)
+                )
                 estimates = monte_carlo_kernels(
                     arch, X, width=width, n_samples=n_samples, seed=seed,
                     nngp_estimator=nngp_estimator, device=device,

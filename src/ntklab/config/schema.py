@@ -16,6 +16,7 @@ from ..activations import canonical_activation, check_degree
 from ..architecture import PARAMETERIZATIONS, Architecture
 from ..data import DATASETS as DATASET_SIZES
 from ..data import n_test_from_fraction
+from ..regimes import parse_lr_multiple
 from ..training import default_record_every
 
 __all__ = [
@@ -42,7 +43,7 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message is one line naming the key and the fix."""
 
 
-Param = Literal["jacot", "arora", "paper"]
+Param = Literal["jacot", "arora", "paper", "standard", "mup"]
 PublishedName = Literal["GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1"]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 MethodName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", min_length=1, max_length=40)]
@@ -64,6 +65,8 @@ NETWORK_FIELDS = (
     "equivalence",
     "max_kernel_points",
     "holdout_fraction",
+    "lazy_scale",
+    "track_lambda",
 )
 #: Keys each method kind accepts (besides name, kind, label, family, trials).
 KINDS: dict[str, tuple[str, ...]] = {
@@ -145,7 +148,14 @@ class KernelSpec(_Base):
         return self
 
     def architecture(self) -> Architecture:
-        """The :class:`~ntklab.Architecture` of an ntk/nngp/network/ntk_time spec."""
+        """The :class:`~ntklab.Architecture` of an ntk/nngp/network/ntk_time spec (for
+        ``standard``, at the spec's ``width``: its NTK depends on it; an nngp spec, whose
+        kernel does not, at width 1 when it has none)."""
+        width = None
+        if self.parameterization == "standard":
+            width = getattr(self, "width", None)
+            if width is None and self.kind == "nngp":
+                width = 1
         return Architecture(
             depth=self.depth,
             parameterization=self.parameterization,
@@ -154,6 +164,7 @@ class KernelSpec(_Base):
             sigma_w1=self.sigma_w1,
             activation="relu" if self.activation is None else self.activation,
             quadrature_degree=self.quadrature_degree,
+            width=width,
         )
 
     def published(self):
@@ -183,9 +194,10 @@ class KernelSpec(_Base):
                 if parameterization is None:
                     raise ValueError(
                         f"parameterization is required for kind '{self.kind}' "
-                        "(one of 'jacot', 'arora', 'paper')"
+                        "(one of 'jacot', 'arora', 'paper', 'standard', 'mup')"
                     )
                 self.parameterization = parameterization
+            self._check_kernel_limit()
             arch = self.architecture()
             self.sigma_w, self.sigma_b = arch.sigma_w, arch.sigma_b
             if arch.quadrature_degree is not None:  # the declared degree, in the resolved config
@@ -196,6 +208,25 @@ class KernelSpec(_Base):
             self.length_scale = 1.0
         if "ridge" in self._allowed() and self.ridge is None:
             self.ridge = 0.0
+
+    def _check_kernel_limit(self) -> None:
+        """An analytic kernel of ``mup`` (none) or of ``standard`` without its width: one line."""
+        if self.kind not in ("ntk", "nngp", "ntk_time"):
+            return
+        if self.parameterization == "mup":
+            raise ValueError(
+                f"parameterization 'mup' has no fixed NTK limit, so kind '{self.kind}' cannot "
+                "use it; use kind = 'network' (its empirical NTK and its drift are measured)"
+            )
+        if (
+            self.parameterization == "standard"
+            and self.kind != "nngp"
+            and getattr(self, "width", None) is None
+        ):
+            raise ValueError(
+                f"parameterization 'standard' has an NTK that grows with the width: kind "
+                f"'{self.kind}' needs width = n (or network = 'NAME', whose width it takes)"
+            )
 
     def _published_defaults(self) -> None:
         if self.kernel is None:
@@ -251,33 +282,56 @@ class MethodConfig(KernelSpec):
     network: MethodName | None = None
     f0: Literal["network", "zero"] | None = None
     width: PosInt | None = None
-    lr: float | Literal["auto"] | None = None
+    lr: float | str | None = None
     epochs: PosInt | None = None
     batch_size: PosInt | None = None
     centered: bool | None = None
     record_every: PosInt | None = None
     equivalence: bool | None = None
     max_kernel_points: PosInt | None = None
+    lazy_scale: PosFloat | None = None
+    track_lambda: bool | None = None
 
     @field_validator("lr", mode="before")
     @classmethod
     def _lr(cls, value):
-        return None if value is None else check_lr(value)
+        if value is None:
+            return None
+        multiple = parse_lr_multiple(value)
+        if multiple is not None:
+            return f"x{multiple!r}"
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(
+                f"lr must be a positive number or 'auto' (or 'xC', C times the critical rate "
+                f"m / lambda_max of the network's NTK at init, e.g. 'x0.5'); got {value!r}"
+            )
+        return check_lr(value)
+
+    @property
+    def lr_multiple(self) -> float | None:
+        """C of ``lr = "xC"`` (C times the critical rate), else ``None``."""
+        return parse_lr_multiple(self.lr)
 
     def _allowed(self) -> tuple[str, ...]:
+        out = KINDS[self.kind]
         if self.network is not None:  # e.g. ntk_time's width: that of its network (for f0)
-            extra = tuple(f for f in FROM_NETWORK.get(self.kind, ()) if f not in KINDS[self.kind])
-            return KINDS[self.kind] + extra
-        return KINDS[self.kind]
+            out += tuple(f for f in FROM_NETWORK.get(self.kind, ()) if f not in out)
+        if self.parameterization == "standard" and self.kind in ("ntk", "ntk_time"):
+            out += () if "width" in out else ("width",)  # its NTK depends on the width
+        return out
 
     @model_validator(mode="after")
     def _defaults(self):
         self._fill_defaults(parameterization=None)
+        if self.lazy_scale is not None and self.centered is False:
+            raise ValueError(
+                "lazy_scale trains the centered model alpha (f - f0); drop centered = false"
+            )
         if self.kind == "network":
             for req in ("width", "epochs"):
                 if getattr(self, req) is None:
                     raise ValueError(f"{req} is required for kind 'network'")
-            self.centered = bool(self.centered)
+            self.centered = bool(self.centered) or self.lazy_scale is not None
             self.equivalence = True if self.equivalence is None else self.equivalence
             self.max_kernel_points = self.max_kernel_points or 200
             self.record_every = self.record_every or default_record_every(self.epochs)
@@ -291,11 +345,33 @@ class MethodConfig(KernelSpec):
                 )
         if self.kind in ("network", "ntk_time") and self.lr is None:
             self.lr = "auto"
+        self._check_regime()
         if self.family is None:
             self.family = self._default_family()
         if self.label is None:
             self.label = self._default_label()
         return self
+
+    def _check_regime(self) -> None:
+        """Learning rates and lazy scale that the parameterization cannot use: one line."""
+        if self.kind not in ("network", "ntk_time"):
+            return
+        if self.parameterization == "standard" and not isinstance(self.lr, str):
+            raise ValueError(
+                f"lr = {self.lr!r}: for parameterization 'standard' give the learning rate "
+                "relative to the critical rate ('x0.5') or 'auto', since its NTK grows with "
+                "the width"
+            )
+        if self.parameterization == "mup" and self.lr == "auto":
+            raise ValueError(
+                "lr = 'auto' needs the analytic NTK, which parameterization 'mup' has not; "
+                "give a multiple of the critical rate ('x0.5') or a number"
+            )
+        if self.kind == "ntk_time" and self.lr_multiple is not None and self.network is None:
+            raise ValueError(
+                f"lr = {self.lr!r} on kind 'ntk_time' needs network = 'NAME' (the network whose "
+                "NTK at init sets the critical rate)"
+            )
 
     @property
     def letter(self) -> str:

@@ -53,7 +53,7 @@ from ..metrics import rmse
 from ..networks import resolve_device
 from . import engine
 from .fused import StackedFusedSGD, fused_sgd, fused_specs
-from .results import CenteredNetwork, TrainResult
+from .results import CenteredNetwork, TrainResult, lazy_scaled
 from .sgd import FunctionalSGD
 
 __all__ = [
@@ -148,7 +148,7 @@ def _permutations(gens, m: int, n_epochs: int, device: torch.device) -> torch.Te
 
 
 def run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_every, check_every,
-         divergence_factor, device) -> Curves:  # fmt: skip
+         divergence_factor, device, on_record=None) -> Curves:  # fmt: skip
     """The loop shared by :func:`train` (k = 1) and :func:`train_ensemble`.
 
     ``buf[e]`` holds each member's loss at epoch ``e`` (full batch: the loss of the forward
@@ -156,6 +156,10 @@ def run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_ev
     batch loss of epoch ``e``, weighted by batch size); it is checked for divergence every
     ``check_every`` epochs, the only time the loop waits for the device. The mini-batch
     orders are drawn ``check_every`` epochs at a time.
+
+    ``on_record(epoch)``, if given, is called at every recorded epoch with the parameters
+    after ``epoch`` steps (before the step of that epoch; the last one after training),
+    until training stops (one member only: :func:`_train_group` passes it for k = 1).
     """
     k = model.k
     full = batch_size is None or batch_size >= m
@@ -196,6 +200,8 @@ def run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_ev
                 rec_test[pos] = model.outputs(X_test, f0_test)
             if not full:
                 rec_loss[pos] = model.full_loss()
+            if on_record is not None:
+                on_record(epoch)
         if full:
             model.epoch(None, buf[epoch])
         else:
@@ -212,6 +218,8 @@ def run(model, X_test, f0_test, *, m, dtype, epochs, batch_size, gens, record_ev
         if rec_test is not None:
             rec_test[pos] = model.outputs(X_test, f0_test)
         check(epochs + 1)
+        if on_record is not None and not stopped.all():
+            on_record(epochs)
     model.finish()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -274,9 +282,10 @@ def _check_lr(lr, n: int, auto) -> list[float]:
     return [auto() if lr == "auto" else lr] * n
 
 
-def _auto_lr_of(arch, X: np.ndarray) -> float:
-    """:func:`auto_lr` of ``arch``'s analytic NTK on the checked ``X`` (nothing rechecked)."""
-    return auto_lr_unchecked(arch.kernels_unchecked(X)[1])
+def _auto_lr_of(arch, X: np.ndarray, width: int | None = None) -> float:
+    """:func:`auto_lr` of ``arch``'s analytic NTK on the checked ``X`` (nothing rechecked);
+    ``width``: the networks' width, for ``standard``'s width-dependent NTK."""
+    return auto_lr_unchecked(arch.at_width(width).kernels_unchecked(X)[1])
 
 
 def _check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, record_every, check_every,
@@ -394,7 +403,7 @@ def train(
             raise ValueError(
                 "lr='auto' needs a network with an .architecture (from Architecture.network)"
             )
-        return _auto_lr_of(arch, X)
+        return _auto_lr_of(arch, X, getattr(net, "width", None))
 
     (lr,) = _check_lr(lr, 1, auto)
     dev = resolve_device(device)
@@ -459,6 +468,8 @@ def train_ensemble(
     divergence_factor: float = 1e6,
     group_size: int | None = None,
     stacked: bool | None = None,
+    lazy_scale: float | None = None,
+    on_record=None,
 ) -> list[TrainResult]:
     r"""Train ``arch.network(width, seed=s)`` for every ``s`` in ``seeds``, all at once.
 
@@ -496,6 +507,16 @@ def train_ensemble(
         time by :func:`train`'s path, which reproduces :func:`train` bit for bit and is the
         faster there (stacked: 0.9× the speed of separate runs at full batch, 0.4-0.5× at
         batch 8, see ``benchmarks/bench_training.py``). ``True`` forces stacking on a CPU.
+    lazy_scale : float, optional
+        Chizat, Oyallon & Bach (2019)'s scale α > 0: train the model
+        :math:`f_lpha = lpha (f(w) - f(w_0))` on the loss
+        :math:`rac{1}{lpha^2 m}\sum_i (f_lpha(x_i) - y_i)^2` (large α: lazy, small α:
+        rich). ``None`` (default): the plain (or ``centered``) network. See
+        :func:`ntklab.training.results.lazy_scaled` for how it is trained.
+    on_record : callable, optional
+        ``on_record(member, epoch, network)`` at every recorded epoch of each member
+        (``member`` its index in ``seeds``; ``network`` the plain network :math:`f` with its
+        parameters after ``epoch`` steps); not with ``stacked`` training.
 
     Returns
     -------
@@ -547,7 +568,7 @@ def train_ensemble(
         if X_test is not None:
             X_test, y_test = np.stack([s[2] for s in sets]), np.stack([s[3] for s in sets])
         if isinstance(lr, str) and lr == "auto":
-            lrs = [_auto_lr_of(arch, Xj) for Xj in X]
+            lrs = [_auto_lr_of(arch, Xj, width) for Xj in X]
         else:
             lrs = _check_lr(lr, k, None)
     else:
@@ -555,7 +576,7 @@ def train_ensemble(
             X, y, X_test, y_test, in_features=None, epochs=epochs, batch_size=batch_size,
             record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
         )  # fmt: skip
-        lrs = _check_lr(lr, k, lambda: _auto_lr_of(arch, X))
+        lrs = _check_lr(lr, k, lambda: _auto_lr_of(arch, X, width))
     dev = resolve_device(device)
     if group_size is not None:
         group_size = check_int(group_size, "group_size")
@@ -565,11 +586,15 @@ def train_ensemble(
         raise ValueError(
             f"group_size={group_size} stacks networks, but stacked=False; drop one of them"
         )
+    if lazy_scale is not None:
+        lazy_scale = check_float(lazy_scale, "lazy_scale", strict=True)
+    if on_record is not None and (stacked or (group_size or 1) > 1):
+        raise ValueError("on_record needs networks trained one at a time (stacked=False)")
     return train_ensemble_unchecked(
         arch, width, X, y, seeds=seeds, lrs=lrs, epochs=epochs, batch_size=batch_size,
         record_every=record_every, X_test=X_test, y_test=y_test, centered=centered,
         dtype=dtype, device=dev, check_every=check_every, divergence_factor=divergence_factor,
-        group_size=group_size, stacked=stacked,
+        group_size=group_size, stacked=stacked, lazy_scale=lazy_scale, on_record=on_record,
     )  # fmt: skip
 
 
@@ -593,6 +618,8 @@ def train_ensemble_unchecked(
     divergence_factor: float = 1e6,
     group_size: int | None = None,
     stacked: bool | None = None,
+    lazy_scale: float | None = None,
+    on_record=None,
 ) -> list[TrainResult]:
     """:func:`train_ensemble` of arguments that are already valid; checks nothing.
 
@@ -601,7 +628,8 @@ def train_ensemble_unchecked(
     finite float64 (``X_test``, ``y_test`` likewise, or both ``None``); ``seeds`` k integers
     >= 0; ``lrs`` one float > 0 per seed (no ``"auto"``: see :func:`auto_lr_unchecked`);
     ``epochs`` >= 0, ``check_every`` >= 1, ``divergence_factor`` >= 1 and ``width`` >= 1
-    integers / floats; ``group_size`` ``None`` or >= 1, consistent with ``stacked``.
+    integers / floats; ``group_size`` ``None`` or >= 1, consistent with ``stacked``;
+    ``lazy_scale`` ``None`` or > 0; ``on_record`` only with networks trained one at a time.
 
     It resolves the defaults as :func:`train_ensemble` does: ``record_every=None`` is
     :func:`default_record_every`, a ``batch_size`` of at least m is full-batch gradient
@@ -621,6 +649,10 @@ def train_ensemble_unchecked(
     force = stacked is True  # stack even groups of one member
     if stacked is None:  # the fastest path measured (benchmarks/bench_training.py)
         stacked = (dev.type == "cuda" and k > 1) or (group_size is not None and group_size > 1)
+        stacked = stacked and on_record is None  # the hook reads one network at a time
+    if lazy_scale is not None:  # f_alpha = alpha (f - f0): centered, on the targets y / alpha
+        centered = True
+        y = np.asarray(y) / lazy_scale
     if group_size is None:
         group_size = k if stacked else 1
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
@@ -632,18 +664,24 @@ def train_ensemble_unchecked(
     for g in range(0, k, group_size):
         sl = slice(g, g + group_size)
         stack = bool(stacked) and (force or len(seeds[sl]) > 1)
+        hook = None
+        if on_record is not None:
+            hook = (lambda g0: lambda epoch, net: on_record(g0, epoch, net))(g)
         results += _train_group(
             arch, width, seeds[sl], lrs[sl], Xt[sl] if per_member else Xt,
             yt[sl] if per_member else yt,
             None if Xtt is None else (Xtt[sl] if per_member else Xtt),
             None if y_test is None else (y_test[sl] if per_member else y_test),
-            centered=centered, dtype=dtype, stacked=stack, **opts,
+            centered=centered, dtype=dtype, stacked=stack, on_record=hook, **opts,
         )  # fmt: skip
+    if lazy_scale is not None:
+        targets = [y_test[j] if per_member and y_test is not None else y_test for j in range(k)]
+        results = [lazy_scaled(r, lazy_scale, t) for r, t in zip(results, targets, strict=True)]
     return results
 
 
 def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtype, stacked,
-                 **opts):  # fmt: skip
+                 on_record=None, **opts):  # fmt: skip
     """Train the networks of ``seeds``: stacked together (:func:`stacked_sgd`), or the first
     (and only) one alone by :func:`train`'s path. ``Xt``, ``yt``, ``Xtt`` and
     ``y_test`` have a leading member axis when the members' data differ."""
@@ -677,7 +715,14 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
             f0_test = None if Xtt is None else model.outputs(Xtt, None)
             model.target = yt + f0_train
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    curves = run(model, Xtt, f0_test, m=m, dtype=dtype, gens=gens, **opts)
+    hook = None
+    if on_record is not None and not stacked:
+
+        def hook(epoch: int, trainer=model) -> None:
+            trainer.finish()  # the fused steps keep the first and last layers as copies
+            on_record(epoch, nets[0])
+
+    curves = run(model, Xtt, f0_test, m=m, dtype=dtype, gens=gens, on_record=hook, **opts)
     if params is not None:
         engine.unstack_parameters(params, nets)
     del model

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from .._validation import check_matrix
+from ..metrics import rmse
 from ..networks import predict_numpy, predict_numpy_unchecked
 
-__all__ = ["CenteredNetwork", "TrainResult"]
+__all__ = ["CenteredNetwork", "TrainResult", "lazy_scaled"]
 
 
 class CenteredNetwork(nn.Module):
@@ -26,11 +27,15 @@ class CenteredNetwork(nn.Module):
         The trained (or trainable) network :math:`f`.
     initial : torch.nn.Module
         :math:`f_0`, a copy of ``network`` at initialization; its parameters are frozen.
+    scale : float, default 1.0
+        α: the module computes :math:`\alpha (f(x) - f_0(x))` (Chizat, Oyallon & Bach 2019's
+        lazy-scaled model; 1: the centered network).
     """
 
-    def __init__(self, network: nn.Module, initial: nn.Module):
+    def __init__(self, network: nn.Module, initial: nn.Module, scale: float = 1.0):
         super().__init__()
         self.network = network
+        self.scale = float(scale)
         for p in initial.parameters():
             p.requires_grad_(False)
         self._initial = (initial,)  # a tuple: not registered, so not in .parameters()
@@ -49,7 +54,8 @@ class CenteredNetwork(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x) - self._initial[0](x)
+        out = self.network(x) - self._initial[0](x)
+        return out if self.scale == 1.0 else out * self.scale
 
     def predict(self, X, *, batch_size: int = 65536) -> np.ndarray:
         """Evaluate on a numpy array and return float64 numpy of shape (n,)."""
@@ -89,6 +95,10 @@ class TrainResult:
         Gradient steps per epoch (1 for full-batch gradient descent).
     batch_size : int or None
         Mini-batch size (``None``: full batch).
+    lazy_scale : float or None
+        α of a lazy-scaled model :math:`\alpha (f - f_0)` (then ``centered`` is True,
+        ``network`` computes the scaled model and ``train_loss`` is the loss divided by
+        α²); ``None`` otherwise.
     """
 
     network: nn.Module
@@ -104,6 +114,7 @@ class TrainResult:
     centered: bool
     steps_per_epoch: int = 1
     batch_size: int | None = None
+    lazy_scale: float | None = None
 
     @property
     def steps(self) -> int:
@@ -132,3 +143,26 @@ class TrainResult:
         if self.centered:
             return np.zeros(X.shape[0])
         return predict_numpy_unchecked(self.initial_network, X)
+
+
+def lazy_scaled(result: TrainResult, alpha: float, y_test) -> TrainResult:
+    r"""The result of training the centered network on the targets :math:`y/\alpha`, read as
+    Chizat, Oyallon & Bach (2019)'s lazy-scaled model :math:`f_\alpha = \alpha (f - f_0)`.
+
+    Gradient descent on :math:`\frac{1}{\alpha^2 m}\sum_i (\alpha (f(x_i) - f_0(x_i)) -
+    y_i)^2` is exactly gradient descent on :math:`\frac1m \sum_i (f(x_i) - f_0(x_i) -
+    y_i/\alpha)^2` (the same function of the parameters), so the fast training paths train
+    it unchanged; this multiplies the outputs by α (``network``, ``test_predictions``,
+    ``test_rmse`` against ``y_test``). ``train_loss`` is the scaled model's loss divided by
+    α², as defined. The linearized model of :math:`f_\alpha` under this loss moves with the
+    kernel Θ of :math:`f` (:math:`\alpha^2\Theta / \alpha^2`), so its critical learning rate
+    does not depend on α.
+    """
+    net = result.network
+    inner = net.network if isinstance(net, CenteredNetwork) else net
+    result.network = CenteredNetwork(inner, net.initial_network, scale=alpha)
+    if result.test_predictions is not None:
+        result.test_predictions = result.test_predictions * alpha
+        result.test_rmse = rmse(result.test_predictions, y_test)
+    result.lazy_scale = float(alpha)
+    return result
