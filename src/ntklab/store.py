@@ -103,6 +103,10 @@ METRICS = {
     "curve_train_loss": "training loss at epoch `step`",
     "curve_test_rmse": "network test RMSE at epoch `step`",
     "curve_ntk_test_rmse": "NTK (same f0) test RMSE at epoch `step`",
+    # tuned methods on real data (ntklab.tuned); each chosen hyperparameter is `hp_<name>`
+    "error": "test error of a tuned method: RMSE, or the misclassification rate for classes",
+    "accuracy": "test accuracy (classification)",
+    "hp_*": "a hyperparameter the method chose on its training rows (e.g. hp_sigma_w, hp_ridge)",
 }
 
 #: Keys of the ``meta`` table (values JSON-encoded).

@@ -51,7 +51,7 @@ from .store import TrialRecord
 __all__ = ["TUNED_KINDS", "RIDGE_GRID", "loo_ridge", "one_hot", "run_tuned", "fit_predict"]
 
 #: Ridge candidates λ / mean(diag K) for the ``*_cv`` kinds.
-RIDGE_GRID = np.logspace(-6, 1, 15)
+RIDGE_GRID = np.logspace(-6, 3, 19)
 
 
 def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:

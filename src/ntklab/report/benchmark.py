@@ -42,6 +42,8 @@ __all__ = [
     "average_ranks",
     "benchmark_comparisons",
     "hyperparameter_table",
+    "comparison_summary",
+    "benchmark_parts",
     "ERROR_METRIC",
 ]
 
@@ -179,9 +181,47 @@ def benchmark_comparisons(run: Run, reference: str | None = None) -> pd.DataFram
     return out
 
 
+def comparison_summary(run: Run, reference: str | None = None) -> pd.DataFrame:
+    """The reference against each other method over the data sets: how many data sets it
+    is better or worse on (mean error), the mean difference of ranks, and the Wilcoxon
+    signed-rank p of the per-data-set mean errors, Holm-adjusted across the methods."""
+    reference = reference or benchmark_reference(run)
+    if reference is None:
+        return pd.DataFrame()
+    means = pd.DataFrame(
+        {dataset_name(run, p): _errors(run, p).mean() for p in run.point_ids}
+    ).T.dropna(how="all")
+    if reference not in means:
+        return pd.DataFrame()
+    ranks = means.rank(axis=1, method="average")
+    rows = []
+    for other in means.columns:
+        if other == reference:
+            continue
+        both = means[[reference, other]].dropna()
+        d = (both[reference] - both[other]).to_numpy()
+        p = math.nan
+        if np.any(d != 0):
+            p = float(stats.wilcoxon(d[d != 0]).pvalue) if np.sum(d != 0) > 0 else math.nan
+        rows.append(
+            {
+                "method": other,
+                "data sets": len(both),
+                "better": int(np.sum(d < 0)),
+                "worse": int(np.sum(d > 0)),
+                "mean rank difference": float((ranks[reference] - ranks[other]).mean()),
+                "p (Wilcoxon)": p,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["p (Holm)"] = holm(out["p (Wilcoxon)"].to_numpy())
+    return out
+
+
 def hyperparameter_table(run: Run) -> pd.DataFrame:
-    """Per data set and method, the median over folds of each chosen hyperparameter
-    (``hp_*`` metrics) with its range, as text: ``median [min, max]``."""
+    """Per data set and method, each chosen hyperparameter (``hp_*`` metrics) as its median
+    over the folds with its range, ``name = median [min, max]``, in one text column."""
     final = run.results[(run.results["step"] == -1) & run.results["metric"].str.startswith("hp_")]
     rows = []
     for point in run.point_ids:
@@ -190,17 +230,16 @@ def hyperparameter_table(run: Run) -> pd.DataFrame:
             sel = part[part["method"] == method]
             if not len(sel):
                 continue
-            row = {"data set": dataset_name(run, point), "method": method}
+            items = []
             for metric, grp in sel.groupby("metric", sort=False):
                 v = grp["value"].to_numpy(dtype=float)
                 med = float(np.median(v))
-                row[metric[3:]] = (
-                    f"{med:.4g}"
-                    if v.min() == v.max()
-                    else f"{med:.3g} [{v.min():.3g}, {v.max():.3g}]"
-                )
-            rows.append(row)
-    return pd.DataFrame(rows).fillna("")
+                spread = "" if v.min() == v.max() else f" [{v.min():.3g}, {v.max():.3g}]"
+                items.append(f"{metric[3:]} = {med:.3g}{spread}")
+            rows.append(
+                {"data set": dataset_name(run, point), "method": method, "chosen": "; ".join(items)}
+            )
+    return pd.DataFrame(rows)
 
 
 def benchmark_parts(run: Run) -> list[dict]:
@@ -209,7 +248,8 @@ def benchmark_parts(run: Run) -> list[dict]:
     comparisons and the chosen hyperparameters."""
     numbers, display = benchmark_table(run)
     folds = _folds(run)
-    repeats = -(-int(run.n_expected or 0) // folds) if run.n_expected else None
+    trials = (run.config.get("study") or {}).get("trials")
+    repeats = -(-int(trials) // folds) if trials else None
     protocol = (
         f"{folds}-fold cross-validation"
         + (f" repeated {repeats} times" if repeats else "")
@@ -247,6 +287,17 @@ def benchmark_parts(run: Run) -> list[dict]:
                         "(negative: the NTK is better); SE and p from the corrected resampled "
                         "t-test (Nadeau & Bengio 2003: variance × (1/J + 1/(k − 1)), J folds in "
                         "all); p (Holm): adjusted across every row; verdict at 0.05."])
+        )  # fmt: skip
+    summary = comparison_summary(run, ref)
+    if len(summary):
+        parts.append(
+            dict(key="ntk_vs_baselines_summary", title=f"{ref} against each method, over the data sets",
+                 table=summary,
+                 notes=["better / worse: data sets where the reference's mean error is lower / "
+                        "higher; mean rank difference: the reference's rank minus the other's "
+                        "(negative: the reference ranks better); p: Wilcoxon signed-rank test "
+                        "of the per-data-set mean errors (exact; Demšar 2006), Holm-adjusted "
+                        "across the methods. With few data sets it cannot reach 0.05."])
         )  # fmt: skip
     hp = hyperparameter_table(run)
     if len(hp):
