@@ -54,7 +54,8 @@ def _raw(**extra):
 
 
 @pytest.mark.parametrize(
-    "name", ["paper", "paper-quick", "equivalence", "real-data-ridgeless", "real-data"]
+    "name",
+    ["paper", "paper-quick", "equivalence", "real-data-ridgeless", "real-data", "real-data-full"],
 )
 def test_every_preset_loads_and_validates(name):
     plan = load_config(name)

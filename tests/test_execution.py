@@ -92,6 +92,7 @@ def test_presets_command():
         "paper",
         "paper-quick",
         "real-data",
+        "real-data-full",
         "real-data-ridgeless",
         "seed",
         "seed-corrected",

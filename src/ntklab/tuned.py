@@ -7,8 +7,8 @@ its training rows:
   :math:`c\,k_\theta + \sigma_n^2 I` (:class:`ntklab.NTKKernel` or :class:`ntklab.NNGPKernel`
   times scikit-learn's ``ConstantKernel``, plus a ``WhiteKernel``); σ_w, β, the amplitude
   :math:`c` and the noise :math:`\sigma_n^2` maximize the log marginal likelihood (analytic
-  gradients, :mod:`ntklab.kernel_gradients`), and with ``max_depth`` the depth
-  :math:`1..L_\max` of the highest marginal likelihood is kept;
+  gradients, :mod:`ntklab.kernel_gradients`), and with ``max_depth`` the depth in
+  ``depth`` .. ``max_depth`` of the highest marginal likelihood is kept;
 * ``gp_rbf``, ``gp_matern``: the same with an RBF or Matérn (ν = 5/2) kernel and its
   length scale;
 * ``ntk_cv``, ``nngp_cv``, ``rbf_cv``, ``laplacian_cv``: kernel ridge regression with the
@@ -121,7 +121,7 @@ def _gp(method: MethodConfig, X, Y, seed: int) -> tuple[np.ndarray, dict]:
 
     if method.kind in ("gp_ntk", "gp_nngp"):
         cls = NTKKernel if method.kind == "gp_ntk" else NNGPKernel
-        depths = range(1, method.max_depth + 1) if method.max_depth else [method.depth]
+        depths = range(method.depth, (method.max_depth or method.depth) + 1)
         bases = [
             (depth, cls(depth, method.parameterization, method.sigma_w, method.sigma_b,
                         method.sigma_w1))

@@ -283,8 +283,13 @@ class MethodConfig(KernelSpec):
     @model_validator(mode="after")
     def _defaults(self):
         if self.max_depth is not None and self.depth is None:
-            self.depth = 1  # depth is chosen in 1..max_depth
+            self.depth = 1  # depth is chosen in depth..max_depth
         self._fill_defaults(parameterization=None)
+        if self.max_depth is not None and self.max_depth < self.depth:
+            raise ValueError(
+                f"max_depth = {self.max_depth} is below depth = {self.depth} (the depth is "
+                "chosen in depth..max_depth)"
+            )
         if self.kind == "network":
             for req in ("width", "epochs"):
                 if getattr(self, req) is None:

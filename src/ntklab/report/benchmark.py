@@ -191,6 +191,7 @@ def comparison_summary(run: Run, reference: str | None = None) -> pd.DataFrame:
     means = pd.DataFrame(
         {dataset_name(run, p): _errors(run, p).mean() for p in run.point_ids}
     ).T.dropna(how="all")
+    means = means[[m for m in run.method_names if m in means.columns]]
     if reference not in means:
         return pd.DataFrame()
     ranks = means.rank(axis=1, method="average")
