@@ -53,7 +53,10 @@ def _raw(**extra):
     return raw
 
 
-@pytest.mark.parametrize("name", ["paper", "paper-quick", "equivalence", "real-data"])
+@pytest.mark.parametrize(
+    "name",
+    ["paper", "paper-quick", "equivalence", "real-data-ridgeless", "real-data", "real-data-full"],
+)
 def test_every_preset_loads_and_validates(name):
     plan = load_config(name)
     assert isinstance(plan, StudyPlan)
@@ -63,7 +66,7 @@ def test_every_preset_loads_and_validates(name):
     for point in plan.points:
         again = plan_study(point.config.model_dump(exclude_none=True)).config
         assert again == point.config
-    assert "data.n_train" in plan.assumed
+    assert "data.n_train" in plan.assumed or plan.config.data.folds
 
 
 def test_preset_list_matches_files():
@@ -72,7 +75,7 @@ def test_preset_list_matches_files():
     assert {"paper", "paper-quick", "equivalence", "real-data"} <= set(preset_names())
 
 
-@pytest.mark.parametrize("name", ["paper", "paper-quick", "real-data"])
+@pytest.mark.parametrize("name", ["paper", "paper-quick", "real-data-ridgeless"])
 def test_paper_presets_have_the_seeds_methods(name):
     plan = load_config(name)
     methods = plan.config.methods
@@ -125,7 +128,7 @@ def test_equivalence_preset_sweeps_width_over_three_parameterizations():
 
 
 def test_real_data_preset_uses_diabetes():
-    cfg = load_config("real-data").config
+    cfg = load_config("real-data-ridgeless").config
     assert cfg.data.dataset == "diabetes"
     assert cfg.data.generator is None
 
@@ -206,8 +209,8 @@ def test_defaults_are_resolved():
         ),
         (lambda r: r.update(methods=[]), "methods: list should have at least 1 item"),
         (
-            lambda r: r["data"].update(dataset="iris"),
-            "data.dataset: input should be 'simulated' or 'diabetes'",
+            lambda r: r["data"].update(dataset="mnist"),
+            "data.dataset: input should be 'simulated', 'diabetes', 'linnerud'",
         ),
         (
             lambda r: r.update(data={"dataset": "diabetes", "n_train": 500}),

@@ -92,7 +92,7 @@ def test_diabetes_is_standardized_on_the_sphere():
     sub = real("diabetes", n=100, n_train=80, rng=np.random.default_rng(0))
     assert sub.X.shape == (100, 10) and len(sub.train) == 80
     with pytest.raises(ValueError, match="dataset must be one of"):
-        load_dataset("iris")
+        load_dataset("mnist")
 
 
 def test_project_to_sphere_unit_rows_and_zero_row_error():

@@ -94,6 +94,8 @@ def test_presets_command():
         "phase",
         "phase-quick",
         "real-data",
+        "real-data-full",
+        "real-data-ridgeless",
         "seed",
         "seed-corrected",
         "seed-quick",

@@ -29,13 +29,16 @@ def test_kernel_object(cls, index, data):
     np.testing.assert_array_equal(kern(X), arch.kernels(X)[index])
     np.testing.assert_array_equal(kern(Xt, X), arch.kernels(Xt, X)[index])
     np.testing.assert_allclose(kern.diag(X), np.diag(kern(X)), rtol=1e-12)
-    K, grad = kern(X, eval_gradient=True)
-    assert grad.shape == (30, 30, 0) and np.array_equal(K, kern(X))
+    K, grad = kern(X, eval_gradient=True)  # in log sigma_b, log sigma_w (the numpy pass)
+    assert grad.shape == (30, 30, 2)
+    np.testing.assert_allclose(K, kern(X), rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="eval_gradient"):
         kern(X, Xt, eval_gradient=True)
-    assert not kern.is_stationary() and kern.n_dims == 0
+    assert not kern.is_stationary() and kern.n_dims == 2  # log sigma_b, log sigma_w
     assert kern.get_params() == {
-        "depth": 2, "parameterization": "paper", "sigma_w": None, "sigma_b": None
+        "depth": 2, "parameterization": "paper", "sigma_w": None, "sigma_b": None,
+        "sigma_w1": None, "sigma_w_bounds": (1e-2, 1e2), "sigma_b_bounds": (1e-3, 1e2),
+        "sigma_w1_bounds": (1e-2, 1e2),
     }  # fmt: skip
     assert clone(kern) == kern and cls(depth=3) != kern
     assert "paper" in repr(kern)
@@ -44,7 +47,8 @@ def test_kernel_object(cls, index, data):
 def test_gpr_mean_equals_kernel_regressor(data):
     X, y, Xt = data
     alpha = 1e-2
-    gpr = GaussianProcessRegressor(kernel=NTKKernel(depth=2, parameterization="jacot"), alpha=alpha)
+    kernel = NTKKernel(2, "jacot", sigma_w_bounds="fixed", sigma_b_bounds="fixed")  # not learned
+    gpr = GaussianProcessRegressor(kernel=kernel, alpha=alpha)
     gpr.fit(X, y)
     reg = ntklab.KernelRegressor(ntklab.Architecture(2, "jacot").ntk, alpha=alpha).fit(X, y)
     np.testing.assert_allclose(gpr.predict(Xt), reg.predict(Xt), rtol=1e-8, atol=1e-10)

@@ -32,10 +32,31 @@ __all__ = [
     "load_dataset",
     "n_test_from_fraction",
     "fit_rows",
+    "TASKS",
+    "cv_split",
+    "real_cv",
+    "check_target",
 ]
 
-#: Real data sets accepted by ``data.dataset`` and their number of rows.
-DATASETS = {"diabetes": 442}
+#: Real data sets accepted by ``data.dataset`` and their number of rows. All ship inside
+#: scikit-learn (``sklearn.datasets.load_*``): nothing is downloaded.
+DATASETS = {
+    "diabetes": 442,
+    "linnerud": 20,
+    "digits": 1797,
+    "breast_cancer": 569,
+    "wine": 178,
+    "iris": 150,
+}
+#: The task of each real data set: a real target, or class labels (``Dataset.classes``).
+TASKS = {
+    "diabetes": "regression",
+    "linnerud": "regression",
+    "digits": "classification",
+    "breast_cancer": "classification",
+    "wine": "classification",
+    "iris": "classification",
+}
 
 
 @dataclass(frozen=True)
@@ -48,12 +69,16 @@ class Dataset:
     y : ndarray (n,), float64
     train, test : ndarray of int
         Row indices of the training and test sets (disjoint, covering all rows).
+    classes : int
+        0 for a real-valued target; else the number of classes, and ``y`` holds the labels
+        0, 1, ..., classes - 1 (as floats).
     """
 
     X: np.ndarray
     y: np.ndarray
     train: np.ndarray
     test: np.ndarray
+    classes: int = 0
 
     @property
     def X_train(self) -> np.ndarray:
@@ -167,15 +192,47 @@ def split(n: int, n_train: int, rng: np.random.Generator) -> tuple[np.ndarray, n
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A real data set, standardized, rows projected onto the unit sphere, target standardized."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(DATASETS)}; got {name!r}")
-    from sklearn.datasets import load_diabetes
+    """A real data set: features standardized column by column, each row projected onto the
+    unit sphere; a regression target standardized, class labels as 0, 1, ... (floats).
 
-    X, y = load_diabetes(return_X_y=True)
-    X = _unit_rows(np.asarray((X - X.mean(axis=0)) / X.std(axis=0), dtype=np.float64))
-    y = (y - y.mean()) / y.std()
-    return X.astype(np.float64), y.astype(np.float64)
+    ``linnerud`` has three targets (weight, waist, pulse); its first, weight, is used.
+    Constant feature columns (digits' blank pixels) are dropped before standardizing.
+    """
+    if name not in DATASETS:
+        raise ValueError(
+            f"dataset must be one of {', '.join(DATASETS)} (data sets that ship inside "
+            f"scikit-learn, nothing is downloaded); got {name!r}"
+        )
+    from sklearn import datasets
+
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    if y.ndim == 2:  # linnerud: weight, waist, pulse
+        y = y[:, 0]
+    X = np.asarray(X, dtype=np.float64)
+    std = X.std(axis=0)
+    X = X[:, std > 0]
+    X = _unit_rows((X - X.mean(axis=0)) / std[std > 0])
+    y = np.asarray(y, dtype=np.float64)
+    if TASKS[name] == "regression":
+        y = (y - y.mean()) / y.std()
+    else:
+        y = np.unique(y, return_inverse=True)[1].astype(np.float64)
+    check_target(y, name)
+    return X, y
+
+
+def check_target(y, name: str = "y") -> np.ndarray:
+    """``y`` as a finite float64 vector, or a ``ValueError`` naming the first bad row."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(f"{name}: the target must be one value per row (1-D); got shape {y.shape}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise ValueError(
+            f"{name}: the target has {bad.size} NaN or infinite value(s), the first at row "
+            f"{bad[0]}; drop or impute those rows"
+        )
+    return y
 
 
 def simulate(
@@ -226,7 +283,58 @@ def real(name: str, *, n: int | None, n_train: int, rng: np.random.Generator) ->
         rows = np.sort(rng.choice(X.shape[0], size=n, replace=False))
         X, y = X[rows], y[rows]
     train, test = split(X.shape[0], n_train, rng)
-    return Dataset(X, y, train, test)
+    classes = int(y.max()) + 1 if TASKS[name] == "classification" else 0
+    return Dataset(X, y, train, test, classes)
+
+
+def cv_split(
+    n: int, folds: int, fold: int, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``fold`` of a shuffled k-fold split of ``n`` rows: ``(train, test)`` row indices.
+
+    The split depends only on ``seed`` (one per repeat), so every method and every fold of a
+    repeat sees the same partition. With ``labels`` the folds are stratified (each keeps the
+    class proportions; scikit-learn's ``StratifiedKFold``), else ``KFold``.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    folds = check_int(folds, "folds", minimum=2)
+    if n < folds:
+        raise ValueError(
+            f"data.folds = {folds} but the data have only {n} rows; use at most {n} folds"
+        )
+    if labels is not None:
+        counts = np.bincount(labels.astype(int))
+        if counts.min() < folds:
+            labels = None  # a class too small to stratify: plain k-fold
+    splitter = (StratifiedKFold if labels is not None else KFold)(
+        folds, shuffle=True, random_state=int(seed)
+    )
+    train, test = list(splitter.split(np.zeros(n), labels))[fold]
+    return np.sort(train), np.sort(test)
+
+
+def real_cv(
+    name: str, *, n: int | None, folds: int, trial: int, seed: np.random.SeedSequence
+) -> Dataset:
+    """Trial ``trial`` of repeated k-fold cross-validation on a real data set.
+
+    Trial ``t`` is fold ``t % folds`` of repeat ``t // folds``. The repeat's randomness
+    (``SeedSequence(seed.entropy, spawn_key=(repeat, 2))``) picks the subset of ``n`` rows (if
+    ``n`` is given and smaller than the data set) and the folds, so all folds of a repeat
+    partition the same rows and every method sees the same folds.
+    """
+    X, y = load_dataset(name)
+    repeat, fold = divmod(int(trial), int(folds))
+    ss = np.random.SeedSequence(seed.entropy, spawn_key=(repeat, 2))
+    rng = np.random.default_rng(ss)
+    if n is not None and n < X.shape[0]:
+        rows = np.sort(rng.choice(X.shape[0], size=n, replace=False))
+        X, y = X[rows], y[rows]
+    classes = int(y.max()) + 1 if TASKS[name] == "classification" else 0
+    fold_seed = int(rng.integers(2**31 - 1))
+    train, test = cv_split(X.shape[0], folds, fold, fold_seed, y if classes else None)
+    return Dataset(X, y, train, test, classes)
 
 
 def n_test_from_fraction(n: int, test_fraction: float) -> int:

@@ -109,6 +109,10 @@ METRICS = {
     "lr_multiple": "lr / eta_crit, eta_crit = m / lambda_max_0 (the critical rate)",
     "lazy_scale": "alpha of a lazy-scaled network alpha (f - f0) (its config's lazy_scale)",
     "curve_lambda_max": "top eigenvalue of the empirical NTK on the fitted rows at epoch `step`",
+    # tuned methods on real data (ntklab.tuned); each chosen hyperparameter is `hp_<name>`
+    "error": "test error of a tuned method: RMSE, or the misclassification rate for classes",
+    "accuracy": "test accuracy (classification)",
+    "hp_*": "a hyperparameter the method chose on its training rows (e.g. hp_sigma_w, hp_ridge)",
 }
 
 #: Keys of the ``meta`` table (values JSON-encoded).

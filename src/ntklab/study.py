@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from .config import KernelSpec, MethodConfig, StudyConfig
-from .data import Dataset, fit_rows, real, simulate
+from .config.schema import TUNED_KINDS
+from .data import Dataset, fit_rows, real, real_cv, simulate
 from .kernels import laplacian_unchecked, rbf_unchecked
 from .metrics import rmse
 from .predict import kernel_regression
@@ -185,6 +186,10 @@ def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:
             bounds=tuple(data_cfg.bounds or (-5.0, 7.0)),
         )
         return TrialContext(data, cache, published), jitter
+    if data_cfg.folds:  # repeated k-fold: trial t is fold t % k of repeat t // k
+        data = real_cv(data_cfg.dataset, n=data_cfg.n or data_cfg.max_rows, folds=data_cfg.folds, trial=trial,
+                       seed=np.random.SeedSequence(config.study.seed))  # fmt: skip
+        return TrialContext(data, published=published), 0.0
     data = real(data_cfg.dataset, n=data_cfg.n, n_train=data_cfg.n_train, rng=rng)
     return TrialContext(data, published=published), 0.0
 
@@ -621,7 +626,12 @@ def run_trials(
             if on_method is not None:
                 on_method(record.trial, method.name)
             try:
-                if method.kind == "network":
+                if method.kind in TUNED_KINDS:  # tuned on the training rows (real data)
+                    from .tuned import run_tuned
+
+                    run_tuned(method, ctx, record, device=device,
+                              seed=network_seed(study_seed, record.trial, method.name))  # fmt: skip
+                elif method.kind == "network":
                     result = trained.pop((record.trial, method.name), None)
                     if result is not None:
                         record.wall_time += together * result.wall_time / shares

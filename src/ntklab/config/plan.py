@@ -102,7 +102,8 @@ class StudyPlan:
         data = cfg.data
         if data.generator is not None and data.generator.kind == "published":
             return out  # the seed's released protocol: SPEC §6 states every value
-        out["data.n_train"] = data.n_train
+        if data.n_train is not None:  # (repeated k-fold cross-validation has none)
+            out["data.n_train"] = data.n_train
         gen = data.generator
         if gen is not None:
             if gen.kind in ("ntk", "nngp"):

@@ -15,6 +15,7 @@ from .._validation import check_lr
 from ..activations import canonical_activation, check_degree
 from ..architecture import PARAMETERIZATIONS, Architecture
 from ..data import DATASETS as DATASET_SIZES
+from ..data import TASKS as DATASET_TASKS
 from ..data import n_test_from_fraction
 from ..regimes import parse_lr_multiple
 from ..training import default_record_every
@@ -29,6 +30,7 @@ __all__ = [
     "ReportSection",
     "StudyConfig",
     "KINDS",
+    "TUNED_KINDS",
     "GENERATOR_KINDS",
     "FROM_NETWORK",
     "PUBLISHED_NAMES",
@@ -84,7 +86,24 @@ KINDS: dict[str, tuple[str, ...]] = {
         "ridge",
         "holdout_fraction",
     ),
+    # tuned on the training rows (ntklab.tuned): real-data benchmarks
+    "gp_ntk": ARCH_FIELDS + ("max_depth",),
+    "gp_nngp": ARCH_FIELDS + ("max_depth",),
+    "gp_rbf": ("length_scale",),
+    "gp_matern": ("length_scale",),
+    "ntk_cv": ARCH_FIELDS,
+    "nngp_cv": ARCH_FIELDS,
+    "rbf_cv": ("length_scale",),
+    "laplacian_cv": ("length_scale",),
+    "random_forest": (),
+    "gradient_boosting": (),
+    "network_cv": ARCH_FIELDS + ("epochs", "grid_widths", "grid_lr_scales", "validation_fraction"),
 }
+#: The kinds tuned on the training rows (:mod:`ntklab.tuned`); they also fit class labels.
+TUNED_KINDS = (
+    "gp_ntk", "gp_nngp", "gp_rbf", "gp_matern", "ntk_cv", "nngp_cv", "rbf_cv",
+    "laplacian_cv", "random_forest", "gradient_boosting", "network_cv",
+)  # fmt: skip
 GENERATOR_KINDS = ("ntk", "nngp", "laplacian", "rbf", "published")
 _COMMON = ("name", "kind", "label", "family", "trials")
 #: Keys a kernel method with ``network = "NAME"`` takes from that network method.
@@ -108,7 +127,11 @@ class KernelSpec(_Base):
     :class:`MethodConfig`. Fields that do not apply to ``kind`` must not be set.
     """
 
-    kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf", "published"] = "ntk"
+    kind: Literal[
+        "network", "ntk", "nngp", "ntk_time", "laplacian", "rbf", "published",
+        "gp_ntk", "gp_nngp", "gp_rbf", "gp_matern", "ntk_cv", "nngp_cv", "rbf_cv",
+        "laplacian_cv", "random_forest", "gradient_boosting", "network_cv",
+    ] = "ntk"  # fmt: skip
     depth: PosInt | None = None
     parameterization: Param | None = None
     sigma_w: PosFloat | None = None
@@ -274,7 +297,11 @@ class MethodConfig(KernelSpec):
     """One ``[[methods]]`` entry: a predictor fitted on the training split of every trial."""
 
     name: MethodName
-    kind: Literal["network", "ntk", "nngp", "ntk_time", "laplacian", "rbf", "published"]
+    kind: Literal[
+        "network", "ntk", "nngp", "ntk_time", "laplacian", "rbf", "published",
+        "gp_ntk", "gp_nngp", "gp_rbf", "gp_matern", "ntk_cv", "nngp_cv", "rbf_cv",
+        "laplacian_cv", "random_forest", "gradient_boosting", "network_cv",
+    ]  # fmt: skip
     label: str | None = None
     family: str | None = None
     trials: PosInt | None = None
@@ -291,6 +318,10 @@ class MethodConfig(KernelSpec):
     max_kernel_points: PosInt | None = None
     lazy_scale: PosFloat | None = None
     track_lambda: bool | None = None
+    max_depth: Annotated[int, Field(ge=1, le=10)] | None = None
+    grid_widths: Annotated[list[PosInt], Field(min_length=1)] | None = None
+    grid_lr_scales: Annotated[list[PosFloat], Field(min_length=1)] | None = None
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
 
     @field_validator("lr", mode="before")
     @classmethod
@@ -322,10 +353,17 @@ class MethodConfig(KernelSpec):
 
     @model_validator(mode="after")
     def _defaults(self):
+        if self.max_depth is not None and self.depth is None:
+            self.depth = 1  # depth is chosen in depth..max_depth
         self._fill_defaults(parameterization=None)
         if self.lazy_scale is not None and self.centered is False:
             raise ValueError(
                 "lazy_scale trains the centered model alpha (f - f0); drop centered = false"
+            )
+        if self.max_depth is not None and self.max_depth < self.depth:
+            raise ValueError(
+                f"max_depth = {self.max_depth} is below depth = {self.depth} (the depth is "
+                "chosen in depth..max_depth)"
             )
         if self.kind == "network":
             for req in ("width", "epochs"):
@@ -343,6 +381,8 @@ class MethodConfig(KernelSpec):
                     "f0 = 'network' needs network = 'NAME' (the network method whose initial "
                     "function f0 is)"
                 )
+        if self.kind == "network_cv" and self.epochs is None:
+            raise ValueError("epochs is required for kind 'network_cv' (the most it trains)")
         if self.kind in ("network", "ntk_time") and self.lr is None:
             self.lr = "auto"
         self._check_regime()
@@ -380,6 +420,8 @@ class MethodConfig(KernelSpec):
         return param.letter if param else ""
 
     def _default_family(self) -> str:
+        if self.kind in TUNED_KINDS:
+            return self.kind
         if self.kind == "published":
             return self.kernel.rstrip("12") if self.kernel != "K1" else "K1"
         return {
@@ -392,6 +434,8 @@ class MethodConfig(KernelSpec):
         }[self.kind]
 
     def _default_label(self) -> str:
+        if self.kind in TUNED_KINDS:
+            return self.name
         if self.kind == "published":
             return f"{self.kernel} (seed formula, {self.normalization})"
         if self.depth is None:
@@ -412,7 +456,11 @@ class MethodConfig(KernelSpec):
 class DataConfig(_Base):
     """``[data]``: simulated inputs on the unit sphere with GP targets, or a real data set."""
 
-    dataset: Literal["simulated", "diabetes"] = "simulated"
+    dataset: Literal[
+        "simulated", "diabetes", "linnerud", "digits", "breast_cancer", "wine", "iris"
+    ] = "simulated"
+    folds: Annotated[int, Field(ge=2)] | None = None
+    max_rows: PosInt | None = None
     n: PosInt | None = None
     d: PosInt | None = None
     n_train: PosInt | None = None
@@ -464,6 +512,27 @@ class DataConfig(_Base):
                     f"n = {self.n} but the {self.dataset} data set has only {size} rows"
                 )
         total = self.n if self.n is not None else DATASET_SIZES[self.dataset]
+        if self.max_rows is not None:
+            if self.folds is None or self.n is not None:
+                raise ValueError(
+                    "max_rows applies with folds and without n (a random subset of at most "
+                    "max_rows rows per repeat, so one value fits every data set of a sweep)"
+                )
+            total = min(total, self.max_rows)
+        if self.folds is not None:  # repeated k-fold cross-validation: no fixed split
+            if self.dataset == "simulated":
+                raise ValueError("folds apply to a real data set (data.dataset = 'diabetes', ...)")
+            if self.n_train is not None or self.test_fraction is not None:
+                raise ValueError(
+                    "n_train and test_fraction do not apply with folds (each fold is the test "
+                    "set once); remove them"
+                )
+            if total < self.folds:
+                raise ValueError(
+                    f"folds = {self.folds} but the {self.dataset} data have only {total} rows; "
+                    f"use at most {total} folds"
+                )
+            return self
         if self.test_fraction is not None:
             n_train = total - n_test_from_fraction(total, self.test_fraction)
             if self.n_train is not None and self.n_train != n_train:
@@ -537,6 +606,14 @@ class StudyConfig(_Base):
         for key, values in self.sweep.items():
             if not values:
                 raise ValueError(f"sweep.{key!r} is an empty list; give at least one value")
+        if DATASET_TASKS.get(self.data.dataset) == "classification":
+            plain = [m.name for m in self.methods if m.kind not in TUNED_KINDS]
+            if plain:
+                raise ValueError(
+                    f"data.dataset = '{self.data.dataset}' has class labels, which methods "
+                    f"{', '.join(plain)} would regress as numbers; use the tuned kinds "
+                    f"({', '.join(TUNED_KINDS)}), which fit one-hot targets"
+                )
         return self
 
     def method(self, name: str) -> MethodConfig:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..store import GENERATOR_METHOD, assumed_line
+from .benchmark import benchmark_parts, is_benchmark
 from .equivalence import equivalence_table, ties_with_generator, width_slopes
 from .phase import has_phase_grid
 from .phase_claims import phase_sections
@@ -93,6 +94,8 @@ def build_sections(
     the verdicts, requested paired differences, the equivalence measures and width slopes
     (when stored). A section whose methods are absent is left out or says what is missing."""
     run.require_finished()
+    if is_benchmark(run):  # repeated k-fold on real data sets: its own tables
+        return [Section(**part) for part in benchmark_parts(run)]
     settings = report_settings(run)
     margin, alpha = settings["equivalence_margin"], settings["alpha"]
     sections = []
