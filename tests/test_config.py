@@ -102,6 +102,15 @@ def test_paper_presets_have_the_seeds_methods(name):
         assert key in plan.assumed, key
 
 
+def test_a_published_generator_alone_does_not_make_a_run_the_seeds_protocol():
+    # the seed's presets state every value (SPEC section 6); a study that only draws its data
+    # from a published formula (the phase grid) still lists its own chosen values
+    assert load_config("seed").assumed == {}
+    assumed = load_config("phase-quick").assumed
+    assert "data.n_train" in assumed and "data.generator.kernel" not in assumed
+    assert any(k.endswith(".width") for k in assumed)
+
+
 def test_paper_matches_spec_section_4():
     cfg = load_config("paper").config
     assert (cfg.data.n, cfg.data.d, cfg.data.n_train, cfg.study.trials) == (1000, 15, 800, 50)

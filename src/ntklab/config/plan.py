@@ -100,12 +100,13 @@ class StudyPlan:
         cfg = self.config
         out: dict[str, Any] = {}
         data = cfg.data
-        if data.generator is not None and data.generator.kind == "published":
+        gen = data.generator
+        published = gen is not None and gen.kind == "published"
+        if published and data.test_fraction is not None:
             return out  # the seed's released protocol: SPEC §6 states every value
         if data.n_train is not None:  # (repeated k-fold cross-validation has none)
             out["data.n_train"] = data.n_train
-        gen = data.generator
-        if gen is not None:
+        if gen is not None and not published:  # a published generator: SPEC §6 states it
             if gen.kind in ("ntk", "nngp"):
                 for k, v in gen.architecture().assumed.items():
                     out[f"data.generator.{k}"] = v
