@@ -41,7 +41,7 @@ from ntklab.report import (
     write_report,
 )
 from ntklab.report.reference import SEED_TABLE, attribution_chain, attribution_methods
-from ntklab.report.seed import RATIO_TOLERANCE
+from ntklab.report.verdicts import RATIO_TOLERANCE
 from ntklab.store import RunStore, TrialRecord
 
 SEED_ROWS = list(SEED_TABLE)

@@ -6,7 +6,8 @@ Modules, each importing only those above it: ``reference`` (the seed's published
 ``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings);
 ``protocol`` (is it the seed's experiment, which method generated the data); ``tables`` (main
 table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
-``seed`` (attribution, verdicts on the seed's claims); ``figures``; ``render`` (cells and
+``attribution`` (the seed's NTK → NN gap one cause at a time, each network beside its NTK
+at the same time), ``verdicts`` (on the seed's claims); ``figures``; ``render`` (cells and
 tables as Markdown, LaTeX, HTML via pandas); ``sections`` (what a report shows);
 ``document`` (whole reports in each format, :func:`write_report`).
 
@@ -40,14 +41,14 @@ _LAZY = {
     "SEED_TABLE": "reference",
     "attribution_chain": "reference",
     "seed_table": "reference",
-    "CLAIMS": "seed",
-    "Verdict": "seed",
-    "attribution_table": "seed",
-    "evaluate_claims": "seed",
-    "same_time_pairs": "seed",
-    "same_time_table": "seed",
-    "seed_verdicts": "seed",
-    "verdict_details": "seed",
+    "CLAIMS": "verdicts",
+    "Verdict": "verdicts",
+    "attribution_table": "attribution",
+    "evaluate_claims": "verdicts",
+    "same_time_pairs": "attribution",
+    "same_time_table": "attribution",
+    "seed_verdicts": "verdicts",
+    "verdict_details": "verdicts",
     "holm": "stats",
     "log_mean_contrast": "stats",
     "ratio_of_means": "stats",
@@ -127,6 +128,7 @@ __all__ = [
 #: Submodules reachable as attributes (``ntklab.report.tables``) without importing them first.
 _SUBMODULES = frozenset(
     (
+        "attribution",
         "document",
         "equivalence",
         "figures",
@@ -135,9 +137,9 @@ _SUBMODULES = frozenset(
         "render",
         "runs",
         "sections",
-        "seed",
         "stats",
         "tables",
+        "verdicts",
     )
 )
 
@@ -146,6 +148,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
 
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .attribution import attribution_table, same_time_pairs, same_time_table
     from .document import FORMATS, write_report
     from .equivalence import equivalence_table, ties_with_generator, tost_table, width_slopes
     from .figures import (
@@ -163,16 +166,6 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
     from .runs import REPORT_DEFAULTS, ReportError, Run, load_run, report_settings
     from .sections import build_sections
-    from .seed import (
-        CLAIMS,
-        Verdict,
-        attribution_table,
-        evaluate_claims,
-        same_time_pairs,
-        same_time_table,
-        seed_verdicts,
-        verdict_details,
-    )
     from .stats import (
         holm,
         log_mean_contrast,
@@ -188,3 +181,4 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         nn_ntk_ratios,
         paired_differences,
     )
+    from .verdicts import CLAIMS, Verdict, evaluate_claims, seed_verdicts, verdict_details

@@ -25,10 +25,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from .attribution import same_time_pairs
 from .equivalence import equivalence_table, width_slopes
 from .protocol import seed_comparison
 from .runs import ReportError, Run
-from .seed import same_time_pairs
 from .stats import mean_se, paired_t
 from .tables import main_table
 
@@ -233,7 +233,7 @@ def training_curves(run: Run, point: int | None = None) -> Figure:
 def nn_vs_ntk_same_t(run: Run, point: int | None = None, metric: str = "rmse") -> Figure:
     """Scatter, one point per trial, of the network's ``metric`` (y) against its own NTK
     prediction at the same training time (x), one panel per depth that has both methods
-    (:func:`~ntklab.report.seed.same_time_pairs`), with the identity line."""
+    (:func:`~ntklab.report.attribution.same_time_pairs`), with the identity line."""
     run.require_finished()
     point = run.check_point(point)
     pairs = same_time_pairs(run, point, metric)

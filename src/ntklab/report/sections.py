@@ -8,21 +8,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..store import GENERATOR_METHOD, assumed_line
+from .attribution import attribution_missing, attribution_table, has_attribution, same_time_table
 from .equivalence import equivalence_table, ties_with_generator, width_slopes
 from .protocol import is_seed_protocol, resolve_generator, seed_comparison
 from .render import plus_minus
 from .runs import Run, report_settings
-from .seed import (
-    CLAIMS,
-    RATIO_TOLERANCE,
-    attribution_missing,
-    attribution_table,
-    has_attribution,
-    same_time_table,
-    seed_verdicts,
-    verdict_details,
-)
 from .tables import layer_change, main_table, nn_ntk_ratios, paired_differences
+from .verdicts import CLAIMS, RATIO_TOLERANCE, seed_verdicts, verdict_details
 
 __all__ = ["Section", "build_sections", "header_lines"]
 
