@@ -56,7 +56,7 @@ DISPLAY_NAMES = {
     "ratio_ci_high": "ratio 95% CI high",
     "change_ci_low": "change 95% CI low",
     "change_ci_high": "change 95% CI high",
-    "missing": "missing (not in mean)",
+    "missing": "missing",
     "within_3se": "within 3 SE",
     "mean_method": "mean (method)",
     "mean_reference": "mean (reference)",
@@ -125,28 +125,23 @@ def format_mean_se(mean: Any, se: Any, *, sign: bool = False) -> str:
 
 
 def format_estimate_ci(est: Any, low: Any, high: Any, *, sign: bool = False) -> str:
-    """``est [low, high]`` at the precision of the interval's half-width as a standard error
-    (half-width / 1.96, to two significant digits): ``0.0323 [0.0306, 0.0340]``."""
+    """``est [low, high]`` at the precision of the interval's half-width taken as 1.96
+    standard errors, that SE to two significant digits: ``0.0323 [0.0306, 0.0340]``
+    (:func:`format_mean_se`'s rule). ``sign``: the estimate with its sign (a change)."""
     e = math.nan if est is None else float(est)
     if not math.isfinite(e):
         return "–"
     lo = math.nan if low is None else float(low)
     hi = math.nan if high is None else float(high)
-    places = decimals_for((hi - lo) / (2 * 1.96)) if math.isfinite(hi - lo) else None
-    if places is None:
-        text = f"{e:+.5g}" if sign else f"{e:.5g}"
-        return (
-            text
-            if not (math.isfinite(lo) and math.isfinite(hi))
-            else f"{text} [{lo:.5g}, {hi:.5g}]"
-        )
-    spec = "+" if sign else ""
-
-    def fmt(x: float) -> str:
-        t = _fixed(x, places)
-        return ("+" + t) if spec and not t.startswith("-") else t
-
-    return f"{fmt(e)} [{fmt(lo)}, {fmt(hi)}]"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{e:+.5g}" if sign else f"{e:.5g}"
+    places = decimals_for((hi - lo) / (2 * 1.96))
+    if places is None:  # a zero-width interval
+        return (f"{e:+.5g}" if sign else f"{e:.5g}") + f" [{lo:.5g}, {hi:.5g}]"
+    text = _fixed(e, places)
+    if sign and not text.startswith("-"):
+        text = "+" + text
+    return f"{text} [{_fixed(lo, places)}, {_fixed(hi, places)}]"
 
 
 #: Column groups shown merged in Markdown, LaTeX and HTML (CSV keeps each column at full
@@ -329,14 +324,24 @@ def latex_table(df: pd.DataFrame) -> str:
     return text.style.hide(axis="index").to_latex(column_format=align, hrules=True).rstrip("\n")
 
 
+#: Text columns whose cells are at most this long are never wrapped in HTML (method names
+#: like ``NTKJ1-corrected``); longer texts (a step, a verdict's numbers) wrap.
+NOWRAP_CHARS = 32
+
+
 def html_table(df: pd.DataFrame, key: str = "table") -> str:
-    """An HTML table (id ``T_<key>``, cells escaped, numbers in ``td.num``), no styles."""
+    """An HTML table (id ``T_<key>``, cells escaped, numbers in ``td.num``, short texts in
+    ``td.nowrap``), no styles."""
     text = display_frame(df)
-    classes = pd.DataFrame(
-        [["num" if num else "" for num in numeric_columns(df)]] * len(text),
-        index=text.index,
-        columns=text.columns,
-    )
+    short = [
+        bool(len(text)) and int(text[c].astype(str).str.len().max()) <= NOWRAP_CHARS
+        for c in text.columns
+    ]
+    kinds = [
+        "num" if num else ("nowrap" if s else "")
+        for num, s in zip(numeric_columns(df), short, strict=True)
+    ]
+    classes = pd.DataFrame([kinds] * len(text), index=text.index, columns=text.columns)
     from pandas.io.formats.style import Styler
 
     styler = Styler(text, uuid=re.sub(r"[^A-Za-z0-9_-]+", "_", key), cell_ids=False)

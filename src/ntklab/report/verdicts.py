@@ -34,6 +34,7 @@ import pandas as pd
 from .attribution import common_columns, log_shares, present_methods, same_time_reading
 from .equivalence import tost_table
 from .reference import SEED_DEPTHS, SEED_NTK_FAMILIES, SEED_TABLE, same_time_pair
+from .render import format_estimate_ci
 from .runs import Run, report_settings
 from .stats import holm, log_mean_contrast, paired_t, t_side, tost
 
@@ -83,15 +84,8 @@ class Verdict:
         return CLAIMS[self.claim]
 
 
-def _fmt(x: float, digits: int = 3) -> str:
-    return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
-
-
-def _fmt_ci(est: float, lo: float, hi: float, spec: str) -> str:
-    if not np.isfinite(est):
-        return "–"
-    ci = f" [{lo:{spec}}, {hi:{spec}}]" if np.isfinite(lo) and np.isfinite(hi) else ""
-    return f"{est:{spec}}{ci}"
+def _fmt_ci(est: float, lo: float, hi: float, sign: bool = False) -> str:
+    return format_estimate_ci(est, lo, hi, sign=sign)
 
 
 def _decide(components: list[dict[str, Any]], alpha: float) -> tuple[str, str]:
@@ -173,7 +167,7 @@ def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
             )
     verdict, why = _decide(comps, alpha)
     parts = [
-        f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3f')}"
+        f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'])}"
         f" (seed {c['seed']:.3f}, n = {c['n']})"
         for c in comps
         if c["role"] == "decides"
@@ -185,7 +179,7 @@ def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
             ("; " if text else "")
             + "at the same training time "
             + "; ".join(
-                f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3f')}"
+                f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'])}"
                 f" (n = {c['n']})"
                 for c in same_t
             )
@@ -241,7 +235,7 @@ def _claim_gp(run: Run, point: int, metric: str, margin: float, alpha: float) ->
         rel = 100 * c["estimate"] / c["mean_reference"]
         seed = 100 * (SEED_TABLE[gp].mean_rmse / SEED_TABLE[ntk].mean_rmse - 1)
         parts.append(
-            f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3g')}"
+            f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'])}"
             f" ({rel:+.1f} % of {ntk}; seed {seed:+.1f} %; "
             f"{'equivalent' if c['p_claim'] <= alpha else 'not shown equivalent'})"
         )
@@ -299,7 +293,7 @@ def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict
             parts.append(
                 f"{nn}: |K1 − {nn}| = {best['dist_k1']:.4g} vs nearest NTK {best['ntk']} "
                 f"{best['dist_ntk']:.4g}, paired difference "
-                f"{_fmt_ci(best['estimate'], best['ci_low'], best['ci_high'], '.3g')} "
+                f"{_fmt_ci(best['estimate'], best['ci_low'], best['ci_high'])} "
                 f"(seed {seed_k1:.4g} vs {seed_ntk[1]} {seed_ntk[0]:.4g})"
             )
     verdict, why = _decide(comps, alpha)
@@ -339,7 +333,7 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
         )
     parts = (
         [
-            f"NN {_fmt_ci(comps[0]['estimate'], comps[0]['ci_low'], comps[0]['ci_high'], '+.1f')} %"
+            f"NN {_fmt_ci(comps[0]['estimate'], comps[0]['ci_low'], comps[0]['ci_high'], sign=True)} %"
             f" (seed {seed_pct('NN'):+.1f} %)"
         ]
         if comps
@@ -365,7 +359,7 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
             )
         )
         text = (
-            f"{fam} {_fmt_ci(pct(own['estimate']), pct(own['ci_low']), pct(own['ci_high']), '+.1f')}"
+            f"{fam} {_fmt_ci(pct(own['estimate']), pct(own['ci_low']), pct(own['ci_high']), sign=True)}"
             f" % (seed {seed_pct(fam):+.1f} %)"
         )
         if have_nn:
@@ -387,7 +381,7 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
                 )
             )
             r = comps[-1]
-            text += f", ÷ NN's {_fmt_ci(r['estimate'], r['ci_low'], r['ci_high'], '.3f')}"
+            text += f", ÷ NN's {_fmt_ci(r['estimate'], r['ci_low'], r['ci_high'])}"
         parts.append(text)
     verdict, why = _decide(comps, alpha)
     text = "% change 1 → 2 layers, ours [95 % CI]: " + "; ".join(parts) if parts else ""
