@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..store import TrialRecord
@@ -38,6 +39,11 @@ class Progress:
         Sweep points; log lines name the point only when there are several.
     console : rich.console.Console, optional
         Draw the bar on this console (implies the terminal display; for tests and notebooks).
+    costs : mapping of (point, trial) to float, optional
+        The estimated cost of each trial this invocation runs
+        (:func:`~ntklab.execution.cost.trial_cost`): the ETA is then the elapsed time per
+        unit of finished cost times the cost left, not per finished trial times the trials
+        left (trials may differ by orders of magnitude, e.g. networks in some trials only).
     """
 
     def __init__(
@@ -49,6 +55,7 @@ class Progress:
         tty: bool | None = None,
         points: int = 1,
         console: Any = None,
+        costs: Mapping[tuple[int, int], float] | None = None,
     ):
         self.total = total
         self.points = points
@@ -63,13 +70,28 @@ class Progress:
         self._finished: set[tuple[int, int]] = set()
         self._bar: Any = None  # the rich progress bar, started on the first event
         self._task: Any = None
+        self.costs = dict(costs) if costs else None
+        self._cost_left = sum(self.costs.values()) if self.costs else 0.0
+        self._cost_done = 0.0
 
     def _eta(self) -> str:
         finished = self.done + self.failed - self.already
-        remaining = self.total - self.done
         if finished <= 0:
             return "?"
-        return format_seconds((time.monotonic() - self.start) / finished * remaining)
+        elapsed = time.monotonic() - self.start
+        if self.costs is not None and self._cost_done > 0:
+            return format_seconds(elapsed / self._cost_done * max(self._cost_left, 0.0))
+        return format_seconds(elapsed / finished * (self.total - self.done))
+
+    def _account(self, key: tuple[int, int]) -> None:
+        """Move a finished trial's cost from what is left to what is done."""
+        if self.costs is None or key in self._finished:
+            return
+        cost = self.costs.get(key)
+        if cost is None:  # a trial not planned here: the mean of those that are
+            cost = sum(self.costs.values()) / max(len(self.costs), 1)
+        self._cost_done += cost
+        self._cost_left -= cost
 
     def running_text(self) -> str:
         """The methods running now, ``t3 NN1, t4@p1 NTKB2`` (trial, point when not 0)."""
@@ -133,6 +155,7 @@ class Progress:
     def finished(self, record: TrialRecord) -> None:
         """A trial's record was stored."""
         self.running.pop((record.point, record.trial), None)
+        self._account((record.point, record.trial))
         self._finished.add((record.point, record.trial))
         if record.status == "done":
             self.done += 1

@@ -51,6 +51,20 @@ class RunSummary:
     memory_errors: int = 0
 
 
+def task_costs(plan: StudyPlan, store: RunStore) -> dict[tuple[int, int], float]:
+    """The estimated cost (:func:`~.cost.trial_cost`) of each planned trial not yet done,
+    for the ETA."""
+    from .cost import trial_cost
+
+    done = store.done()
+    return {
+        (point.index, t): trial_cost(point.config, t, plan.only)
+        for point in plan.points
+        for t in range(plan.trials)
+        if (point.index, t) not in done
+    }
+
+
 def plan_tasks(plan: StudyPlan, store: RunStore) -> tuple[Iterator[Task], int, int, int]:
     """What this invocation runs, lazily (no object per trial not yet started).
 
@@ -258,7 +272,9 @@ def _execute(
     tasks, n_tasks, complete, n_retry = plan_tasks(plan, store)
     total = len(plan.points) * plan.trials
     summary = RunSummary(Path(out), total, complete, 0, 0, 0.0)
-    progress = progress or Progress(total, complete, points=len(plan.points))
+    progress = progress or Progress(
+        total, complete, points=len(plan.points), costs=task_costs(plan, store)
+    )
     say(
         f"run {plan.name} ({plan.source}) -> {Path(out) / DB_NAME}: {len(plan.config.methods)} methods, "
         f"{len(plan.points)} point(s) x {plan.trials} trials"

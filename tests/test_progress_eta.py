@@ -1,0 +1,71 @@
+"""The progress ETA weighs trials by the estimated cost of their methods
+(:mod:`ntklab.execution.cost`): a run whose networks run in its first trials only is not
+estimated as if every trial trained them."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+
+from ntklab.config import load_raw, plan_study
+from ntklab.execution.cost import method_cost, trial_cost
+from ntklab.execution.progress import Progress
+from ntklab.store import TrialRecord
+
+
+def _eta_seconds(line: str) -> int:
+    m = re.search(r"ETA (?:(\d+)m)?(\d+)s\]", line)
+    return 60 * int(m.group(1) or 0) + int(m.group(2))
+
+
+def _finish(progress: Progress, trial: int, elapsed: float) -> str:
+    progress.start = time.monotonic() - elapsed
+    out = progress.stream
+    out.seek(0)
+    out.truncate()
+    progress.finished(TrialRecord(point=0, trial=trial, seed="s", wall_time=1.0))
+    return out.getvalue()
+
+
+def test_eta_weighs_trials_by_their_cost():
+    """Two trials of cost 10 and eight of cost 1: after the first (100 s) the work left is
+    10 + 8 = 18 units at 10 s a unit, 180 s (the per-trial mean would say 900 s)."""
+    costs = {(0, t): (10.0 if t < 2 else 1.0) for t in range(10)}
+    progress = Progress(10, 0, stream=io.StringIO(), tty=False, costs=costs)
+    assert _eta_seconds(_finish(progress, 0, 100.0)) == pytest.approx(180, abs=1)
+    assert _eta_seconds(_finish(progress, 1, 200.0)) == pytest.approx(80, abs=1)
+    # without costs: the old per-trial mean (200 s / 2 trials x 8 left)
+    plain = Progress(10, 0, stream=io.StringIO(), tty=False)
+    _finish(plain, 0, 100.0)
+    assert _eta_seconds(_finish(plain, 1, 200.0)) == pytest.approx(800, abs=1)
+
+
+def test_resumed_trials_are_not_counted():
+    """On resume only this invocation's trials carry cost (done ones are not in ``costs``)."""
+    costs = {(0, t): 1.0 for t in range(5, 10)}
+    progress = Progress(10, 5, stream=io.StringIO(), tty=False, costs=costs)
+    assert _eta_seconds(_finish(progress, 5, 10.0)) == pytest.approx(40, abs=1)
+
+
+def test_seed_quick_costs_put_the_networks_first():
+    """In seed-quick the networks run in trials 0-11 only: those trials cost several times
+    a kernel-only trial; a network's cost grows with its epochs and width."""
+    raw, source = load_raw("seed-quick")
+    plan = plan_study(raw, source=source)
+    config = plan.points[0].config
+    net, kernels = trial_cost(config, 0), trial_cost(config, 12)
+    assert net > 5 * kernels
+    assert trial_cost(config, 11) == net and trial_cost(config, 49) == kernels
+    nn1 = next(m for m in config.methods if m.name == "NN1").model_copy(
+        update={"equivalence": False}  # its empirical NTKs cost the same at any epochs
+    )
+    one = method_cost(nn1, 1000, 670, 15)
+    assert method_cost(nn1.model_copy(update={"epochs": 2 * nn1.epochs}), 1000, 670, 15) == (
+        pytest.approx(2 * one)
+    )
+    assert method_cost(nn1.model_copy(update={"width": 2 * nn1.width}), 1000, 670, 15) > one
+    # --only: the trial costs only the methods asked for
+    assert trial_cost(config, 0, only=["GP1"]) < kernels
