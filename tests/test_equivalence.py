@@ -1,4 +1,4 @@
-"""Equivalence of trained networks with their NTK at the same training time (issue 3)."""
+"""Equivalence of trained networks with their NTK at the same training time."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Formulas and defaults that several modules use are defined once (issue 9, item 3)."""
+"""Formulas and defaults that several modules use are defined once."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_verify_draws_its_points_with_project_to_sphere():
 
 def test_the_linear_algebra_is_defined_once_in_linalg():
     """ntklab.linalg defines the Cholesky helpers; predict and data use (and predict
-    re-exports) those very objects (issue 9, item 5)."""
+    re-exports) those very objects."""
     import ntklab.data
     import ntklab.linalg
     import ntklab.predict

@@ -26,7 +26,7 @@ def main() -> None:
     """ntklab: test neural tangent kernel theory against real trained networks."""
 
 
-# ---- verify (issue 2) -------------------------------------------------------------------
+# ---- verify -------------------------------------------------------------------
 def _csv_ints(value: str, name: str) -> list[int]:
     try:
         out = [int(v) for v in value.split(",") if v.strip()]
@@ -118,7 +118,7 @@ def verify(
         sys.exit(1)
 
 
-# ---- run / presets / status (issue 4) ---------------------------------------------------
+# ---- run / presets / status ---------------------------------------------------
 @main.command("run")
 @click.argument("source", metavar="CONFIG_OR_PRESET")
 @click.option(
@@ -364,7 +364,7 @@ def status_cmd(run_dir):
         click.echo(f"  {m['method']:<10} {m['rmse_rows']} results{err}")
 
 
-# ---- report (issue 5) -------------------------------------------------------------------
+# ---- report -------------------------------------------------------------------
 def _parse_pair(text: str) -> tuple[str, str]:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not all(parts):
