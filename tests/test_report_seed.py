@@ -565,7 +565,7 @@ def test_layer_change_keeps_families_apart(seed_run):
     assert lc.loc["NTKJ", "method_from"] == "NTKJ1"  # the seed's row keeps the family
     assert lc.loc["NTK-NNk", "method_to"] == "NTK-NN2"  # the network's NTK: its own row
     assert lc.loc["NTK-NNk-T", "method_from"] == "NTK-NN1-T"
-    assert lc.loc["NTKJ-corrected", "method_to"] == "NTKJ2-corrected"
+    assert lc.loc["NTKJk-corrected", "method_to"] == "NTKJ2-corrected"  # family NTKJ, crowded
     for _, row in lc.iterrows():
         assert row["change_ci_low"] < row["change_pct"] < row["change_ci_high"]
 

@@ -3,6 +3,7 @@ analyses computed from the rows, the attribution of the seed's NTK → NN gap an
 its claims, figures (PNG and SVG) and a self-contained HTML file.
 
 Modules, each importing only those above it: ``reference`` (the seed's published numbers),
+``configs`` (the stored config read back as the schema's models),
 ``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings);
 ``protocol`` (is it the seed's experiment, which method generated the data); ``tables`` (main
 table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
@@ -54,7 +55,6 @@ _LAZY = {
     "ratio_of_means": "stats",
     "tost": "stats",
     "tost_paired": "stats",
-    "REPORT_DEFAULTS": "runs",
     "ReportError": "runs",
     "Run": "runs",
     "compares_with_seed": "protocol",
@@ -78,7 +78,6 @@ __all__ = [
     "ATTRIBUTION_CHAIN",
     "CLAIMS",
     "FORMATS",
-    "REPORT_DEFAULTS",
     "ReportError",
     "Run",
     "SEED_TABLE",
@@ -129,6 +128,7 @@ __all__ = [
 _SUBMODULES = frozenset(
     (
         "attribution",
+        "configs",
         "document",
         "equivalence",
         "figures",
@@ -164,7 +164,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     )
     from .protocol import compares_with_seed, is_seed_protocol, resolve_generator
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
-    from .runs import REPORT_DEFAULTS, ReportError, Run, load_run, report_settings
+    from .runs import ReportError, Run, load_run, report_settings
     from .sections import build_sections
     from .stats import (
         holm,
