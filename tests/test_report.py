@@ -30,6 +30,7 @@ from ntklab.report import (
     nn_ntk_ratios,
     paired_differences,
     resolve_generator,
+    run_notes,
     save_figures,
     ties_with_generator,
     training_curves,
@@ -264,7 +265,7 @@ def test_main_table_equals_recomputation_from_raw_rows(paper_dir):
 
 
 def test_notes_say_what_is_unfinished(paper_dir):
-    notes = "\n".join(load_run(paper_dir).notes())
+    notes = "\n".join(run_notes(load_run(paper_dir)))
     assert "1 trial(s) failed" in notes and "worker lost" in notes
     assert "6 of 8 trials finished" in notes
     assert "K1 failed in 1 finished trial(s)" in notes

@@ -34,6 +34,7 @@ from ntklab.report import (
     nn_ntk_ratios,
     nn_vs_ntk_same_t,
     resolve_generator,
+    run_notes,
     seed_verdicts,
     ties_with_generator,
     tost_table,
@@ -287,7 +288,7 @@ def test_diverged_and_per_method_trials_counted(tmp_path):
     assert table.loc["NN1", "mean"] == pytest.approx(np.mean([0.2, 0.202, 0.204, 0.205]))
     assert (table.loc["K1", "n"], table.loc["K1", "missing"]) == (9, 1)
     assert math.isnan(table.loc["K1", "diverged"])
-    notes = "\n".join(run.notes())
+    notes = "\n".join(run_notes(run))
     assert "NN1: 2 finished trial(s) without a finite rmse" in notes  # not 6
     assert "NN1: training diverged in 2 trial(s)" in notes
     assert "per-method trial counts: NN1: 6" in notes

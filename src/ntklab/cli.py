@@ -427,7 +427,7 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
     Markdown goes to stdout and the figures (PNG + SVG) to RUN_DIR/report/; a run still in
     progress or with failed trials is reported on what is finished, with a note saying so.
     """
-    from .report import ReportError, load_run, write_report
+    from .report import ReportError, load_run, run_notes, write_report
 
     fmt = fmt.lower()
     if fmt not in ("md", "csv", "latex", "html"):
@@ -457,7 +457,7 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
         click.echo(
             f"wrote {out if out is not None else run.path / 'report' / 'report.html'}", err=True
         )
-    for note in run.notes():
+    for note in run_notes(run):
         click.echo(f"note: {note}", err=True)
 
 

@@ -4,7 +4,7 @@ its claims, figures (PNG and SVG) and a self-contained HTML file.
 
 Modules, each importing only those above it: ``reference`` (the seed's published numbers),
 ``configs`` (the stored config read back as the schema's models),
-``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings);
+``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings); ``notes`` (what is incomplete);
 ``protocol`` (is it the seed's experiment, which method generated the data); ``tables`` (main
 table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
 ``attribution`` (the seed's NTK → NN gap one cause at a time, each network beside its NTK
@@ -68,6 +68,7 @@ _LAZY = {
     "paired_differences": "tables",
     "paired_stats": "stats",
     "report_settings": "runs",
+    "run_notes": "notes",
     "resolve_generator": "protocol",
     "ties_with_generator": "equivalence",
     "tost_table": "equivalence",
@@ -93,6 +94,7 @@ __all__ = [
     "nn_vs_ntk_same_t",
     "ratio_of_means",
     "report_settings",
+    "run_notes",
     "same_time_pairs",
     "same_time_table",
     "seed_verdicts",
@@ -132,6 +134,7 @@ _SUBMODULES = frozenset(
         "document",
         "equivalence",
         "figures",
+        "notes",
         "protocol",
         "reference",
         "render",
@@ -162,6 +165,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         save_figures,
         training_curves,
     )
+    from .notes import run_notes
     from .protocol import compares_with_seed, is_seed_protocol, resolve_generator
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
     from .runs import ReportError, Run, load_run, report_settings

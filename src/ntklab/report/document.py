@@ -18,6 +18,7 @@ import pandas as pd
 
 from .figures import caption, make_figures, save_figures
 from .findings import Finding, collect_findings
+from .notes import run_notes
 from .render import html_table, latex_table, markdown_table, tex
 from .runs import ReportError, Run
 from .sections import Section, build_sections, header_lines
@@ -79,7 +80,7 @@ def render_markdown(
     out += ["## Run", ""]
     out += [f"- {k}: {v}" for k, v in header_lines(run)]
     out.append("")
-    notes = run.notes()
+    notes = run_notes(run)
     if notes:
         out += ["**Notes**", ""] + [f"- {n}" for n in notes]
     for s in sections:
@@ -153,7 +154,7 @@ def render_latex(
     out += [r"\subsection*{Run}", r"\begin{itemize}"]
     out += [f"  \\item {tex(k)}: {tex(v)}" for k, v in header_lines(run)]
     out.append(r"\end{itemize}")
-    out += [f"\\paragraph{{Note.}} {tex(n)}" for n in run.notes()]
+    out += [f"\\paragraph{{Note.}} {tex(n)}" for n in run_notes(run)]
     for s in sections:
         out += ["", f"\\subsection*{{{tex(s.title)}}}"]
         if s.intro:
@@ -246,7 +247,7 @@ def render_html(
         + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in header_lines(run))
         + "</dl>",
     ]
-    parts += [f'<p class="note"><b>Note:</b> {escape(n)}</p>' for n in run.notes()]
+    parts += [f'<p class="note"><b>Note:</b> {escape(n)}</p>' for n in run_notes(run)]
     parts.append("</section>")
     for s in sections:
         parts.append(f'<section id="{escape(s.key)}"><h2>{escape(s.title)}</h2>')

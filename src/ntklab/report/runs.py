@@ -2,7 +2,8 @@
 statistical settings (:func:`report_settings`).
 
 Only trials whose status is ``done`` enter any table; a run in progress or with failed
-trials is reported on what is finished, and :meth:`Run.notes` says so.
+trials is reported on what is finished, and :func:`~ntklab.report.notes.run_notes`
+says so.
 """
 
 from __future__ import annotations
@@ -355,67 +356,6 @@ class Run:
         :class:`MethodConfig` there; NaN if unknown)."""
         width = self.method_config(method, point).width
         return float(width) if width is not None else math.nan
-
-    # -- notes ---------------------------------------------------------------------------------
-    def notes(self, metric: str = "rmse") -> list[str]:
-        """One line each about anything incomplete: pending or failed trials, failed methods,
-        diverged networks, missing values."""
-        out = []
-        exp = self.n_expected
-        if self.n_failed:
-            failed = self.trials[self.trials["status"] == "failed"]
-            first = failed.iloc[0]
-            msg = str(first["error"] or "no message").splitlines()[0][:200]
-            out.append(
-                f"{self.n_failed} trial(s) failed (first: point {first['point']} trial "
-                f"{first['trial']}: {msg}); the tables use the {self.n_done} finished trial(s) only"
-            )
-        if exp is not None and self.n_done + self.n_failed < exp:
-            out.append(
-                f"run incomplete (in progress or interrupted): {self.n_done} of {exp} trials "
-                f"finished; the tables use the finished ones"
-            )
-        if len(self.errors):
-            done = set(
-                zip(
-                    self.trials.loc[self.trials["status"] == "done", "point"],
-                    self.trials.loc[self.trials["status"] == "done", "trial"],
-                    strict=True,
-                )
-            )
-            errs = self.errors[
-                [
-                    (p, t) in done
-                    for p, t in zip(self.errors["point"], self.errors["trial"], strict=True)
-                ]
-            ]
-            for method, grp in errs.groupby("method", sort=False):
-                msg = str(grp["message"].iloc[0]).splitlines()[0][:200]
-                out.append(f"{method} failed in {len(grp)} finished trial(s) (first: {msg})")
-        for point in self.point_ids:
-            wide = self.final(metric, point)
-            where = "" if len(self.points) <= 1 else f" at point {point}"
-            for method in wide.columns:
-                missing = self.expected_trials(method, point) - int(wide[method].notna().sum())
-                if missing > 0:
-                    out.append(
-                        f"{method}{where}: {missing} finished trial(s) without a finite "
-                        f"{metric}; excluded from its mean"
-                    )
-            div = self.final("diverged", point)
-            for method in div.columns:
-                k = int((div[method] > 0).sum())
-                if k:
-                    out.append(f"{method}{where}: training diverged in {k} trial(s)")
-        limits = {m: self.method_trial_limit(m) for m in self.method_names}
-        limits = {m: t for m, t in limits.items() if t is not None}
-        if limits:
-            out.append(
-                "per-method trial counts: "
-                + ", ".join(f"{m}: {t}" for m, t in limits.items())
-                + "; paired statistics use the trials both methods have"
-            )
-        return out
 
 
 def load_run(path: str | Path) -> Run:

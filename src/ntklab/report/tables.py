@@ -18,7 +18,8 @@ Equivalence by TOST and the width-sweep measures are in :mod:`ntklab.report.equi
 the run itself in :mod:`ntklab.report.runs`.
 
 Only trials whose status is ``done`` enter any table; a run in progress or with failed
-trials is reported on what is finished, and :meth:`Run.notes` says so.
+trials is reported on what is finished, and :func:`~ntklab.report.notes.run_notes`
+says so.
 """
 
 from __future__ import annotations
