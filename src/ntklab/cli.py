@@ -442,13 +442,7 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
             generator=generator,
             pairs=pair_list,
         )
-        if fmt == "csv" and out is not None:
-            text = _write_csv_guarded(run, run_dir, out, force, options)
-        else:
-            target = out if out is not None else (run.path / "report" / "report.html")
-            if fmt == "html" or out is not None:
-                _guard_output(target, run_dir, force)
-            text = write_report(run, fmt, out, force=force, **options)
+        text = write_report(run, fmt, out, force=force, **options)
     except ReportError as exc:
         raise UserError(str(exc)) from None
     if text is not None:
@@ -459,91 +453,6 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
         )
     for note in run_notes(run):
         click.echo(f"note: {note}", err=True)
-
-
-#: Text at the top of every report file ntklab writes (md, latex, html).
-_REPORT_MARK = b"ntklab report"
-
-
-def _guard_output(target, run_dir, force: bool, *, same_table=None) -> None:
-    """Refuse (one line) to write a report over a file it must not replace.
-
-    Never over a run's store files (``results.sqlite``, its ``-wal``/``-shm``/``-journal``,
-    the run lock) or any SQLite file, even with ``--force``; and not over an existing file
-    that ntklab did not write (no report mark; for CSV, ``same_table``) unless ``--force``.
-    """
-    from pathlib import Path
-
-    from .store import LOCK_NAME, is_sqlite_file, store_files
-
-    target = Path(target)
-    if not target.exists() or target.is_dir():
-        return  # a directory: the write itself fails with a clear error
-    run_dir = Path(run_dir)
-    protected = store_files(run_dir if run_dir.is_dir() else run_dir.parent)
-    protected = {p.resolve() for p in protected} | {run_dir.resolve()}
-    base = str(target)
-    for suffix in ("-wal", "-shm", "-journal"):
-        if base.endswith(suffix) and is_sqlite_file(base[: -len(suffix)]):
-            protected.add(target.resolve())
-    if target.resolve() in protected or is_sqlite_file(target) or target.name == LOCK_NAME:
-        raise UserError(
-            f"refusing to write the report over {target}: it is an SQLite database or a file of "
-            "a run's store; choose another --out"
-        )
-    if force:
-        return
-    if same_table is not None:
-        ours = same_table(target)
-    else:
-        try:
-            with open(target, "rb") as f:
-                ours = _REPORT_MARK in f.read(4096)
-        except OSError:
-            ours = False
-    if not ours:
-        raise UserError(
-            f"{target} exists and was not written by ntklab; choose another --out, or pass "
-            "--force to overwrite it"
-        )
-
-
-def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
-    """``report -f csv --out DIR``: write into a staging directory, then move each table into
-    DIR, checking first that no file ntklab did not write is replaced."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from .report import write_report
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory (csv writes DIR/<table>.csv)")
-    with tempfile.TemporaryDirectory(prefix="ntklab-csv-") as staging:
-        write_report(run, "csv", staging, **options)
-        tables = sorted(Path(staging).glob("*.csv"))
-
-        def first_line(path) -> bytes:
-            with open(path, "rb") as f:
-                return f.readline()
-
-        for table in tables:
-            _guard_output(
-                out / table.name,
-                run_dir,
-                force,
-                same_table=lambda target, new=table: first_line(target) == first_line(new),
-            )
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for table in tables:
-                shutil.move(str(table), str(out / table.name))
-        except OSError as exc:
-            raise UserError(
-                f"cannot write CSV files to {out}: {exc.strerror or exc}; pass another --out"
-            ) from None
-    return None
 
 
 # ---- export ---------------------------------------------------------------------------------

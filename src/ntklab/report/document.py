@@ -19,6 +19,7 @@ import pandas as pd
 from .figures import caption, make_figures, save_figures
 from .findings import Finding, collect_findings
 from .notes import run_notes
+from .outputs import check_overwrite, has_report_mark, move_tables, write_text
 from .render import html_table, latex_table, markdown_table, tex
 from .runs import ReportError, Run
 from .sections import Section, build_sections, header_lines
@@ -279,7 +280,8 @@ def _slug(key: str) -> str:
 
 
 def write_csv(sections: list[Section], directory: str | Path) -> list[Path]:
-    """Write each section's table as ``<directory>/<key>.csv`` (full precision)."""
+    """Write each section's table as ``<directory>/<key>.csv`` (full precision; no guard:
+    :func:`write_report` writes into a staging directory, then moves the tables)."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -331,8 +333,10 @@ def write_report(
     pairs : tuple of (a, b)
         Extra paired comparisons ``a - b`` to report.
     force : bool
-        Replace same-named files in a ``figures_dir`` that ntklab did not write there
-        (without it such a file stops the report, see :func:`save_figures`).
+        Replace an existing ``out`` file (or CSV table), or same-named files in a
+        ``figures_dir``, that ntklab did not write. Without it such a file stops the report
+        before anything is written; a store file or SQLite database is never replaced
+        (:func:`~ntklab.report.outputs.check_overwrite`).
 
     Returns
     -------
@@ -346,9 +350,13 @@ def write_report(
     if fmt == "csv":
         if out is None:
             return main_table(run, compare_seed=compare_seed).to_csv(index=False)
-        write_csv(sections, out)
+        move_tables(
+            lambda staging: write_csv(sections, staging), Path(out), force=force, run_path=run.path
+        )
         return None
     out = Path(out) if out is not None else default_out(run, fmt)
+    if out is not None:  # before the figures: a refused report writes nothing
+        check_overwrite([out], ours=has_report_mark, force=force, run_path=run.path)
     saved: dict[str, dict[str, Path]] = {}
     if figures:
         saved = save_figures(
@@ -365,11 +373,5 @@ def write_report(
         text = render_html(run, sections, saved)
     if out is None:
         return text
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(
-            f"cannot write {out}: {exc.strerror or exc}; pass another --out"
-        ) from None
+    write_text(out, text, force=force, run_path=run.path)
     return None

@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .attribution import same_time_pairs
 from .equivalence import equivalence_table, width_slopes
+from .outputs import check_overwrite
 from .protocol import seed_comparison
 from .runs import ReportError, Run
 from .stats import mean_se, paired_t
@@ -331,7 +332,8 @@ def save_figures(
 
     The names written are listed in ``<directory>/.ntklab-figures``. With ``protect`` (a
     directory the user chose), an existing file of the same name that is not listed there
-    (the user's own) is never replaced: :class:`ReportError` before anything is written.
+    (the user's own) is never replaced: :class:`ReportError` before anything is written
+    (:func:`~ntklab.report.outputs.check_overwrite`, the guard of every report file).
     """
     directory = Path(directory)
     mark = directory / FIGURES_MARK
@@ -340,14 +342,12 @@ def save_figures(
         ours = set(mark.read_text(encoding="utf-8").split()) if mark.is_file() else set()
     except OSError:
         ours = set()
-    if protect:
-        foreign = [p.name for p in targets if p.exists() and p.name not in ours]
-        if foreign:
-            raise ReportError(
-                f"{directory / foreign[0]} exists and was not written by ntklab report"
-                + (f" (nor {len(foreign) - 1} more)" if len(foreign) > 1 else "")
-                + "; pass another --figures directory, or --force to overwrite"
-            )
+    check_overwrite(
+        targets,
+        ours=lambda p: p.name in ours,
+        force=not protect,
+        other="pass another --figures directory",
+    )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         mark.write_text("\n".join(sorted(ours | {p.name for p in targets})) + "\n", "utf-8")
