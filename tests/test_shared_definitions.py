@@ -193,3 +193,30 @@ def test_drawn_parameters_are_the_networks(depth, parameterization, sigma_b):
             assert torch.equal(drawn[name], p.detach()), name
     other = arch.draw_parameters(7, seed=4, in_features=4)
     assert not torch.equal(other["layers.0.weight"], drawn["layers.0.weight"].float())
+
+
+def test_the_seeds_constants_are_written_once():
+    """The seed's input bounds Uniform(-5, 7), its K1 constants and its published names are
+    literals in one module each; every other use reads them from there."""
+    import re
+    from pathlib import Path
+
+    from ntklab.config import PUBLISHED_NAMES
+    from ntklab.data import SEED_BOUNDS
+    from ntklab.published import K1_AMPLITUDE, K1_LENGTH_SCALE, PUBLISHED_KERNELS
+
+    src = Path(ntklab.__file__).parent
+    patterns = {
+        "bounds": re.compile(r"-5\.0,\s*7\.0"),
+        "names": re.compile(r'"GP1",\s*"GP2",\s*"NTKA1"'),
+        "k1": re.compile(r"2\.0,\s*6\.0|= 6\.0\b"),
+    }
+    found: dict[str, list[str]] = {k: [] for k in patterns}
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for key, pattern in patterns.items():
+            found[key] += [path.name] * len(pattern.findall(text))
+    assert found == {"bounds": ["data.py"], "names": ["published.py"], "k1": ["published.py"]}
+    assert SEED_BOUNDS == (-5.0, 7.0) and PUBLISHED_NAMES is PUBLISHED_KERNELS
+    k1 = MethodConfig.model_validate({"name": "K1", "kind": "published", "kernel": "K1"})
+    assert (k1.amplitude, k1.length_scale) == (K1_AMPLITUDE, K1_LENGTH_SCALE)

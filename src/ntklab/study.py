@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .config import KernelSpec, MethodConfig, StudyConfig
-from .data import Dataset, fit_rows, real, simulate
+from .data import SEED_BOUNDS, Dataset, fit_rows, real, simulate
 from .kernels import laplacian_unchecked, rbf_unchecked
 from .metrics import rmse
 from .predict import kernel_regression
@@ -181,7 +181,7 @@ def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:
             noise=data_cfg.noise,
             rng=rng,
             inputs=data_cfg.inputs or "normal",
-            bounds=tuple(data_cfg.bounds or (-5.0, 7.0)),
+            bounds=tuple(data_cfg.bounds or SEED_BOUNDS),
         )
         return TrialContext(data, cache, published), jitter
     data = real(data_cfg.dataset, n=data_cfg.n, n_train=data_cfg.n_train, rng=rng)
@@ -400,6 +400,8 @@ def _network_method(
             y_test,
             max_kernel_points=method.max_kernel_points,
             seed=seed,
+            kernels=ctx.blocks(ctx.kernel(method), method.holdout_fraction),
+            eig=ctx.eigh(method, method.holdout_fraction),
         )
         for metric, value in eq.metrics.items():
             if metric in ("rmse", "train_rmse"):
