@@ -138,26 +138,31 @@ def best_method_finding(run: Run, main: pd.DataFrame) -> Finding | None:
 
 
 def ratio_finding(ratios: pd.DataFrame) -> Finding | None:
-    """Each network over its own kernel (``same_parameterization``), else over the kernel it
-    is nearest to, from :func:`~ntklab.report.tables.nn_ntk_ratios`."""
+    """Each network over its own kernel (``same_parameterization``), else over the first
+    kernel of its depth, from :func:`~ntklab.report.tables.nn_ntk_ratios`: the ratio with
+    its 95 % CI, or its range over the sweep points."""
     if not len(ratios):
         return None
-    parts = []
+    per_pair: dict[tuple[str, str, bool], list[pd.Series]] = {}
     for keys, grp in _groups(ratios, ["point", "network"]):
-        network = keys["network"]
         own = grp[grp["same_parameterization"].astype(bool)]
         row = (own if len(own) else grp).iloc[0]
-        if not np.isfinite(row["nn_kernel_ratio"]):
-            continue
-        ci = format_estimate_ci(row["nn_kernel_ratio"], row["ratio_ci_low"], row["ratio_ci_high"])
-        mark = " (its own kernel)" if len(own) else ""
-        parts.append(f"{network} / {row['kernel']}{mark} = {ci}")
+        if np.isfinite(row["nn_kernel_ratio"]):
+            per_pair.setdefault((keys["network"], row["kernel"], bool(len(own))), []).append(row)
+    parts = []
+    for (network, kernel, own), rows in list(per_pair.items())[:4]:
+        mark = " (its own kernel)" if own else ""
+        if len(rows) == 1:
+            r = rows[0]
+            value = format_estimate_ci(r["nn_kernel_ratio"], r["ratio_ci_low"], r["ratio_ci_high"])
+        else:
+            vals = [float(r["nn_kernel_ratio"]) for r in rows]
+            value = f"{min(vals):.2f} to {max(vals):.2f} over {len(vals)} sweep points"
+        parts.append(f"{network} / {kernel}{mark} = {value}")
     if not parts:
         return None
     return Finding(
-        "Test RMSE of each network over a kernel of its depth (95 % CI): "
-        + "; ".join(parts[:4])
-        + ".",
+        "Test RMSE of each network over a kernel of its depth (95 % CI): " + "; ".join(parts) + ".",
         rank=RANKS["other"],
     )
 
