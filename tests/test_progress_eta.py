@@ -69,3 +69,22 @@ def test_seed_quick_costs_put_the_networks_first():
     assert method_cost(nn1.model_copy(update={"width": 2 * nn1.width}), 1000, 670, 15) > one
     # --only: the trial costs only the methods asked for
     assert trial_cost(config, 0, only=["GP1"]) < kernels
+
+
+def test_trial_costs_of_a_plan_without_a_value_per_trial():
+    """TrialCosts equals the per-trial sum on seed-quick, and a billion trials cost a few
+    numbers (a cap splits a point into segments of equal cost)."""
+    from ntklab.execution.cost import TrialCosts
+
+    raw, source = load_raw("seed-quick")
+    config = plan_study(raw, source=source).points[0].config
+    done = {(0, 0), (0, 30)}
+    costs = TrialCosts([config], 50, done)
+    by_trial = [trial_cost(config, t) for t in range(50)]
+    assert costs.total == pytest.approx(sum(by_trial) - by_trial[0] - by_trial[30], rel=1e-12)
+    assert [costs(0, t) for t in range(50)] == by_trial
+    many = TrialCosts([config], 10**9)
+    assert many.total == pytest.approx(12 * by_trial[0] + (10**9 - 12) * by_trial[12], rel=1e-12)
+    progress = Progress(10**9, 0, stream=io.StringIO(), tty=False, costs=many)
+    line = _finish(progress, 0, 10.0)
+    assert "ETA" in line

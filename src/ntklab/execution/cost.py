@@ -26,13 +26,21 @@ kernel-only trial.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 
 from ..config.schema import MethodConfig, StudyConfig
 from ..study import methods_due
 
-__all__ = ["METHOD_OVERHEAD", "STEP_OVERHEAD", "TRIAL_OVERHEAD", "method_cost", "trial_cost"]
+__all__ = [
+    "METHOD_OVERHEAD",
+    "STEP_OVERHEAD",
+    "TRIAL_OVERHEAD",
+    "TrialCosts",
+    "method_cost",
+    "trial_cost",
+]
 
 #: Floating-point work equivalent to the fixed cost of one SGD step (Python, kernel
 #: launches: about 20 µs at a few GFLOP/s).
@@ -80,3 +88,55 @@ def trial_cost(config: StudyConfig, trial: int, only: Collection[str] | None = N
     runs in trials 0..k-1 only; ``only`` restricts them) plus :data:`TRIAL_OVERHEAD`."""
     n, m, d = _rows(config)
     return TRIAL_OVERHEAD + sum(method_cost(x, n, m, d) for x in methods_due(config, trial, only))
+
+
+class TrialCosts:
+    """The cost of every trial of a plan not yet done, without a value per trial: a trial's
+    cost changes only where a method's ``trials`` cap ends, so each sweep point is a few
+    segments of equal cost (a study of a billion trials costs a few numbers).
+
+    Parameters
+    ----------
+    configs : sequence of StudyConfig
+        Each sweep point's config, in point order.
+    trials : int
+        Trials per point.
+    done : iterable of (point, trial)
+        Trials already done (not counted in :attr:`total`).
+    only : collection of str, optional
+        The methods run (``--only``).
+
+    Attributes
+    ----------
+    total : float
+        The cost of the trials not done.
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[StudyConfig],
+        trials: int,
+        done: Iterable[tuple[int, int]] = (),
+        only: Collection[str] | None = None,
+    ):
+        self._starts: list[list[int]] = []
+        self._costs: list[list[float]] = []
+        for config in configs:
+            caps = {m.trials for m in config.methods if m.trials is not None and m.trials < trials}
+            starts = sorted({0} | caps)
+            self._starts.append(starts)
+            self._costs.append([trial_cost(config, t, only) for t in starts])
+        self.total = 0.0
+        for starts, costs in zip(self._starts, self._costs, strict=True):
+            ends = [*starts[1:], trials]
+            self.total += sum(c * (b - a) for a, b, c in zip(starts, ends, costs, strict=True))
+        for p, t in done:
+            if 0 <= p < len(self._starts) and 0 <= t < trials:
+                self.total -= self(p, t)
+
+    def __call__(self, point: int, trial: int) -> float:
+        """The cost of trial ``trial`` of point ``point``."""
+        if not 0 <= point < len(self._starts):
+            return TRIAL_OVERHEAD
+        starts = self._starts[point]
+        return self._costs[point][bisect.bisect_right(starts, trial) - 1]

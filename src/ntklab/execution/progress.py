@@ -39,11 +39,12 @@ class Progress:
         Sweep points; log lines name the point only when there are several.
     console : rich.console.Console, optional
         Draw the bar on this console (implies the terminal display; for tests and notebooks).
-    costs : mapping of (point, trial) to float, optional
+    costs : TrialCosts or mapping of (point, trial) to float, optional
         The estimated cost of each trial this invocation runs
-        (:func:`~ntklab.execution.cost.trial_cost`): the ETA is then the elapsed time per
-        unit of finished cost times the cost left, not per finished trial times the trials
-        left (trials may differ by orders of magnitude, e.g. networks in some trials only).
+        (:class:`~ntklab.execution.cost.TrialCosts`, or a mapping): the ETA is then the
+        elapsed time per unit of finished cost times the cost left, not per finished trial
+        times the trials left (trials may differ by orders of magnitude, e.g. networks in
+        some trials only).
     """
 
     def __init__(
@@ -55,7 +56,7 @@ class Progress:
         tty: bool | None = None,
         points: int = 1,
         console: Any = None,
-        costs: Mapping[tuple[int, int], float] | None = None,
+        costs: Any = None,
     ):
         self.total = total
         self.points = points
@@ -70,26 +71,29 @@ class Progress:
         self._finished: set[tuple[int, int]] = set()
         self._bar: Any = None  # the rich progress bar, started on the first event
         self._task: Any = None
-        self.costs = dict(costs) if costs else None
-        self._cost_left = sum(self.costs.values()) if self.costs else 0.0
-        self._cost_done = 0.0
+        self._cost: Any = None  # (point, trial) -> its cost
+        self._cost_left = self._cost_done = 0.0
+        if isinstance(costs, Mapping) and costs:
+            mean = sum(costs.values()) / len(costs)
+            self._cost = lambda p, t: costs.get((p, t), mean)
+            self._cost_left = float(sum(costs.values()))
+        elif costs is not None and not isinstance(costs, Mapping):
+            self._cost, self._cost_left = costs, float(costs.total)
 
     def _eta(self) -> str:
         finished = self.done + self.failed - self.already
         if finished <= 0:
             return "?"
         elapsed = time.monotonic() - self.start
-        if self.costs is not None and self._cost_done > 0:
+        if self._cost is not None and self._cost_done > 0:
             return format_seconds(elapsed / self._cost_done * max(self._cost_left, 0.0))
         return format_seconds(elapsed / finished * (self.total - self.done))
 
     def _account(self, key: tuple[int, int]) -> None:
         """Move a finished trial's cost from what is left to what is done."""
-        if self.costs is None or key in self._finished:
+        if self._cost is None or key in self._finished:
             return
-        cost = self.costs.get(key)
-        if cost is None:  # a trial not planned here: the mean of those that are
-            cost = sum(self.costs.values()) / max(len(self.costs), 1)
+        cost = self._cost(*key)
         self._cost_done += cost
         self._cost_left -= cost
 

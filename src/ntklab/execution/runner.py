@@ -51,18 +51,13 @@ class RunSummary:
     memory_errors: int = 0
 
 
-def task_costs(plan: StudyPlan, store: RunStore) -> dict[tuple[int, int], float]:
-    """The estimated cost (:func:`~.cost.trial_cost`) of each planned trial not yet done,
+def task_costs(plan: StudyPlan, store: RunStore):
+    """The estimated cost (:class:`~.cost.TrialCosts`) of the planned trials not yet done,
     for the ETA."""
-    from .cost import trial_cost
+    from .cost import TrialCosts
 
-    done = store.done()
-    return {
-        (point.index, t): trial_cost(point.config, t, plan.only)
-        for point in plan.points
-        for t in range(plan.trials)
-        if (point.index, t) not in done
-    }
+    configs = [point.config for point in plan.points]
+    return TrialCosts(configs, plan.trials, store.done(), plan.only)
 
 
 def plan_tasks(plan: StudyPlan, store: RunStore) -> tuple[Iterator[Task], int, int, int]:
