@@ -220,3 +220,14 @@ def test_the_seeds_constants_are_written_once():
     assert SEED_BOUNDS == (-5.0, 7.0) and PUBLISHED_NAMES is PUBLISHED_KERNELS
     k1 = MethodConfig.model_validate({"name": "K1", "kind": "published", "kernel": "K1"})
     assert (k1.amplitude, k1.length_scale) == (K1_AMPLITUDE, K1_LENGTH_SCALE)
+
+
+def test_one_sgd_step_count():
+    """The training loop and the NTK prediction at the same time count steps the same way
+    (training.results.steps_per_epoch), so a TrainResult's steps equal study.sgd_steps."""
+    from ntklab.training.results import steps_per_epoch
+
+    for m, batch in ((469, 8), (469, None), (10, 10), (10, 64), (17, 5)):
+        expected = 1 if batch is None or batch >= m else -(-m // batch)
+        assert steps_per_epoch(m, batch) == expected
+        assert study.sgd_steps(7, batch, m) == 7 * expected

@@ -191,9 +191,9 @@ def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:
 def sgd_steps(epochs: int, batch_size: int | None, m_fit: int) -> int:
     r"""Gradient steps of ``epochs`` epochs: :math:`\text{epochs} \times \lceil m_\text{fit}
     / \text{batch\_size}\rceil` (one per epoch for full batches; SPEC §6 time matching)."""
-    if batch_size is None or batch_size >= m_fit:
-        return int(epochs)
-    return int(epochs) * -(-m_fit // int(batch_size))
+    from .training.results import steps_per_epoch
+
+    return int(epochs) * steps_per_epoch(m_fit, batch_size)
 
 
 def _lr(method: MethodConfig, ctx: TrialContext) -> float:
