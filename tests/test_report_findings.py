@@ -152,17 +152,27 @@ def test_findings_of_a_paper_run(tmp_path):
 
 
 def test_findings_in_every_text_format(seed_run, tmp_path):
-    tex = write_report(seed_run, "latex", figures=False)
-    assert tex.index(r"\subsection*{Findings}") < tex.index(r"\subsection*{Run}")
-    path = tmp_path / "r.html"
-    write_report(seed_run, "html", path, figures_dir=tmp_path / "figs")
-    html = path.read_text(encoding="utf-8")
-    # the findings, then the key figure, then the run and the tables
+    """The Findings, then the key figure, then the run and the tables, then the other
+    figures (figures given as saved files: no plotting here)."""
+    from ntklab.report.document import render_html, render_latex, render_markdown
+
+    png = tmp_path / "f.png"
+    png.write_bytes(b"\x89PNG fake")
+    figs = {name: {"png": png, "svg": png} for name in ("boxplot", "nn_vs_ntk_same_t", "mean_se")}
+    sections = build_sections(seed_run)
+    md = render_markdown(seed_run, sections, figs, tmp_path)
+    assert md.index("## Findings") < md.index("*nn_vs_ntk_same_t*") < md.index("## Run")
+    assert md.index("## Test RMSE") < md.index("## Figures") < md.index("*boxplot*")
+    assert md.count("*nn_vs_ntk_same_t*") == 1
+    tex = render_latex(seed_run, sections, figs, tmp_path)
+    assert tex.index(r"\subsection*{Findings}") < tex.index("fig:nn_vs_ntk_same_t")
+    assert tex.index("fig:nn_vs_ntk_same_t") < tex.index(r"\subsection*{Run}")
+    html = render_html(seed_run, sections, figs)
     assert html.index('id="findings"') < html.index('id="fig-nn_vs_ntk_same_t"')
     assert (
         html.index('id="fig-nn_vs_ntk_same_t"') < html.index('id="run"') < html.index('id="main"')
     )
-    assert html.count('id="fig-nn_vs_ntk_same_t"') == 1
+    assert html.count('id="fig-nn_vs_ntk_same_t"') == 1 and 'id="fig-boxplot"' in html
 
 
 def test_a_section_contributes_findings_by_rank(seed_run):

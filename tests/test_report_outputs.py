@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_report import write_paper_run
+from test_report import write_small_run
 
 from ntklab.report import ReportError, load_run, write_report
 from ntklab.store import DB_NAME
@@ -15,7 +15,8 @@ from ntklab.store import DB_NAME
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return load_run(write_paper_run(tmp_path_factory.mktemp("out") / "run", n_trials=7))
+    values = {"NN1": [0.2, 0.21, 0.22], "NTKJ1": [0.1, 0.1, 0.11], "K1": [0.15, 0.14, 0.16]}
+    return load_run(write_small_run(tmp_path_factory.mktemp("out") / "run", values))
 
 
 def test_never_over_the_store_or_a_database(run, tmp_path):
@@ -49,3 +50,4 @@ def test_a_users_file_needs_force_and_nothing_is_written_first(run, tmp_path):
     assert (tables / "main.csv").read_text() == "mine\n"
     write_report(run, "csv", tables, force=True)
     assert (tables / "main.csv").read_text().startswith("method,label,n,")
+    assert not (run.path / "report").exists()  # no default figures written by any of these

@@ -346,17 +346,18 @@ def write_report(
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    target = None if fmt == "csv" else (Path(out) if out is not None else default_out(run, fmt))
+    if target is not None:  # before anything is computed or written
+        check_overwrite([target], ours=has_report_mark, force=force, run_path=run.path)
     sections = build_sections(run, generator=generator, pairs=pairs, compare_seed=compare_seed)
+    if fmt == "csv" and out is None:
+        return main_table(run, compare_seed=compare_seed).to_csv(index=False)
     if fmt == "csv":
-        if out is None:
-            return main_table(run, compare_seed=compare_seed).to_csv(index=False)
         move_tables(
             lambda staging: write_csv(sections, staging), Path(out), force=force, run_path=run.path
         )
         return None
-    out = Path(out) if out is not None else default_out(run, fmt)
-    if out is not None:  # before the figures: a refused report writes nothing
-        check_overwrite([out], ours=has_report_mark, force=force, run_path=run.path)
+    out = target
     saved: dict[str, dict[str, Path]] = {}
     if figures:
         saved = save_figures(
