@@ -4,8 +4,10 @@ Trials of a study need not cost the same: in ``seed-quick`` the networks (177 00
 steps through a 10 000-wide layer) run in the first 12 of 50 trials and the other 38 trials
 are kernels only. An ETA that takes every trial as the mean of those finished so far says
 "31m" for a run that ends in 4. Here a trial's cost is the sum of its methods' estimated
-floating-point work, and the ETA is the elapsed time per unit of finished work times the
-work left.
+floating-point work. The ETA (:class:`~.progress.Progress`) takes each trial left to last
+as long as the finished trials of the same cost (the same methods) did, and a trial of a
+cost not seen yet its cost at the rate (seconds per unit) seen so far; so the model only
+has to rank the kinds of trial until one of each kind has finished.
 
 The estimates are coarse (constant factors and caches ignored), which is enough where the
 trials differ by orders of magnitude:
@@ -126,13 +128,19 @@ class TrialCosts:
             starts = sorted({0} | caps)
             self._starts.append(starts)
             self._costs.append([trial_cost(config, t, only) for t in starts])
-        self.total = 0.0
+        self._left: dict[float, int] = {}
         for starts, costs in zip(self._starts, self._costs, strict=True):
             ends = [*starts[1:], trials]
-            self.total += sum(c * (b - a) for a, b, c in zip(starts, ends, costs, strict=True))
+            for a, b, c in zip(starts, ends, costs, strict=True):
+                self._left[c] = self._left.get(c, 0) + (b - a)
         for p, t in done:
             if 0 <= p < len(self._starts) and 0 <= t < trials:
-                self.total -= self(p, t)
+                self._left[self(p, t)] -= 1
+        self.total = sum(c * n for c, n in self._left.items())
+
+    def remaining(self) -> dict[float, int]:
+        """``{cost: number of trials of that cost not done}``."""
+        return dict(self._left)
 
     def __call__(self, point: int, trial: int) -> float:
         """The cost of trial ``trial`` of point ``point``."""
