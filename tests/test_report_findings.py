@@ -115,7 +115,7 @@ def test_seed_findings_come_first_and_carry_the_runs_numbers(seed_run):
     # one line per claim, under the verdict sentence
     claims = [line for line in lines if line.startswith("  - ")]
     assert len(claims) == 4 and all(": reproduced (" in c for c in claims)
-    assert top[1] == "- 4 of the seed's 4 claims (§4.2) are reproduced, each by a declared test:"
+    assert top[1] == "- The seed's 4 claims (§4.2), each judged by a declared test: 4 reproduced:"
     # the largest attribution step, recomputed from the attribution table
     att = attribution_table(seed_run)
     steps = att[att["share_pct"].notna() & ~att["step"].str.startswith("total")]

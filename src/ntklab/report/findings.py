@@ -181,10 +181,13 @@ def verdict_finding(verdicts: Sequence[Verdict], many_points: bool = False) -> F
             nums.append(f"{c['comparison']} = {est}{seed}")
         where = f"point {v.point}: " if many_points else ""
         lines.append(f"{where}{v.claim}: {v.verdict}" + (f" ({'; '.join(nums)})" if nums else ""))
-    reproduced = sum(v.verdict == "reproduced" for v in verdicts)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        kind = v.verdict.split(" (")[0]  # "cannot tell (too few trials)": cannot tell
+        counts[kind] = counts.get(kind, 0) + 1
+    tally = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     return Finding(
-        f"{reproduced} of the seed's {len(verdicts)} claims (§4.2) are reproduced, each by a "
-        "declared test:",
+        f"The seed's {len(verdicts)} claims (§4.2), each judged by a declared test: {tally}:",
         tuple(lines),
         rank=RANKS["verdicts"],
     )
