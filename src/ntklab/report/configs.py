@@ -76,9 +76,11 @@ def _lenient(model: Any, table: dict) -> Any:
         return model.model_construct(**{k: v for k, v in table.items() if k in model.model_fields})
 
 
-def parse_points(config: Any, n_points: int) -> dict[int, StudyConfig]:
-    """Each sweep point's resolved config, by point index (the stored ``sweep`` applied as
-    ``ntklab run`` applied it); ``{}`` when the config has no sweep or cannot be replayed."""
+def parse_points(config: Any, stored: dict[int, dict[str, Any]]) -> dict[int, StudyConfig]:
+    """Each sweep point's resolved config, by point index: the stored ``sweep`` applied as
+    ``ntklab run`` applied it, each point matched to the stored point of the same swept
+    values (``stored``: index -> params; the stored sweep's key order need not be the
+    run's). ``{}`` when the config has no sweep or cannot be replayed."""
     if not isinstance(config, dict) or not config.get("sweep"):
         return {}
     try:
@@ -87,9 +89,13 @@ def parse_points(config: Any, n_points: int) -> dict[int, StudyConfig]:
         )
     except (ConfigError, ValidationError, ValueError, TypeError, KeyError):
         return {}
-    if len(points) != n_points:
-        return {}
-    return {i: cfg for i, (_, cfg) in enumerate(points)}
+    by_params = {_key(params): cfg for params, cfg in points}
+    out = {i: by_params.get(_key(params)) for i, params in stored.items()}
+    return {i: cfg for i, cfg in out.items() if cfg is not None}
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
 
 
 def parse_method(name: str, kind: Any, spec: Any) -> MethodConfig:

@@ -145,7 +145,8 @@ class Run:
             found = None
             if point is not None and len(self.points) > 1:
                 if "points" not in self._typed:
-                    self._typed["points"] = parse_points(self.config, len(self.points))
+                    stored = {p: self.point_params(p) for p in self.point_ids}
+                    self._typed["points"] = parse_points(self.config, stored)
                 found = _named(self._typed["points"].get(point), method)
                 if found is None:
                     specs = {
