@@ -82,8 +82,8 @@ def test_bad_input():
         empirical_ntk(net, X, batch_size=0)
     with pytest.raises(ValueError, match="model"):
         empirical_ntk("not a model", X)
-    with pytest.raises(ValueError, match="one scalar per row"):
-        empirical_ntk(torch.nn.Linear(3, 2), X)
+    with pytest.raises(ValueError, match="output"):
+        empirical_ntk(net, X, output="all")
 
 
 def test_derive_seeds():

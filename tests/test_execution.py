@@ -288,9 +288,37 @@ def test_unreachable_scheduler(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 0.5s"
+        "error: no Dask scheduler answered at tcp://127.0.0.1:9 within 0.5 s"
     )
     assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_scheduler_port_that_accepts_and_never_answers(tmp_path):
+    """The handshake is bounded too: one line within --scheduler-timeout, no run directory."""
+    import socket
+    import time
+
+    cfg = write_tiny(tmp_path)
+    with socket.socket() as server:  # loopback only; accepts (backlog), never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        result = _cli(
+            "run", cfg, "--out", tmp_path / "run", "--scheduler", address,
+            "--scheduler-timeout", "1",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"error: no Dask scheduler answered at {address} within 1 s; "
+        + (result.stderr.split("; ", 1)[1])
+    )
+    assert result.stderr.count("\n") == 1 and "--scheduler-timeout" in result.stderr
+    assert elapsed < 1 + 3  # the deadline, plus the thread's grace
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_different_config_is_refused_and_nothing_is_lost(tiny_run, tmp_path):
@@ -390,6 +418,19 @@ def test_local_layout_without_cuda_is_one_worker_per_core():
     assert lay.describe() == "4 worker(s) x 1 thread(s)"
     lay = local_layout(device="cpu", workers=None, threads=None, n_tasks=3, cpus=4, gpus=2)
     assert (lay.workers, lay.threads, lay.devices) == (3, 1, ("cpu",) * 3)
+    # a resume with fewer trials left keeps the whole plan's threads per trial
+    lay = local_layout(
+        device=None, workers=None, threads=None, n_tasks=1, planned=9, cpus=4, gpus=0
+    )
+    assert (lay.workers, lay.threads) == (1, 1)
+    lay = local_layout(
+        device=None, workers=None, threads=None, n_tasks=1, planned=2, cpus=4, gpus=0
+    )
+    assert (lay.workers, lay.threads) == (1, 2)
+    lay = local_layout(
+        device=None, workers=None, threads=None, n_tasks=1, planned=3, cpus=8, gpus=2
+    )
+    assert (lay.workers, lay.threads) == (1, 4)  # 2 GPU workers of the plan: 8 // 2
 
 
 def test_each_pool_worker_takes_the_next_device():

@@ -31,7 +31,7 @@ import ntklab
 from ntklab.cli import main
 from ntklab.config import load_config
 from ntklab.execution import run_study
-from ntklab.store import DB_NAME, RunStore, StoreError, TrialRecord
+from ntklab.store import DB_NAME, RunLock, RunStore, StoreError, TrialRecord
 
 TRIALS = 5
 #: long enough (about 0.3 s a trial) that a run can be interrupted in the middle
@@ -339,6 +339,7 @@ def test_read_only_directory_and_file(ref, tmp_path):
                 ["export", str(ro_dir), str(home / "copy.sqlite")],
                 ["status", str(ro_file)],
                 ["run", str(base / "tiny.toml"), "--out", str(ro_file), "--trials", "8", *ONE],
+                ["export", str(ro_file), str(ro_dir / "copy.sqlite")],
             ],
             home,
         )
@@ -349,7 +350,9 @@ def test_read_only_directory_and_file(ref, tmp_path):
         assert ex == 0 and f"exported {TRIALS} done trial(s)" in eout, eerr
         assert _snapshot(ro_dir) == before  # nothing written, not even a lock file
         _same(home / "copy.sqlite", table)
-        (st2, out2, _), (rc2, _, rline2) = results[4:]
+        (st2, out2, _), (rc2, _, rline2), (ex2, _, eline2) = results[4:]
+        assert ex2 == 2 and f"its directory {ro_dir} is not writable" in _one_line(eline2)
+        assert "unable to open" not in eline2
         assert st2 == 0 and f"trials: {TRIALS} done" in out2
         assert rc2 == 2 and "the file is read-only" in _one_line(rline2)
         _same(ro_file, table)
@@ -375,8 +378,14 @@ def test_full_disk(ref, tmp_path):
     assert proc.returncode == 2
     line = _one_line(err)
     assert line.startswith("error: disk full") and "I/O error" not in line
-    assert "already stored are intact" in line
+    # it says exactly what is stored: a trial committed to the WAL but not copied into
+    # results.sqlite is stored ("this one included"); one rolled back is not
+    said = re.search(r"(?:all|the) (\d+) (?:done )?trial\(s\)", line)
+    assert said and ("are stored and intact" in line or "already stored are intact" in line)
     stored = _trials(out)
+    assert int(said.group(1)) == len(stored), line
+    trial = int(re.search(r"trial (\d+)", line).group(1))  # the one being written
+    assert ("this one included" if trial in stored else "it is not stored") in line, line
     assert 1 <= len(stored) < TRIALS
     _same(out, table, stored)
     _resume(cfg, out)
@@ -594,3 +603,44 @@ def test_non_symmetric_ntk_train_is_refused():
         )
     K_round = K + 1e-13 * np.max(np.abs(K)) * np.triu(np.ones((6, 6)), 1)  # rounding: fine
     gradient_descent_mse(K_round, K, y, lr=0.1, steps=10)
+
+
+def test_no_command_writes_over_another_runs_store(ref, tmp_path):
+    """export and report refuse a path that is, or belongs to, another run's store or
+    directory, with --force too, while that run holds its lock; a user's file is replaced."""
+    _, run, table = ref
+    victim = tmp_path / "victim"
+    shutil.copytree(run, victim)
+    db = victim / DB_NAME
+    copy = tmp_path / "copy.sqlite"  # an exported store: a store too
+    assert _cli("export", run, copy).exit_code == 0
+    before = db.read_bytes(), copy.read_bytes()
+    with RunLock(victim):
+        for target in (db, Path(f"{db}-wal"), Path(f"{db}-journal"), victim / ".ntklab.lock"):
+            result = _cli("export", run, target, "--force")
+            assert result.exit_code == 2, result.output
+            line = _one_line(result.stderr)
+            assert f"a file of the store of the run in {victim}" in line and "--force" in line
+            result = _cli("report", run, "--no-figures", "-o", target, "--force")
+            assert result.exit_code == 2 and "refusing to write the report" in result.stderr
+        result = _cli("export", run, victim, "--force")
+        assert result.exit_code == 2 and "the run directory" in _one_line(result.stderr)
+        wal = Path(f"{db}-journal")  # a directory made there would block the victim's store
+        for args in (
+            ["run", ref[0], "--out", wal, *ONE],
+            ["report", run, "--figures", wal],
+            ["report", run, "-f", "csv", "-o", wal],
+        ):
+            result = _cli(*args)
+            assert result.exit_code == 2, (args, result.output)
+            assert f"a file of the store of the run in {victim}" in _one_line(result.stderr)
+        assert not wal.exists()
+        result = _cli("export", run, copy, "--force")
+        assert result.exit_code == 2 and "an ntklab store" in _one_line(result.stderr)
+    assert (db.read_bytes(), copy.read_bytes()) == before
+    assert not Path(f"{db}-journal").exists()
+    _same(victim, table)
+    mine = tmp_path / "mine.bin"
+    mine.write_bytes(b"a user's file")
+    assert _cli("export", run, mine, "--force").exit_code == 0
+    _same(mine, table)

@@ -14,17 +14,19 @@ from conftest import unit_rows
 from scipy import integrate
 
 import ntklab
+import ntklab.verify
 from ntklab.kernels import laplacian, rbf
 from ntklab.layers import Dense
 
 
-def _network_kernel(parameterization, depth, which):
-    arch = ntklab.Architecture(depth, parameterization)
+def _network_kernel(parameterization, depth, which, activation="relu"):
+    arch = ntklab.Architecture(depth, parameterization, activation=activation)
     return getattr(arch, which)
 
 
 KERNELS = {
-    f"{w}-{p}-L{d}": _network_kernel(p, d, w)
+    f"{w}-{p}-L{d}" + ("" if a == "relu" else f"-{a}"): _network_kernel(p, d, w, a)
+    for a in ntklab.verify.ALL_ACTIVATIONS
     for p in ("jacot", "arora", "paper")
     for d in (1, 2, 3)
     for w in ("nngp", "ntk")
@@ -41,6 +43,7 @@ def X_hard(X_unit):
 
 
 @pytest.mark.parametrize("name", list(KERNELS))
+@pytest.mark.filterwarnings("ignore:.*Gauss-Hermite series")  # rows of norm 3: a warning
 def test_kernel_properties(name, X_hard):
     k = KERNELS[name]
     X = X_hard

@@ -37,6 +37,8 @@ _LAZY = {
     "empirical_ntk": "empirical",
     "monte_carlo_nngp": "empirical",
     "monte_carlo_ntk": "empirical",
+    "linearize": "linearization",
+    "track": "tracking",
     "laplacian": "kernels",
     "rbf": "kernels",
     "PublishedKernel": "published",
@@ -55,7 +57,8 @@ _LAZY = {
 #: Submodules reachable as attributes (``ntklab.data``) without importing them first.
 _SUBMODULES = frozenset(
     "architecture cli config data empirical equivalence execution kernels layers linalg networks "
-    "predict published regressor report sklearn_kernels store study training verify".split()
+    "predict published regressor report sklearn_kernels store study training verify "
+    "torch_ntk model_checks ntk_contract ntk_vector linearization tracking".split()
 )
 
 __all__ = [
@@ -78,6 +81,8 @@ __all__ = [
     "empirical_ntk",
     "monte_carlo_nngp",
     "monte_carlo_ntk",
+    "linearize",
+    "track",
     "default_device",
     "laplacian",
     "rbf",
@@ -105,6 +110,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     from .empirical import empirical_ntk, monte_carlo_nngp, monte_carlo_ntk
     from .equivalence import EquivalenceResult, equivalence_metrics
     from .kernels import laplacian, rbf
+    from .linearization import linearize
     from .networks import FullyConnectedNetwork, default_device
     from .predict import gradient_descent_mse, gradient_descent_mse_ensemble
     from .published import (
@@ -124,4 +130,5 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         ties_with_generator,
     )
     from .sklearn_kernels import NNGPKernel, NTKKernel
+    from .tracking import track
     from .training import TrainResult, auto_lr, train, train_ensemble

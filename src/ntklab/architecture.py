@@ -1,7 +1,7 @@
 r"""One definition of a network family: its NNGP, its NTK and its finite networks.
 
 SPEC §1: input :math:`x \in \mathbb R^d`, :math:`L \ge 1` hidden layers of width :math:`n`,
-ReLU :math:`\phi`, scalar output,
+ReLU :math:`\phi` (or another activation of :mod:`ntklab.activations`), scalar output,
 
 .. math::
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ._validation import check_float, check_int, check_pair
+from .activations import activation_layer
 from .kernels import relu_network_kernels
 from .layers import Dense, ReLU
 from .networks import FullyConnectedNetwork, resolve_device
@@ -96,7 +97,7 @@ PARAMETERIZATIONS: dict[str, Parameterization] = {
 
 @dataclass(frozen=True)
 class Architecture:
-    r"""A fully connected ReLU network family: depth, parameterization and constants.
+    r"""A fully connected network family: depth, parameterization, activation and constants.
 
     From this one object come the analytic kernels (:meth:`nngp`, :meth:`ntk`,
     :meth:`kernels`) and the finite networks (:meth:`network`); both are built from the
@@ -119,6 +120,14 @@ class Architecture:
         :math:`v_1 = \sigma_{w1}^2/d`). ``None``: ``sigma_w``, so the default network is
         SPEC §1's. ``arora`` has no such scale (:math:`a_1 = v_1 = 1`): it must stay ``None``
         there, and is ``None`` after construction; for ``jacot``/``paper`` it is a float.
+    activation : str, default "relu"
+        :math:`\phi`: ``relu`` (the compiled pass), or one of :mod:`ntklab.activations`:
+        ``erf``, ``leaky_relu`` / ``leaky_relu(slope)``, ``abrelu(a, b)`` (closed forms),
+        ``gelu``, ``tanh``, ``softplus``, ``silu`` (Gauss–Hermite quadrature). Stored in
+        canonical form (e.g. ``leaky_relu(0.01)``).
+    quadrature_degree : int, optional
+        Degree of the Gauss–Hermite rule of a quadrature activation (4 to 128; ``None``:
+        32, and ``None`` after construction for the closed forms, which take none).
 
     Notes
     -----
@@ -149,7 +158,10 @@ class Architecture:
     sigma_w: float | None = None
     sigma_b: float | None = None
     sigma_w1: float | None = None
+    activation: str = "relu"
+    quadrature_degree: int | None = None
     _param: Parameterization = field(init=False, repr=False, compare=False)
+    _activation: object = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         check_int(self.depth, "depth", minimum=1)
@@ -179,15 +191,23 @@ class Architecture:
         object.__setattr__(self, "sigma_w", float(sw))
         object.__setattr__(self, "sigma_b", float(sb))
         object.__setattr__(self, "sigma_w1", sw1)
+        act = activation_layer(self.activation, self.quadrature_degree)
+        object.__setattr__(self, "_activation", act)
+        object.__setattr__(self, "activation", "relu" if isinstance(act, ReLU) else act.name)
+        object.__setattr__(self, "quadrature_degree", getattr(act, "degree", None))
 
     # -- the one definition -------------------------------------------------------------
     def layers(self, in_features: int) -> tuple:
-        """The layer sequence for input dimension ``d``: Dense, (ReLU, Dense) × depth."""
+        """The layer sequence for input dimension ``d``: Dense, (activation, Dense) × depth
+        (the activation: :class:`ReLU`, or a layer object of :mod:`ntklab.activations`)."""
         d = check_int(in_features, "in_features")
         a1, v1 = self._param.first_layer(d, self.sigma_w1)
         out = [Dense(gain=a1**2 * d, weight_var=v1, bias=self.sigma_b)]
         for _ in range(self.depth):
-            out += [ReLU(), Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b)]
+            out += [
+                self._activation,
+                Dense(gain=self.sigma_w**2, weight_var=1.0, bias=self.sigma_b),
+            ]
         return tuple(out)
 
     @property
@@ -201,14 +221,19 @@ class Architecture:
 
     @property
     def name(self) -> str:
-        """Short label in the seed's naming, e.g. ``NTKB2`` for ``paper`` depth 2."""
-        return f"NTK{self._param.letter}{self.depth}"
+        """Short label in the seed's naming, e.g. ``NTKB2`` for ``paper`` depth 2 (another
+        activation than ReLU appended: ``NTKB2-tanh``)."""
+        base = f"NTK{self._param.letter}{self.depth}"
+        return base if self.activation == "relu" else f"{base}-{self.activation}"
 
     # -- kernels ----------------------------------------------------------------------------
     def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(nngp, ntk)``, float64 arrays of shape (len(X), len(Z)), in one pass.
 
-        One compiled, multi-threaded pass (:func:`ntklab.kernels.relu_network_kernels`)
+        Other activations than ReLU: the numpy block recursion of
+        :func:`ntklab.activation_kernels.activation_network_kernels` (same memory, outputs
+        exactly symmetric too). ReLU: one compiled, multi-threaded pass
+        (:func:`ntklab.kernels.relu_network_kernels`)
         takes each cache-sized tile of the output through all layers, so memory is the
         two outputs and nothing else of size n × m. With ``Z=None`` only the tiles on and
         above the diagonal are computed (half the work) and mirrored below it, so both
@@ -237,9 +262,13 @@ class Architecture:
         float64, same ``d``) themselves, e.g. a trial of a study on its generated data.
         ``Z=None``: ``X``, with exactly symmetric outputs.
         """
-        layers = self.layers(X.shape[1])  # Dense, (ReLU, Dense) x depth
+        layers = self.layers(X.shape[1])  # Dense, (activation, Dense) x depth
         dense = [layer.kernel_coefficients for layer in layers if isinstance(layer, Dense)]
-        return relu_network_kernels(X, Z, dense, tile=block_rows)
+        if isinstance(self._activation, ReLU):
+            return relu_network_kernels(X, Z, dense, tile=block_rows)
+        from .activation_kernels import activation_network_kernels
+
+        return activation_network_kernels(X, Z, dense, self._activation, block_rows=block_rows)
 
     def nngp(self, X, Z=None) -> np.ndarray:
         """NNGP kernel :math:`\\Sigma^{L+1}(X, Z)` (float64, shape (len(X), len(Z)))."""

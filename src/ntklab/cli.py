@@ -39,6 +39,20 @@ def _csv_ints(value: str, name: str) -> list[int]:
     return out
 
 
+def _csv_activations(value: str) -> list[str]:
+    """Split at the commas outside parentheses: 'relu,abrelu(-0.5, 1)' -> two specs."""
+    out, depth, current = [], 0, ""
+    for ch in value:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    out.append(current.strip())
+    return [v for v in out if v]
+
+
 @main.command()
 @click.option(
     "--width", type=int, default=None,
@@ -64,13 +78,19 @@ def _csv_ints(value: str, name: str) -> list[int]:
 )  # fmt: skip
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available).")
 @click.option(
+    "--activations", default="relu", show_default=True,
+    help="Comma-separated activations (relu, erf, leaky_relu, 'abrelu(a, b)', gelu, tanh, "
+    "softplus, silu), or 'all'; each row with a negative control (another activation's kernel).",
+)  # fmt: skip
+@click.option(
     "--published", is_flag=True,
     help="Instead: which of the seed's nine published kernels (SPEC 6) are kernels of a "
     "finite network, under both normalizations (ignores --depths, --parameterizations).",
 )  # fmt: skip
 def verify(
-    width, samples, points, seed, depths, parameterizations, nngp_estimator, device, published
-):
+    width, samples, points, seed, depths, parameterizations, nngp_estimator, device,
+    activations, published,
+):  # fmt: skip
     """Compare analytic NNGP/NTK with Monte-Carlo estimates from finite networks (SPEC §5).
 
     Prints one row per parameterization, depth and kernel; exits non-zero if any row fails.
@@ -108,13 +128,17 @@ def verify(
             depths=_csv_ints(depths, "depths"),
             parameterizations=[p.strip() for p in parameterizations.split(",") if p.strip()],
             nngp_estimator=nngp_estimator, device=device,
+            activations="all" if activations.strip() == "all" else _csv_activations(activations),
         )  # fmt: skip
     except ValueError as exc:
         raise UserError(str(exc)) from None
     click.echo(format_table(rows))
     failed = sum(not r.passed for r in rows)
     click.echo(f"{len(rows) - failed}/{len(rows)} rows pass (width={width}, samples={samples})")
-    if failed:
+    kept = [r for r in rows if not r.control_rejected]
+    if kept:
+        click.echo(f"{len(kept)} negative control(s) NOT rejected: the test cannot tell them apart")
+    if failed or kept:
         sys.exit(1)
 
 
@@ -435,6 +459,13 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
     pair_list = tuple(_parse_pair(p) for p in pairs)
     try:
         run = load_run(run_dir)
+        for text, pair in zip(pairs, pair_list, strict=True):
+            for name in pair:
+                if name not in run.method_names:
+                    raise UserError(
+                        f"--pair {text}: {name!r} is not a method of run {run_dir}; choose "
+                        f"among {', '.join(run.method_names)}"
+                    )
         run.require_finished()
         options = dict(
             figures_dir=figures_dir,
@@ -459,7 +490,9 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
 @main.command("export")
 @click.argument("run_dir", type=click.Path(path_type=str))
 @click.argument("out_file", type=click.Path(path_type=str))
-@click.option("--force", is_flag=True, help="Replace OUT_FILE if it exists.")
+@click.option(
+    "--force", is_flag=True, help="Replace OUT_FILE if it exists (a user's file, never a store)."
+)
 def export_cmd(run_dir, out_file, force):
     """Copy the results of RUN_DIR into OUT_FILE, one self-contained SQLite file.
 

@@ -124,6 +124,25 @@ def _check_symmetric(K: np.ndarray, name: str, rtol: float = 1e-10) -> None:
         )
 
 
+def _check_psd(lam: np.ndarray, name: str) -> None:
+    r"""Raise unless the eigenvalues ``lam`` of a symmetric ``name`` are those of a kernel
+    matrix: none below :math:`-m\,\epsilon_{32}\,\max_i |\lambda_i|` (:math:`\epsilon_{32}`
+    the float32 machine epsilon, so that the round-off of a kernel built in float32, e.g.
+    :math:`J J^\top` of float32 Jacobians, passes, while :math:`-\Theta` or a matrix with a
+    clearly negative eigenvalue does not: gradient descent along such a mode grows without
+    bound instead of converging)."""
+    if lam.size == 0:
+        return
+    scale = float(np.max(np.abs(lam)))
+    low = float(lam[0])
+    if low < -lam.size * np.finfo(np.float32).eps * scale:
+        raise ValueError(
+            f"{name} must be positive semi-definite (a kernel matrix); its smallest eigenvalue "
+            f"is {low:.3g} ({abs(low) / scale:.3g} of max |eigenvalue|, beyond round-off); "
+            "pass Theta(X, X) itself (not its negative or a difference of kernels)"
+        )
+
+
 def _gd_modes(ntk_train: np.ndarray, lr: float, steps: np.ndarray, eig=None):
     r"""Eigen-decomposition of Θ and the spectral factors of gradient descent.
 
@@ -196,8 +215,8 @@ def gradient_descent_mse(
     Parameters
     ----------
     ntk_train : array_like (m, m)
-        :math:`\Theta(X, X)`, float64, symmetric PSD (symmetric to a relative 1e-10, else
-        ValueError).
+        :math:`\Theta(X, X)`, float64, symmetric PSD (symmetric to a relative 1e-10, and no
+        eigenvalue below :math:`-m\,\epsilon_{32}\,|\lambda|_{\max}`, else ValueError).
     ntk_test_train : array_like (n, m)
         :math:`\Theta(X_*, X)`.
     y_train : array_like (m,)
@@ -250,6 +269,9 @@ def gradient_descent_mse(
                 f"eig must be np.linalg.eigh(ntk_train): eigenvalues ({m},) and eigenvectors "
                 f"({m}, {m}); got shapes {np.shape(lam)} and {np.shape(V)}"
             )
+    else:
+        eig = np.linalg.eigh(K)
+    _check_psd(np.asarray(eig[0], dtype=np.float64), "ntk_train")
 
     return gradient_descent_mse_unchecked(
         K,
@@ -356,7 +378,11 @@ def gradient_descent_mse_ensemble(
     lr = check_float(lr, "lr", strict=True)
     steps_arr, scalar = _check_steps(steps)
 
-    V, _, gain = _gd_modes(K, lr, steps_arr)
+    eig = np.linalg.eigh(K)
+    _check_psd(eig[0], "ntk_train")
+    _check_symmetric(G, "nngp_train")
+    _check_psd(np.linalg.eigvalsh(G), "nngp_train")
+    V, _, gain = _gd_modes(K, lr, steps_arr, eig)
     KsV = Ks @ V  # (n, m)
     yV = V.T @ y
     with np.errstate(over="ignore", invalid="ignore"):

@@ -65,6 +65,7 @@ __all__ = [
     "is_run_dir",
     "is_sqlite_file",
     "store_files",
+    "store_owning",
 ]
 
 FINAL = -1
@@ -222,6 +223,54 @@ def store_files(run_dir: str | Path) -> set[Path]:
     run_dir = Path(run_dir)
     db = run_dir / DB_NAME
     return {db, run_dir / LOCK_NAME, *(Path(f"{db}{s}") for s in ("-wal", "-shm", "-journal"))}
+
+
+def _is_ntklab_store(path: Path) -> bool:
+    """True if ``path`` is an SQLite file with the tables of an ntklab store (read-only look)."""
+    if not is_sqlite_file(path):
+        return False
+    try:
+        uri = "file:" + quote(str(path.resolve())) + "?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # an SQLite file it cannot read: not ours to replace either
+    return _TABLES <= {r[0] for r in rows}
+
+
+def store_owning(path: str | Path) -> str | None:
+    """What run store ``path`` is, or belongs to (``None`` if none): a phrase for a refusal.
+
+    A path is protected when it is a run directory (one holding ``results.sqlite`` or the run
+    lock), a file of a run directory's store (``results.sqlite``, its ``-wal``/``-shm``/
+    ``-journal``, the lock; existing or not, since a run writes them later), the ``-wal``,
+    ``-shm`` or ``-journal`` of any SQLite file, or any ntklab store (an exported copy too).
+    Symbolic links are followed. Every command that writes a file checks its target here, and
+    ``--force`` never overrides it: it replaces a user's file, never a store.
+    """
+    path = Path(path)
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # pragma: no cover - a symlink loop
+        return None
+
+    def run_dir(d: Path) -> bool:
+        return (d / DB_NAME).exists() or (d / LOCK_NAME).exists()
+
+    if resolved.is_dir():
+        return f"the run directory {resolved}" if run_dir(resolved) else None
+    parent, name = resolved.parent, resolved.name
+    if name in {f.name for f in store_files(parent)} and run_dir(parent):
+        return f"a file of the store of the run in {parent}"
+    for suffix in ("-wal", "-shm", "-journal"):
+        if name.endswith(suffix) and is_sqlite_file(parent / name[: -len(suffix)]):
+            return f"a file of the SQLite database {parent / name[: -len(suffix)]}"
+    if resolved.is_file() and _is_ntklab_store(resolved):
+        return "an ntklab store (a run's results)"
+    return None
 
 
 class RunLock:
@@ -495,7 +544,8 @@ class RunStore:
         """
         p, t = record.point, record.trial
         finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        with self._writing(f"store trial {t}"):
+        what = f"store trial {t}" + (f" (point {p})" if p else "")
+        with self._writing(what, stored=False):
             with self._conn:
                 if record.methods is None:
                     self._conn.execute("DELETE FROM results WHERE point=? AND trial=?", (p, t))
@@ -542,6 +592,8 @@ class RunStore:
                         "host=? WHERE point=? AND trial=?",
                         (record.wall_time, finished_at, socket.gethostname(), p, t),
                     )
+        # committed: the trial is stored (in the WAL until this copies it into the file)
+        with self._writing(what, stored=True):
             self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -567,20 +619,36 @@ class RunStore:
             self._checkpoint()
 
     @contextmanager
-    def _writing(self, what: str):
-        """Turn an SQLite error while writing into one clear line (:class:`StoreError`)."""
+    def _writing(self, what: str, stored: bool | None = None):
+        """Turn an SQLite error while writing into one clear line (:class:`StoreError`).
+
+        ``stored``: for a trial, whether it was committed before the error (``True``: only
+        the checkpoint, copying the WAL into the file, failed; ``False``: the transaction
+        failed and was rolled back)."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise StoreError(self._write_failure(exc, what)) from None
+            raise StoreError(self._write_failure(exc, what, stored)) from None
 
-    def _write_failure(self, exc: sqlite3.Error, what: str) -> str:
+    def _write_failure(self, exc: sqlite3.Error, what: str, stored: bool | None = None) -> str:
         kind, why = _classify(exc, self.path)
+        wal = Path(f"{self.path}-wal")
         try:
             n = self._conn.execute("SELECT COUNT(*) FROM trials WHERE status='done'").fetchone()[0]
             kept = f"; the {n} trial(s) already stored are intact"
+            if stored:
+                kept = (
+                    f"; all {n} done trial(s), this one included, are stored and intact (the "
+                    f"latest only in {wal.name} beside it: keep that file with it)"
+                )
+            elif stored is False:
+                kept = f"; it is not stored, and the {n} trial(s) already stored are intact"
         except sqlite3.Error:
             kept = ""
+        if stored:
+            what = (
+                f"checkpoint {what.removeprefix('store ')} (copy it from {wal.name} into the file)"
+            )
         if kind == "full":
             return (
                 f"disk full: cannot {what} in {self.path} ({why}){kept}. Free some space, "
@@ -717,6 +785,12 @@ def export(run_dir: str | Path, out: str | Path, *, force: bool = False) -> tupl
         own = {p.resolve() for p in store_files(store.path.parent)} | {store.path.resolve()}
         if out.resolve() in own:
             raise StoreError(f"{out} is a file of the run itself; export to another path")
+        owner = store_owning(out)
+        if owner is not None:
+            raise StoreError(
+                f"refusing to write {out}: it is {owner}; export never replaces a store, even "
+                "with --force (which replaces only a user's file): choose another path"
+            )
         if out.is_dir():
             raise StoreError(f"{out} is a directory; give the file to write, e.g. {out / DB_NAME}")
         if out.exists() and not force:
@@ -725,6 +799,15 @@ def export(run_dir: str | Path, out: str | Path, *, force: bool = False) -> tupl
             raise StoreError(f"cannot write {out}: directory {out.parent} does not exist")
         tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
         try:
+            try:  # made here, so that a directory it cannot write is named as such
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+            except OSError as exc:
+                if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise StoreError(
+                        f"cannot write {out}: its directory {out.parent} is not writable "
+                        f"({exc.strerror}); export to a directory you can write"
+                    ) from None
+                raise
             dest = sqlite3.connect(tmp)
             try:
                 store._conn.backup(dest)

@@ -22,6 +22,11 @@ the second term allowing for the :math:`O(1/\text{width})` finite-width bias of 
 which is zero at depth 1 (Yaida 2020; Hanin & Nica 2020). Defaults :math:`n_\sigma = 4`,
 :math:`c_\text{bias} = 2` (measured bias at width 64–256 is below :math:`1.5 (L-1)/\text{width}`).
 
+Every activation of :mod:`ntklab.activations` is checked the same way (``activations``), each
+row with a negative control: the same Monte-Carlo estimate against the kernel of the same
+architecture with another activation (:data:`CONTROLS`: the nearest one the test can tell
+apart, e.g. ``tanh`` against ``erf``), which must be rejected (its error above the threshold).
+
 :func:`verify_published` (``ntklab verify --published``) puts the seed's nine published
 kernel formulas (:mod:`ntklab.published`, SPEC §6) to the same test: each formula, under
 both normalizations, against the analytic kernel and the finite networks of the
@@ -35,6 +40,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._validation import check_float, check_int
+from .activations import parse_activation
 from .architecture import PARAMETERIZATIONS, Architecture
 from .data import SEED_BOUNDS, project_to_sphere
 from .empirical import MonteCarloEstimate, monte_carlo_kernels
@@ -60,6 +66,24 @@ __all__ = [
 
 N_SIGMA = 4.0
 BIAS_CONSTANT = 2.0
+#: Every activation, as :func:`verify` checks them with ``activations="all"``.
+ALL_ACTIVATIONS = (
+    "relu", "erf", "leaky_relu", "abrelu(-0.5, 1)", "gelu", "tanh", "softplus", "silu",
+)  # fmt: skip
+#: The negative control of each activation: the kernel of another activation, the nearest
+#: one whose kernels differ from it by more than 14 % (relative Frobenius norm) at every
+#: parameterization and depth 1-3 on verify's points (leaky_relu(0.01) and relu differ by
+#: 0.6 %, gelu and silu by 7 %: too close for the Monte-Carlo test to tell apart).
+CONTROLS = {
+    "relu": "gelu",
+    "erf": "tanh",
+    "leaky_relu": "gelu",
+    "abrelu": "relu",
+    "gelu": "relu",
+    "tanh": "erf",
+    "softplus": "relu",
+    "silu": "relu",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,10 @@ class VerifyRow:
     mc_error: float
     threshold: float
     passed: bool
+    activation: str = "relu"
+    control: str = ""
+    control_error: float = float("nan")
+    control_rejected: bool = True
 
 
 def relative_error(estimate: MonteCarloEstimate, analytic: np.ndarray) -> tuple[float, float]:
@@ -119,6 +147,7 @@ def verify(
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
+    activations=("relu",),
 ) -> list[VerifyRow]:
     """Compare analytic NNGP/NTK with Monte-Carlo estimates for each architecture.
 
@@ -141,11 +170,14 @@ def verify(
         Threshold constants (module docstring).
     device : optional
         ``None``: CUDA when available, else CPU.
+    activations : iterable of str, or "all"
+        Activation specs (:class:`ntklab.Architecture`'s ``activation``); ``"all"``:
+        :data:`ALL_ACTIVATIONS`. Each row also checks its negative control (:data:`CONTROLS`).
 
     Returns
     -------
     list of VerifyRow
-        One row per (parameterization, depth, kernel); see :func:`to_frame`.
+        One row per (activation, parameterization, depth, kernel); see :func:`to_frame`.
     """
     width = check_int(width, "width")
     n_samples = check_int(n_samples, "n_samples", minimum=2)
@@ -161,22 +193,32 @@ def verify(
             raise ValueError(
                 f"parameterizations must be among {sorted(PARAMETERIZATIONS)}; got {p!r}"
             )
-    if not depths or not parameterizations:
-        raise ValueError("depths and parameterizations must not be empty")
+    activations = list(ALL_ACTIVATIONS if activations == "all" else activations)
+    for spec in activations:
+        parse_activation(spec)  # one clear error for a bad name, before any work
+    if not depths or not parameterizations or not activations:
+        raise ValueError("depths, parameterizations and activations must not be empty")
     X = project_to_sphere(np.random.default_rng(seed).standard_normal((n_points, in_features)))
     rows = []
-    for p in parameterizations:
-        for depth in depths:
-            arch = Architecture(depth, p)
-            analytic = dict(zip(("nngp", "ntk"), arch.kernels_unchecked(X), strict=True))
-            estimates = monte_carlo_kernels(
-                arch, X, width=width, n_samples=n_samples, seed=seed,
-                nngp_estimator=nngp_estimator, device=device,
-            )  # fmt: skip
-            for kind in ("nngp", "ntk"):
-                rel, mc = relative_error(estimates[kind], analytic[kind])
-                thr = threshold(mc, depth, width, n_sigma=n_sigma, bias_constant=bias_constant)
-                rows.append(VerifyRow(p, depth, kind, width, n_samples, rel, mc, thr, rel <= thr))
+    for act in activations:
+        control = CONTROLS[parse_activation(act)[0]]
+        for p in parameterizations:
+            for depth in depths:
+                arch = Architecture(depth, p, activation=act)
+                analytic = dict(zip(("nngp", "ntk"), arch.kernels_unchecked(X), strict=True))
+                wrong = Architecture(depth, p, activation=control).kernels_unchecked(X)
+                estimates = monte_carlo_kernels(
+                    arch, X, width=width, n_samples=n_samples, seed=seed,
+                    nngp_estimator=nngp_estimator, device=device,
+                )  # fmt: skip
+                for kind, bad in zip(("nngp", "ntk"), wrong, strict=True):
+                    rel, mc = relative_error(estimates[kind], analytic[kind])
+                    thr = threshold(mc, depth, width, n_sigma=n_sigma, bias_constant=bias_constant)
+                    rel_bad, _ = relative_error(estimates[kind], bad)
+                    rows.append(VerifyRow(
+                        p, depth, kind, width, n_samples, rel, mc, thr, rel <= thr,
+                        arch.activation, control, rel_bad, rel_bad > thr,
+                    ))  # fmt: skip
     return rows
 
 
@@ -188,14 +230,22 @@ def to_frame(rows: list[VerifyRow]):
 
 
 def format_table(rows: list[VerifyRow]) -> str:
-    """A plain-text table: parameterization, depth, kernel, errors, threshold, PASS/FAIL."""
-    head = f"{'parameterization':<16} {'depth':>5} {'kernel':<6} {'rel_error':>10} "
-    head += f"{'mc_error':>10} {'threshold':>10}  result"
+    """A plain-text table: activation, parameterization, depth, kernel, errors, threshold,
+    PASS/FAIL, and the negative control (the kernel of another activation): its error, and
+    whether it is rejected, as it must be."""
+    act_w = max(len("activation"), *(len(r.activation) for r in rows))
+    head = f"{'activation':<{act_w}} {'parameterization':<16} {'depth':>5} {'kernel':<6} "
+    head += f"{'rel_error':>10} {'mc_error':>10} {'threshold':>10}  result  control (error)"
     lines = [head, "-" * len(head)]
     for r in rows:
+        control = ""
+        if r.control:
+            verdict = "rejected" if r.control_rejected else "NOT REJECTED"
+            control = f"{r.control} ({r.control_error:.4f}) {verdict}"
         lines.append(
-            f"{r.parameterization:<16} {r.depth:>5} {r.kernel:<6} {r.rel_error:>10.4f} "
-            f"{r.mc_error:>10.4f} {r.threshold:>10.4f}  {'PASS' if r.passed else 'FAIL'}"
+            f"{r.activation:<{act_w}} {r.parameterization:<16} {r.depth:>5} {r.kernel:<6} "
+            f"{r.rel_error:>10.4f} {r.mc_error:>10.4f} {r.threshold:>10.4f}  "
+            f"{'PASS' if r.passed else 'FAIL':<6}  {control}"
         )
     return "\n".join(lines)
 

@@ -32,6 +32,11 @@ published    kernel (one of the seed's nine formulas, SPEC §6: GP1 GP2 NTKA1 NT
              amplitude and length_scale (K1 only), ridge, holdout_fraction
 ============ ==========================================================================
 
+The kinds network, ntk, nngp and ntk_time (and ``[data.generator]``'s ntk and nngp) also take
+``activation`` (default ``"relu"``; ``erf``, ``leaky_relu``, ``"abrelu(a, b)"``, ``gelu``,
+``tanh``, ``softplus``, ``silu``: :mod:`ntklab.activations`) and ``quadrature_degree`` (the
+Gauss–Hermite degree of gelu, tanh, softplus and silu; default 32, at least 4).
+
 ``ridge`` is the λ of kernel ridge regression, :math:`k(x_*, X)(K + \lambda I)^{-1} y`: the
 same λ as ``alpha`` of :class:`~ntklab.KernelRegressor` (the config key keeps its name);
 0, the default, interpolates the training data (a kernel matrix that then needs more than

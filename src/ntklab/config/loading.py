@@ -43,7 +43,9 @@ def read_toml(text: str, where: str) -> dict:
         raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
 
 
-def load_raw(source: str | Path, *, _chain: tuple[str, ...] = ()) -> tuple[dict, str]:
+def load_raw(
+    source: str | Path, *, _chain: tuple[str, ...] = (), _extended: str = ""
+) -> tuple[dict, str]:
     """Read a preset name or a TOML file into a dict. Returns ``(raw, where)``.
 
     A config may start from another one: ``extends = "seed"`` (a preset name, or a path
@@ -52,7 +54,12 @@ def load_raw(source: str | Path, *, _chain: tuple[str, ...] = ()) -> tuple[dict,
     the dotted overrides of its ``[set]`` table, exactly as ``--set`` would
     (``"methods.*.normalization" = "corrected"``).
     """
-    raw, where = _load_one(source)
+    try:
+        raw, where = _load_one(source)
+    except ConfigError as exc:
+        if not _chain:
+            raise
+        raise ConfigError(f"{_chain[-1]}: extends = {_extended!r}: {exc}") from None
     if "extends" not in raw:
         return raw, where
     base = raw.pop("extends")
@@ -63,9 +70,12 @@ def load_raw(source: str | Path, *, _chain: tuple[str, ...] = ()) -> tuple[dict,
         raise ConfigError(f"{where}: [set] must be a table of dotted keys = values")
     if where in _chain or len(_chain) > 8:
         raise ConfigError(f"{where}: extends forms a cycle ({' -> '.join(_chain + (where,))})")
+    written = base  # as the extending file spells it
     if where != f"preset {source}" and not Path(base).is_absolute() and base not in preset_names():
-        base = str(Path(where).parent / base)
-    merged, _ = load_raw(base, _chain=_chain + (where,))
+        beside = Path(where).parent / base  # a path is relative to the extending file
+        if beside.exists() or Path(base).suffix == ".toml" or "/" in base:
+            base = str(beside)  # (else a mistyped preset name: said so, with the presets)
+    merged, _ = load_raw(base, _chain=_chain + (where,), _extended=written)
     _merge(merged, raw)
     for key, value in overrides.items():
         apply_override(merged, key, value, where=f"{where}: [set]")

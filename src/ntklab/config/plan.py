@@ -226,16 +226,54 @@ def load_config(
         With a one-line message naming the key path and the fix.
     """
     raw, where = load_raw(source)
+    if trials is not None and (
+        isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
+    ):
+        raise ConfigError(f"--trials must be a positive integer; got {trials!r}")
+    base = copy.deepcopy(raw) if overrides else raw
     for text in overrides:
         key, value = parse_override(text)
         apply_override(raw, key, value)
+    _set_trials(raw, trials)
+    try:
+        return plan_study(raw, source=where, only=only)
+    except ConfigError as exc:
+        if overrides:
+            _blame_override(base, list(overrides), trials, where, only, str(exc))
+        raise
+
+
+def _set_trials(raw: dict, trials: int | None) -> None:
+    """``--trials`` (after the ``--set`` options: it wins over ``--set study.trials``)."""
     if trials is not None:
-        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-            raise ConfigError(f"--trials must be a positive integer; got {trials!r}")
         raw.setdefault("study", {})
         if isinstance(raw["study"], dict):
             raw["study"]["trials"] = trials
-    return plan_study(raw, source=where, only=only)
+
+
+def _blame_override(
+    base: dict, overrides: list[str], trials: int | None, where: str, only, message: str
+) -> None:
+    """Raise the error ``message`` (about the config ``where`` with the ``--set`` options)
+    blaming the first ``--set`` after which the config fails this way, when the config
+    without them is valid; return (the file is to blame) otherwise."""
+    prefix = f"{where}: "
+    what = message[len(prefix) :] if message.startswith(prefix) else message
+    raw = copy.deepcopy(base)
+    for text in [None, *overrides]:
+        if text is not None:
+            apply_override(raw, *parse_override(text))
+        attempt = copy.deepcopy(raw)
+        _set_trials(attempt, trials)
+        try:
+            plan_study(attempt, source=where, only=only)
+        except ConfigError as exc:
+            if text is None:
+                return  # the config itself fails: its message names it
+            got = str(exc)
+            if (got[len(prefix) :] if got.startswith(prefix) else got) == what:
+                raise ConfigError(f"--set {text}: {what}") from None
+    raise ConfigError(f"{where} with --set {' '.join(overrides)}: {what}") from None
 
 
 def list_presets() -> list[dict[str, Any]]:

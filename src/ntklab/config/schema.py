@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .._validation import check_lr
+from ..activations import canonical_activation, check_degree
 from ..architecture import PARAMETERIZATIONS, Architecture
 from ..data import DATASETS as DATASET_SIZES
 from ..data import SEED_BOUNDS, n_test_from_fraction
@@ -50,7 +51,10 @@ PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
-ARCH_FIELDS = ("depth", "parameterization", "sigma_w", "sigma_b", "sigma_w1")
+ARCH_FIELDS = (
+    "depth", "parameterization", "sigma_w", "sigma_b", "sigma_w1", "activation",
+    "quadrature_degree",
+)  # fmt: skip
 NETWORK_FIELDS = (
     "width",
     "lr",
@@ -108,6 +112,8 @@ class KernelSpec(_Base):
     sigma_w: PosFloat | None = None
     sigma_b: NonNegFloat | None = None
     sigma_w1: PosFloat | None = None
+    activation: str | None = None
+    quadrature_degree: int | None = None
     kernel: PublishedName | None = None
     normalization: Literal["published", "corrected"] | None = None
     amplitude: PosFloat | None = None
@@ -116,6 +122,17 @@ class KernelSpec(_Base):
 
     def _allowed(self) -> tuple[str, ...]:
         return KINDS[self.kind]
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value):
+        # "relu" (the default) or an activation of ntklab.activations, in canonical form
+        return None if value is None else canonical_activation(value)
+
+    @field_validator("quadrature_degree")
+    @classmethod
+    def _degree(cls, value):
+        return None if value is None else check_degree(value)
 
     @model_validator(mode="after")
     def _check_applicable(self):
@@ -136,6 +153,8 @@ class KernelSpec(_Base):
             sigma_w=self.sigma_w,
             sigma_b=self.sigma_b,
             sigma_w1=self.sigma_w1,
+            activation="relu" if self.activation is None else self.activation,
+            quadrature_degree=self.quadrature_degree,
         )
 
     def published(self):
@@ -170,6 +189,8 @@ class KernelSpec(_Base):
                 self.parameterization = parameterization
             arch = self.architecture()
             self.sigma_w, self.sigma_b = arch.sigma_w, arch.sigma_b
+            if arch.quadrature_degree is not None:  # the declared degree, in the resolved config
+                self.quadrature_degree = arch.quadrature_degree
         if self.kind == "published":
             self._published_defaults()
         elif "length_scale" in self._allowed() and self.length_scale is None:
@@ -301,6 +322,8 @@ class MethodConfig(KernelSpec):
         if self.depth is None:
             return {"laplacian": "Laplacian (K1)", "rbf": "RBF"}[self.kind]
         layers = f"{self.depth} layer{'s' if self.depth != 1 else ''}"
+        if self.activation not in (None, "relu"):
+            layers += f", {self.activation}"
         base = {"network": "NN", "nngp": "GP", "ntk": f"NTK{self.letter}"}.get(self.kind)
         if base is None:  # ntk_time
             return f"NTK{self.letter} after {self.epochs} epochs ({layers})"
@@ -407,6 +430,11 @@ class ReportSection(_Base):
 
     equivalence_margin: Annotated[float, Field(gt=0, lt=1)] = 0.02
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    #: Phase diagram: the nn_lin_rel (||f_NN - f_lin|| / ||f_lin||) above which the NTK no
+    #: longer describes the network (the heatmaps' contour, the lazy/rich crossover).
+    phase_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.10
+    #: Phase diagram: a fitted exponent reproduces theory's when |b - b_theory| < this.
+    phase_exponent_margin: Annotated[float, Field(gt=0, lt=1)] = 0.15
 
 
 class StudyConfig(_Base):

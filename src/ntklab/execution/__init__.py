@@ -23,12 +23,15 @@ local (default)
     the command line starts it first, so that it imports while the config is read). Each worker gives
     torch and numpy's BLAS ``cores // workers`` threads each, so that workers × threads ≤
     cores (:func:`limit_threads`); with one worker the trials run in the main process with
-    all the cores, and its thread settings are restored afterwards. On a CUDA machine the
+    all the cores, and its thread settings are restored afterwards. A trial's threads are
+    those of the whole plan's layout, whatever is left to run, so a resume or a retry gives
+    the uninterrupted run's numbers bit for bit (float32 training depends on them). On a CUDA machine the
     pool has one worker per GPU instead, worker ``i`` training on ``cuda:i`` with
     ``cores // GPUs`` threads for the kernels (:func:`~ntklab.execution.devices.local_layout`).
 Dask
     ``scheduler="tcp://HOST:PORT"`` submits the trials to an existing cluster (e.g. one made
-    by dask-jobqueue on SLURM); ``dask_local=N`` starts a ``LocalCluster`` of N worker
+    by dask-jobqueue on SLURM), once it has answered within ``scheduler_timeout`` (the whole
+    connection, handshake included; no run directory is made before); ``dask_local=N`` starts a ``LocalCluster`` of N worker
     processes with ``cores // N`` threads each, one trial at a time. A trial's threads come
     from its worker (:func:`~ntklab.execution.dask.trial_threads`): its ``nthreads``
     divided by the trials it runs at once (start workers with ``--resources trials=1`` to
@@ -66,7 +69,7 @@ _LAZY = {
 }
 
 _SUBMODULES = frozenset(
-    "dask devices errors forkserver pool progress runner runstore status threads trials".split()
+    "dask devices errors forkserver memory pool progress runner runstore status threads trials".split()
 )
 
 __all__ = [

@@ -14,7 +14,14 @@ from .progress import Progress
 from .threads import THREADS
 from .trials import Task, failed_record, run_task
 
-__all__ = ["TRIAL_RESOURCE", "connect_dask", "register_trial_threads", "run_dask", "trial_threads"]
+__all__ = [
+    "TRIAL_RESOURCE",
+    "connect_dask",
+    "probe_scheduler",
+    "register_trial_threads",
+    "run_dask",
+    "trial_threads",
+]
 
 #: The Dask worker resource that bounds how many trials a worker runs at once.
 TRIAL_RESOURCE = "trials"
@@ -70,6 +77,61 @@ def _dask_trial(
     return run_task(config, point, trial, device, methods)
 
 
+def _unanswered(scheduler: str, timeout: float, why: str = "") -> str:
+    return (
+        f"no Dask scheduler answered at {scheduler} within {timeout:g} s{why}; is it running "
+        "and is that its address? (start one with `dask scheduler`, or raise --scheduler-timeout)"
+    )
+
+
+def probe_scheduler(scheduler: str, timeout: float) -> None:
+    """Raise :class:`ExecutionError` (one line) unless a Dask scheduler at ``scheduler``
+    completes distributed's connection handshake within ``timeout`` seconds.
+
+    ``Client(timeout=)`` bounds the TCP connection but not the handshake that follows: a
+    port that accepts and never answers (a stray server, a stopped process, a firewall that
+    holds the connection) would hang it for good. Here the whole connection, handshake
+    included, runs under one deadline in a thread of its own (so a caller's running event
+    loop, e.g. a notebook's, is not disturbed).
+    """
+    import asyncio
+    import threading
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    outcome: list[BaseException | None] = []
+
+    async def attempt() -> None:
+        args = Security().get_connection_args("client")  # TLS as the Client would use it
+        comm = await asyncio.wait_for(connect(scheduler, timeout=timeout, **args), timeout)
+        await comm.close()
+
+    def target() -> None:
+        try:
+            asyncio.run(attempt())
+            outcome.append(None)
+        except BaseException as exc:  # reported to the caller below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, name="ntklab-dask-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 2.0)  # wait_for has cancelled the attempt by then
+    if not outcome:  # pragma: no cover - the attempt ignored its cancellation
+        raise ExecutionError(_unanswered(scheduler, timeout))
+    exc = outcome[0]
+    if exc is None:
+        return
+    if isinstance(exc, ValueError):  # a malformed address or an unknown protocol
+        raise ExecutionError(f"--scheduler {scheduler!r} is not a Dask address: {exc}") from None
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        raise ExecutionError(_unanswered(scheduler, timeout)) from None
+    chain = [exc, exc.__cause__, exc.__context__]
+    refused = any(isinstance(e, ConnectionRefusedError) for e in chain)
+    why = "connection refused" if refused else type(exc).__name__
+    raise ExecutionError(_unanswered(scheduler, timeout, f" ({why})")) from None
+
+
 def connect_dask(
     scheduler: str | None = None, dask_local: int | None = None, *, timeout: float = 5.0
 ):
@@ -83,12 +145,12 @@ def connect_dask(
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
+        probe_scheduler(scheduler, timeout)  # the handshake too, which Client leaves unbounded
         try:
             client = Client(scheduler, timeout=f"{timeout}s")
         except Exception as exc:
             raise ExecutionError(
-                f"cannot reach the Dask scheduler at {scheduler} within {timeout:g}s "
-                f"({type(exc).__name__}); is it running? (start one with `dask scheduler`)"
+                _unanswered(scheduler, timeout, f" ({type(exc).__name__})")
             ) from None
         return client
     n = int(dask_local)

@@ -7,6 +7,11 @@ pins worker ``i`` to ``cuda:i`` and gives each worker ``cores // workers`` CPU t
 the kernel methods. Without CUDA it starts one worker per core, each with one thread, as
 before. An explicit ``workers`` count is honoured either way; on CUDA its workers take the
 GPUs in turn.
+
+A trial's thread count never depends on how many trials are left: it is that of the whole
+plan's layout (what an uninterrupted run gives each trial), since float32 training gives
+other bits with other thread counts. A resume with fewer pending trials than cores starts
+fewer workers, each with the threads the uninterrupted run would have used.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def local_layout(
     workers: int | None,
     threads: int | None,
     n_tasks: int,
+    planned: int | None = None,
     cpus: int | None = None,
     gpus: int | None = None,
 ) -> LocalLayout:
@@ -62,6 +68,10 @@ def local_layout(
         The user's ``--workers`` and ``--threads``; ``None`` picks the defaults above.
     n_tasks : int
         Pending tasks; never more workers than that.
+    planned : int, optional
+        Tasks of the whole plan, done or not (default ``n_tasks``): the default ``threads``
+        are those of the layout for ``planned`` tasks, so that a trial gets the same threads
+        in a resume as in the uninterrupted run.
     cpus, gpus : int, optional
         This machine's CPU cores and CUDA devices (default: asked of the OS and of torch;
         tests pass them).
@@ -74,10 +84,11 @@ def local_layout(
         cuda = [device]
     else:
         cuda = []
+    slots = workers or len(cuda) or cpus
+    n = max(1, min(slots, n_tasks))
+    whole = max(1, min(slots, max(planned or 0, n_tasks)))  # workers of the uninterrupted run
     if cuda:
-        n = max(1, min(workers or len(cuda), n_tasks))
         devices: tuple[str | None, ...] = tuple(cuda[i % len(cuda)] for i in range(n))
     else:
-        n = max(1, min(workers or cpus, n_tasks))
         devices = (device,) * n
-    return LocalLayout(workers=n, threads=threads or max(1, cpus // n), devices=devices)
+    return LocalLayout(workers=n, threads=threads or max(1, cpus // whole), devices=devices)

@@ -22,10 +22,12 @@ from ..store import (
     assumed_line,
     is_run_dir,
     make_run_dir,
+    store_owning,
 )
-from .dask import connect_dask, run_dask
+from .dask import connect_dask, probe_scheduler, run_dask
 from .devices import local_layout
 from .errors import ExecutionError, Interrupted
+from .memory import check_networks_fit
 from .pool import run_pool
 from .progress import Progress
 from .runstore import open_store
@@ -122,7 +124,16 @@ def _signals_interrupt():
 
 def _is_memory_error(message: str | None) -> bool:
     text = (message or "").lower()
-    return "memoryerror" in text or "out of memory" in text or "outofmemory" in text
+    return any(
+        words in text
+        for words in (
+            "memoryerror",
+            "out of memory",
+            "outofmemory",
+            "can't allocate memory",
+            "cannot allocate memory",
+        )
+    )
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -220,8 +231,15 @@ def run_study(
         raise ExecutionError(f"--scheduler must look like tcp://HOST:PORT; got {scheduler!r}")
 
     out = Path(out)
+    owner = None if out.is_dir() else store_owning(out)
+    if owner is not None:  # e.g. another run's results.sqlite-wal, which a mkdir would block
+        raise StoreError(f"--out {out} is {owner}, not a run directory; choose another --out")
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} exists and is not a directory; choose another --out")
+    if scheduler is None and client is None:  # on this machine: can its networks fit?
+        check_networks_fit(plan, device)
+    if scheduler is not None and client is None:
+        probe_scheduler(scheduler, scheduler_timeout)  # before the run directory is made
     if is_run_dir(out) and (out / DB_NAME).stat().st_size > 0:
         RunStore.open(out).close()  # check it read-only before writing anything there
     make_run_dir(out)
@@ -294,12 +312,19 @@ def _execute(
             say(f"executing on Dask ({where})")
             records = run_dask(client, tasks, device, threads, progress)
         else:
-            layout = local_layout(device=device, workers=workers, threads=threads, n_tasks=n_tasks)
+            # each trial gets the threads of the uninterrupted run's layout (float32
+            # training depends on them), however few trials are left
+            layout = local_layout(
+                device=device, workers=workers, threads=threads, n_tasks=n_tasks, planned=total
+            )
             gpu = any(str(d).startswith("cuda") for d in layout.devices)
             per_task = stack_trials or (DEFAULT_GPU_STACK_TRIALS if gpu else 1)
             stacked = True if stack_trials is not None and stack_trials > 1 else None
+            alone = local_layout(device=device, workers=workers, threads=threads, n_tasks=n_tasks)
+            kept = alone.threads != layout.threads  # fewer trials left than in the plan
             say(
                 f"executing locally: {layout.describe()}"
+                + (" (each trial's threads as in the uninterrupted run)" if kept else "")
                 + (f"; networks of up to {per_task} trials stacked" if per_task > 1 else "")
             )
             if layout.workers == 1:

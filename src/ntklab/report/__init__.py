@@ -9,7 +9,10 @@ Modules, each importing only those above it: ``reference`` (the seed's published
 table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
 ``attribution`` (the seed's NTK → NN gap one cause at a time, each network beside its NTK
 at the same time), ``verdicts`` (on the seed's claims); ``figures``; ``render`` (cells and
-tables as Markdown, LaTeX, HTML via pandas); ``sections`` (what a report shows);
+tables as Markdown, LaTeX, HTML via pandas); ``phase`` and ``phase_claims`` (the
+phase diagram of a width × lazy_scale / lr sweep: cells, drift exponents, crossovers,
+verdicts on its anchor claims); ``phase_figures`` (its heatmaps); ``sections`` (what a
+report shows);
 ``document`` (whole reports in each format, :func:`write_report`).
 
 >>> from ntklab.report import load_run, main_table, layer_change   # doctest: +SKIP
@@ -73,6 +76,13 @@ _LAZY = {
     "ties_with_generator": "equivalence",
     "tost_table": "equivalence",
     "width_slopes": "equivalence",
+    "drift_exponents": "phase",
+    "has_phase_grid": "phase",
+    "phase_cells": "phase",
+    "phase_grid": "phase",
+    "phase_details": "phase_claims",
+    "phase_verdicts": "phase_claims",
+    "phase_heatmap": "phase_figures",
 }
 
 __all__ = [
@@ -123,6 +133,13 @@ __all__ = [
     "training_curves",
     "width_slopes",
     "write_report",
+    "drift_exponents",
+    "has_phase_grid",
+    "phase_cells",
+    "phase_grid",
+    "phase_details",
+    "phase_verdicts",
+    "phase_heatmap",
 ]
 
 
@@ -143,6 +160,9 @@ _SUBMODULES = frozenset(
         "stats",
         "tables",
         "verdicts",
+        "phase",
+        "phase_claims",
+        "phase_figures",
     )
 )
 
@@ -166,6 +186,9 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         training_curves,
     )
     from .notes import run_notes
+    from .phase import drift_exponents, has_phase_grid, phase_cells, phase_grid
+    from .phase_claims import phase_details, phase_verdicts
+    from .phase_figures import phase_heatmap
     from .protocol import compares_with_seed, is_seed_protocol, resolve_generator
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
     from .runs import ReportError, Run, load_run, report_settings

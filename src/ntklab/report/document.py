@@ -19,7 +19,13 @@ import pandas as pd
 from .figures import caption, make_figures, save_figures
 from .findings import Finding, collect_findings
 from .notes import run_notes
-from .outputs import check_overwrite, has_report_mark, move_tables, write_text
+from .outputs import (
+    check_figures_dir,
+    check_overwrite,
+    has_report_mark,
+    move_tables,
+    write_text,
+)
 from .render import html_table, latex_table, markdown_table, tex
 from .runs import ReportError, Run
 from .sections import Section, build_sections, header_lines
@@ -346,16 +352,16 @@ def write_report(
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if figures and fmt != "csv":
+        check_figures_dir(figures_dir)
     target = None if fmt == "csv" else (Path(out) if out is not None else default_out(run, fmt))
     if target is not None:  # before anything is computed or written
-        check_overwrite([target], ours=has_report_mark, force=force, run_path=run.path)
+        check_overwrite([target], ours=has_report_mark, force=force)
     sections = build_sections(run, generator=generator, pairs=pairs, compare_seed=compare_seed)
     if fmt == "csv" and out is None:
         return main_table(run, compare_seed=compare_seed).to_csv(index=False)
     if fmt == "csv":
-        move_tables(
-            lambda staging: write_csv(sections, staging), Path(out), force=force, run_path=run.path
-        )
+        move_tables(lambda staging: write_csv(sections, staging), Path(out), force=force)
         return None
     out = target
     saved: dict[str, dict[str, Path]] = {}
@@ -374,5 +380,5 @@ def write_report(
         text = render_html(run, sections, saved)
     if out is None:
         return text
-    write_text(out, text, force=force, run_path=run.path)
+    write_text(out, text, force=force)
     return None

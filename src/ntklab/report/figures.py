@@ -28,6 +28,8 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from .attribution import same_time_pairs
 from .equivalence import equivalence_table, width_slopes
 from .outputs import check_overwrite
+from .phase import has_phase_grid
+from .phase_figures import PHASE_CAPTIONS, phase_figures
 from .protocol import seed_comparison
 from .runs import ReportError, Run
 from .stats import mean_se, paired_t
@@ -72,9 +74,10 @@ _CAPTIONS = {
 
 def caption(name: str) -> str:
     """The caption of a figure produced by :func:`make_figures` (by its name)."""
-    for key in sorted(_CAPTIONS, key=len, reverse=True):
+    captions = {**_CAPTIONS, **PHASE_CAPTIONS}
+    for key in sorted(captions, key=len, reverse=True):
         if name.startswith(key):
-            return _CAPTIONS[key]
+            return captions[key]
     return name
 
 
@@ -287,11 +290,16 @@ def make_figures(run: Run) -> dict[str, Figure]:
     ``boxplot`` and ``mean_se`` (per sweep point, suffixed ``_point<k>`` when there is a
     sweep), ``nn_lin_rms_vs_width`` and ``kernel_drift_vs_width`` (width sweeps of networks),
     ``curves`` (runs with training curves, per point), ``nn_vs_ntk_same_t`` (runs with a
-    network and its NTK at the same training time, per point).
+    network and its NTK at the same training time, per point). A phase grid (a sweep over width
+    and lazy_scale or lr, :func:`~ntklab.report.phase.has_phase_grid`) gets its heatmaps and
+    crossover instead (:func:`~ntklab.report.phase_figures.phase_figures`): per-cell figures
+    would be thousands, and width plots would mix the axis values.
     """
     run.require_finished()
     many = len(run.points) > 1
     figs: dict[str, Figure] = {}
+    if has_phase_grid(run):  # one figure per cell would be thousands: the heatmaps instead
+        return phase_figures(run)
     for point in run.point_ids:
         suffix = f"_point{point}" if many else ""
         if run.final("rmse", point).notna().any().any():

@@ -21,12 +21,13 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..store import LOCK_NAME, is_sqlite_file, store_files
+from ..store import is_sqlite_file, store_owning
 from .runs import ReportError
 
 __all__ = [
     "REPORT_MARK",
     "check_overwrite",
+    "check_figures_dir",
     "has_report_mark",
     "same_first_line",
     "write_text",
@@ -37,42 +38,55 @@ __all__ = [
 REPORT_MARK = b"ntklab report"
 
 
-def _store_file(target: Path, run_path: Path | None) -> bool:
-    protected: set[Path] = set()
-    if run_path is not None:
-        run_dir = run_path if run_path.is_dir() else run_path.parent
-        protected = {p.resolve() for p in store_files(run_dir)} | {run_path.resolve()}
-    base = str(target)
-    for suffix in ("-wal", "-shm", "-journal"):
-        if base.endswith(suffix) and is_sqlite_file(base[: -len(suffix)]):
-            return True
-    return target.resolve() in protected or is_sqlite_file(target) or target.name == LOCK_NAME
-
-
 def check_overwrite(
     targets: Iterable[Path],
     *,
     ours: Callable[[Path], bool],
     force: bool,
-    run_path: Path | None = None,
     other: str = "choose another --out",
 ) -> None:
-    """Raise :class:`ReportError` (one line) if writing ``targets`` would replace a store
-    file or SQLite database (always), or an existing file ``ours`` does not recognise as
+    """Raise :class:`ReportError` (one line) if writing ``targets`` would replace a run's
+    store or one of its files (:func:`~ntklab.store.store_owning`: existing or not; always)
+    or any SQLite database (always), or an existing file ``ours`` does not recognise as
     ntklab's (unless ``force``); ``other`` says what to do instead."""
     for target in map(Path, targets):
+        owner = None if target.is_dir() else store_owning(target)
+        if owner is None and target.is_file() and is_sqlite_file(target):
+            owner = "an SQLite database"
+        if owner is not None:
+            raise ReportError(
+                f"refusing to write the report over {target}: it is {owner}; {other} "
+                "(--force never replaces a store)"
+            )
         if not target.exists() or target.is_dir():
             continue  # a directory: the write itself fails with a clear error
-        if _store_file(target, run_path):
-            raise ReportError(
-                f"refusing to write the report over {target}: it is an SQLite database or a "
-                f"file of a run's store; {other}"
-            )
         if not force and not ours(target):
             raise ReportError(
                 f"{target} exists and was not written by ntklab; {other}, or pass --force to "
                 "overwrite it"
             )
+
+
+def check_figures_dir(figures_dir: str | Path | None) -> None:
+    """``--figures`` names a directory (made if missing): never a store, never a file, and
+    not below a file."""
+    if figures_dir is None:
+        return
+    path = Path(figures_dir)
+    owner = None if path.is_dir() else store_owning(path)
+    if owner is not None:
+        raise ReportError(f"--figures {figures_dir} is {owner}; pass another --figures directory")
+    if path.exists() and not path.is_dir():
+        raise ReportError(
+            f"--figures {figures_dir} is a file, not a directory; pass a directory for the "
+            "figures (it is created if missing)"
+        )
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ReportError(
+            f"--figures {figures_dir}: {blocked} is a file, not a directory; pass another "
+            "--figures directory"
+        )
 
 
 def has_report_mark(path: Path) -> bool:
@@ -98,10 +112,10 @@ def same_first_line(new: Path) -> Callable[[Path], bool]:
     return lambda target: _first_line(target) == header
 
 
-def write_text(path: Path, text: str, *, force: bool, run_path: Path | None) -> None:
+def write_text(path: Path, text: str, *, force: bool) -> None:
     """Write a report file, after :func:`check_overwrite` (ours: :func:`has_report_mark`)."""
     path = Path(path)
-    check_overwrite([path], ours=has_report_mark, force=force, run_path=run_path)
+    check_overwrite([path], ours=has_report_mark, force=force)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -111,20 +125,17 @@ def write_text(path: Path, text: str, *, force: bool, run_path: Path | None) -> 
         ) from None
 
 
-def move_tables(
-    write: Callable[[Path], list[Path]], out: Path, *, force: bool, run_path: Path | None
-) -> list[Path]:
+def move_tables(write: Callable[[Path], list[Path]], out: Path, *, force: bool) -> list[Path]:
     """Write CSV tables into a staging directory (``write(staging)``), check every target
     in ``out`` (ours: the same header line), then move them into ``out``."""
     out = Path(out)
+    check_overwrite([out], ours=lambda _: True, force=True)  # not a store's
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out} exists and is not a directory (csv writes DIR/<table>.csv)")
     with tempfile.TemporaryDirectory(prefix="ntklab-csv-") as staging:
         tables = write(Path(staging))
         for table in tables:
-            check_overwrite(
-                [out / table.name], ours=same_first_line(table), force=force, run_path=run_path
-            )
+            check_overwrite([out / table.name], ours=same_first_line(table), force=force)
         try:
             out.mkdir(parents=True, exist_ok=True)
             for table in tables:

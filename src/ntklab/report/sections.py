@@ -22,6 +22,8 @@ from .findings import (
     slope_finding,
     verdict_finding,
 )
+from .phase import has_phase_grid
+from .phase_claims import phase_sections
 from .protocol import is_seed_protocol, resolve_generator, seed_comparison
 from .render import plus_minus
 from .runs import Run, report_settings
@@ -281,9 +283,13 @@ def build_sections(
                 findings=[f for f in (equivalence_finding(eq),) if f],
             )
         )
-        slopes = pd.concat(
-            [width_slopes(run, m) for m in ("nn_lin_rms", "kernel_drift")], ignore_index=True
-        )
+        slopes = (
+            pd.concat(
+                [width_slopes(run, m) for m in ("nn_lin_rms", "kernel_drift")], ignore_index=True
+            )
+            if not has_phase_grid(run)
+            else []
+        )  # a phase grid: its exponent table instead
         if len(slopes):
             sections.append(
                 Section(
@@ -297,6 +303,8 @@ def build_sections(
                     findings=[f for f in (slope_finding(slopes),) if f],
                 )
             )
+    if has_phase_grid(run):  # a sweep over width x (lazy_scale or lr): the phase diagram
+        sections += [Section(**part) for part in phase_sections(run)]
     return sections
 
 
