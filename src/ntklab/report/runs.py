@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import DataConfig, MethodConfig, StudyConfig
+from ..config import DataConfig, MethodConfig, ReportSection, StudyConfig
 from ..store import FINAL, GENERATOR_METHOD, RunStore, StoreError
 from .configs import (
     parse_data,
@@ -28,7 +28,7 @@ from .configs import (
     point_methods,
 )
 
-__all__ = ["ReportError", "Run", "load_run", "report_settings"]
+__all__ = ["ReportError", "Run", "load_run", "report_section", "report_settings"]
 
 
 class ReportError(ValueError):
@@ -401,6 +401,22 @@ def _named(config: StudyConfig | None, method: str) -> MethodConfig | None:
     return next((m for m in config.methods if m.name == method), None)
 
 
+def report_section(run: Run) -> ReportSection:
+    """The run config's ``[report]`` table as its :class:`~ntklab.config.schema.ReportSection`
+    (its defaults where the config sets none).
+
+    Raises
+    ------
+    ReportError
+        If the table is invalid (one line naming the key).
+    """
+    try:
+        section = run.study_config.report if run.study_config is not None else None
+        return section or parse_report(run.config)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+
+
 def report_settings(
     run: Run, *, margin: float | None = None, alpha: float | None = None
 ) -> dict[str, float]:
@@ -413,12 +429,7 @@ def report_settings(
     ReportError
         If the margin is not a positive number or alpha is not in (0, 1).
     """
-    try:
-        section = run.study_config.report if run.study_config is not None else None
-        section = section or parse_report(run.config)
-    except ValueError as exc:
-        raise ReportError(str(exc)) from None
-    out: dict[str, Any] = section.model_dump()
+    out: dict[str, Any] = report_section(run).model_dump()
     if margin is not None:
         out["equivalence_margin"] = margin
     if alpha is not None:
