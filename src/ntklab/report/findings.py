@@ -38,6 +38,7 @@ __all__ = [
     "best_method_finding",
     "ratio_finding",
     "verdict_finding",
+    "claims_table_finding",
     "attribution_finding",
     "same_time_finding",
     "equivalence_finding",
@@ -110,31 +111,41 @@ def reproduction_finding(main: pd.DataFrame) -> Finding | None:
 
 
 def best_method_finding(run: Run, main: pd.DataFrame) -> Finding | None:
-    """The method with the lowest mean test RMSE (per sweep point, at most four), and the
-    best network beside it when the best is a kernel."""
-    parts = []
-    for keys, part in list(_groups(main, ["point"]))[:4]:
-        point = keys.get("point", run.point_ids[0])
+    """The method with the lowest mean test RMSE, and the best network beside it when the
+    best is a kernel; over a sweep, which methods are best at how many points."""
+    best, nets = [], []
+    for _, part in _groups(main, ["point"]):
         part = part[np.isfinite(part["mean"].astype(float))]
         if not len(part):
             continue
-        best = part.loc[part["mean"].idxmin()]
-        where = f"at {run.point_label(int(point))}, " if len(run.points) > 1 else ""
+        best.append(part.loc[part["mean"].idxmin()])
+        net = part[[run.is_network(m) for m in part["method"]]]
+        nets.append(net.loc[net["mean"].idxmin()] if len(net) else None)
+    if not best:
+        return None
+    if len(best) == 1:
+        b, net = best[0], nets[0]
         text = (
-            f"{where}{best['method']} ({format_mean_se(best['mean'], best['se'])}, "
-            f"{_plural(int(best['n']), 'trial')})"
+            f"{b['method']} ({format_mean_se(b['mean'], b['se'])}, {_plural(int(b['n']), 'trial')})"
         )
-        nets = part[[run.is_network(m) for m in part["method"]]]
-        if len(nets) and not run.is_network(str(best["method"])):
-            net = nets.loc[nets["mean"].idxmin()]
+        if net is not None and not run.is_network(str(b["method"])):
             text += (
                 f"; the best network, {net['method']}, has "
-                f"{format_mean_se(net['mean'], net['se'])} ({net['mean'] / best['mean']:.2f}×)"
+                f"{format_mean_se(net['mean'], net['se'])} ({net['mean'] / b['mean']:.2f}×)"
             )
-        parts.append(text)
-    if not parts:
-        return None
-    return Finding("Lowest mean test RMSE: " + "; ".join(parts) + ".", rank=RANKS["headline"])
+        return Finding(f"Lowest mean test RMSE: {text}.", rank=RANKS["headline"])
+
+    def tally(rows: list[pd.Series]) -> str:
+        names = [str(r["method"]) for r in rows]
+        means = [float(r["mean"]) for r in rows]
+        counts = ", ".join(f"{m} at {names.count(m)}" for m in dict.fromkeys(names))
+        return f"{counts} of {len(best)} points ({min(means):.4g} to {max(means):.4g})"
+
+    text = f"Lowest mean test RMSE over the {len(best)} sweep points: {tally(best)}"
+    nets = [n for n in nets if n is not None]
+    if nets and not all(run.is_network(str(b["method"])) for b in best):
+        text += f"; best network: {tally(nets)}"
+    return Finding(text + ".", rank=RANKS["headline"])
 
 
 def ratio_finding(ratios: pd.DataFrame) -> Finding | None:
@@ -191,6 +202,17 @@ def verdict_finding(verdicts: Sequence[Verdict], many_points: bool = False) -> F
         tuple(lines),
         rank=RANKS["verdicts"],
     )
+
+
+def claims_table_finding(table: pd.DataFrame, what: str) -> Finding | None:
+    """The verdicts of a ``claim, verdict`` table (e.g. the phase diagram's anchor claims),
+    tallied, one line each."""
+    if not len(table) or not {"claim", "verdict"} <= set(table.columns):
+        return None
+    kinds = [str(v).split(" (")[0] for v in table["verdict"]]
+    tally = ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
+    lines = tuple(f"{c}: {v}" for c, v in zip(table["claim"], table["verdict"], strict=True))
+    return Finding(f"{what}, each judged by a declared test: {tally}:", lines, RANKS["verdicts"])
 
 
 def attribution_finding(att: pd.DataFrame) -> Finding | None:
