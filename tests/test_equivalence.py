@@ -1,4 +1,4 @@
-"""Equivalence of trained networks with their NTK at the same training time (issue 3)."""
+"""Equivalence of trained networks with their NTK at the same training time."""
 
 import numpy as np
 import pytest
@@ -53,6 +53,27 @@ def test_metrics_are_consistent():
     assert curve[-1] == pytest.approx(met["ntk_same_t_rmse"], rel=1e-12)
     np.testing.assert_allclose(eq.curves["curve_test_rmse"][1], res.test_rmse)
     np.testing.assert_allclose(eq.curves["curve_train_loss"][1], res.train_loss)
+    # the trial's own kernels and eigendecomposition give the same measures, computing none
+    from ntklab.equivalence import equivalence_metrics_unchecked
+
+    given = equivalence_metrics_unchecked(
+        res, arch, X, y, Xt, yt, max_kernel_points=12, kernels=(K, Ks), eig=np.linalg.eigh(K)
+    )
+    for key, value in met.items():
+        assert given.metrics[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
+    # ... and it is those that are used: a different kernel gives a different prediction
+    other = equivalence_metrics_unchecked(
+        res,
+        arch,
+        X,
+        y,
+        Xt,
+        yt,
+        max_kernel_points=12,
+        kernels=(2 * K, 2 * Ks),
+        eig=np.linalg.eigh(2 * K),
+    )
+    assert other.metrics["ntk_same_t_rmse"] != pytest.approx(met["ntk_same_t_rmse"], rel=1e-6)
 
 
 def test_untrained_network_is_its_own_linearization():

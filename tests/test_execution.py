@@ -129,7 +129,7 @@ def test_same_rows_with_one_or_two_workers_and_on_dask(tmp_path, capfd):
     # of two trials in one stacked run: equal up to float32 round-off in the networks' rows
     run_study(plan, tmp_path / "two", workers=2, stack_trials=2, echo=print)
     # every worker has exited when the run returns: none can still be starting and open the
-    # progress queue's semaphores after they are gone (SemLock FileNotFoundError, issue 10)
+    # progress queue's semaphores after they are gone (SemLock FileNotFoundError)
     assert multiprocessing.active_children() == []
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err

@@ -1,4 +1,4 @@
-"""Fault injection (issue 10): no result is ever lost or misreported.
+"""Fault injection: no result is ever lost or misreported.
 
 Each fault runs a tiny study in a subprocess (``python -m ntklab.cli run ...``) and is then
 compared, bit for bit (timing metrics excluded: ``study_helpers.TIMING``), with the same

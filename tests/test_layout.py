@@ -1,4 +1,4 @@
-"""The package's layout (issue 9, item 5): its modules import one another one way only (no
+"""The package's layout: its modules import one another one way only (no
 cycles), and never import another module's private names.
 
 Every module under ``src/ntklab`` is read with :mod:`ast` (nothing is imported). An edge

@@ -34,6 +34,7 @@ from ntklab.report import (
     nn_ntk_ratios,
     nn_vs_ntk_same_t,
     resolve_generator,
+    run_notes,
     seed_verdicts,
     ties_with_generator,
     tost_table,
@@ -41,7 +42,7 @@ from ntklab.report import (
     write_report,
 )
 from ntklab.report.reference import SEED_TABLE, attribution_chain, attribution_methods
-from ntklab.report.seed import RATIO_TOLERANCE
+from ntklab.report.verdicts import RATIO_TOLERANCE
 from ntklab.store import RunStore, TrialRecord
 
 SEED_ROWS = list(SEED_TABLE)
@@ -287,7 +288,7 @@ def test_diverged_and_per_method_trials_counted(tmp_path):
     assert table.loc["NN1", "mean"] == pytest.approx(np.mean([0.2, 0.202, 0.204, 0.205]))
     assert (table.loc["K1", "n"], table.loc["K1", "missing"]) == (9, 1)
     assert math.isnan(table.loc["K1", "diverged"])
-    notes = "\n".join(run.notes())
+    notes = "\n".join(run_notes(run))
     assert "NN1: 2 finished trial(s) without a finite rmse" in notes  # not 6
     assert "NN1: training diverged in 2 trial(s)" in notes
     assert "per-method trial counts: NN1: 6" in notes
@@ -565,7 +566,7 @@ def test_layer_change_keeps_families_apart(seed_run):
     assert lc.loc["NTKJ", "method_from"] == "NTKJ1"  # the seed's row keeps the family
     assert lc.loc["NTK-NNk", "method_to"] == "NTK-NN2"  # the network's NTK: its own row
     assert lc.loc["NTK-NNk-T", "method_from"] == "NTK-NN1-T"
-    assert lc.loc["NTKJ-corrected", "method_to"] == "NTKJ2-corrected"
+    assert lc.loc["NTKJk-corrected", "method_to"] == "NTKJ2-corrected"  # family NTKJ, crowded
     for _, row in lc.iterrows():
         assert row["change_ci_low"] < row["change_pct"] < row["change_ci_high"]
 

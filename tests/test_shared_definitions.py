@@ -1,4 +1,4 @@
-"""Formulas and defaults that several modules use are defined once (issue 9, item 3)."""
+"""Formulas and defaults that several modules use are defined once."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def test_verify_draws_its_points_with_project_to_sphere():
 
 def test_the_linear_algebra_is_defined_once_in_linalg():
     """ntklab.linalg defines the Cholesky helpers; predict and data use (and predict
-    re-exports) those very objects (issue 9, item 5)."""
+    re-exports) those very objects."""
     import ntklab.data
     import ntklab.linalg
     import ntklab.predict
@@ -195,3 +195,41 @@ def test_drawn_parameters_are_the_networks(depth, parameterization, sigma_b):
             assert torch.equal(drawn[name], p.detach()), name
     other = arch.draw_parameters(7, seed=4, in_features=4)
     assert not torch.equal(other["layers.0.weight"], drawn["layers.0.weight"].float())
+
+
+def test_the_seeds_constants_are_written_once():
+    """The seed's input bounds Uniform(-5, 7), its K1 constants and its published names are
+    literals in one module each; every other use reads them from there."""
+    import re
+    from pathlib import Path
+
+    from ntklab.config import PUBLISHED_NAMES
+    from ntklab.data import SEED_BOUNDS
+    from ntklab.published import K1_AMPLITUDE, K1_LENGTH_SCALE, PUBLISHED_KERNELS
+
+    src = Path(ntklab.__file__).parent
+    patterns = {
+        "bounds": re.compile(r"-5\.0,\s*7\.0"),
+        "names": re.compile(r'"GP1",\s*"GP2",\s*"NTKA1"'),
+        "k1": re.compile(r"2\.0,\s*6\.0|= 6\.0\b"),
+    }
+    found: dict[str, list[str]] = {k: [] for k in patterns}
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for key, pattern in patterns.items():
+            found[key] += [path.name] * len(pattern.findall(text))
+    assert found == {"bounds": ["data.py"], "names": ["published.py"], "k1": ["published.py"]}
+    assert SEED_BOUNDS == (-5.0, 7.0) and PUBLISHED_NAMES is PUBLISHED_KERNELS
+    k1 = MethodConfig.model_validate({"name": "K1", "kind": "published", "kernel": "K1"})
+    assert (k1.amplitude, k1.length_scale) == (K1_AMPLITUDE, K1_LENGTH_SCALE)
+
+
+def test_one_sgd_step_count():
+    """The training loop and the NTK prediction at the same time count steps the same way
+    (training.results.steps_per_epoch), so a TrainResult's steps equal study.sgd_steps."""
+    from ntklab.training.results import steps_per_epoch
+
+    for m, batch in ((469, 8), (469, None), (10, 10), (10, 64), (17, 5)):
+        expected = 1 if batch is None or batch >= m else -(-m // batch)
+        assert steps_per_epoch(m, batch) == expected
+        assert study.sgd_steps(7, batch, m) == 7 * expected

@@ -1,4 +1,4 @@
-"""Thread pools of the processes that run trials (issue 9, item 6)."""
+"""Thread pools of the processes that run trials."""
 
 from __future__ import annotations
 

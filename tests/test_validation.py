@@ -447,7 +447,7 @@ def test_unchecked_network_versions_equal_the_checked_ones():
                 np.testing.assert_array_equal(u, v)
 
 
-#: This helper's modules (issue 9, items 5 and 11); the report package has its own owner.
+#: This helper's modules; the report package has its own owner.
 OWN_MODULES = (
     "_validation architecture data equivalence kernels linalg predict published regressor "
     "sklearn_kernels study verify"

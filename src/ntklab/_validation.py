@@ -6,7 +6,7 @@ than a traceback from inside numpy or torch.
 
 Validate once, at the boundary
 ------------------------------
-The convention every module follows (issue 9, item 11):
+The convention every module follows:
 
 1. **The boundary checks.** Public entry points check each argument once, with the
    functions of this module, then hand the checked float64 arrays to their implementation.

@@ -26,7 +26,7 @@ def main() -> None:
     """ntklab: test neural tangent kernel theory against real trained networks."""
 
 
-# ---- verify (issue 2) -------------------------------------------------------------------
+# ---- verify -------------------------------------------------------------------
 def _csv_ints(value: str, name: str) -> list[int]:
     try:
         out = [int(v) for v in value.split(",") if v.strip()]
@@ -142,7 +142,7 @@ def verify(
         sys.exit(1)
 
 
-# ---- run / presets / status (issue 4) ---------------------------------------------------
+# ---- run / presets / status ---------------------------------------------------
 @main.command("run")
 @click.argument("source", metavar="CONFIG_OR_PRESET")
 @click.option(
@@ -388,7 +388,7 @@ def status_cmd(run_dir):
         click.echo(f"  {m['method']:<10} {m['rmse_rows']} results{err}")
 
 
-# ---- report (issue 5) -------------------------------------------------------------------
+# ---- report -------------------------------------------------------------------
 def _parse_pair(text: str) -> tuple[str, str]:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not all(parts):
@@ -451,13 +451,12 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
     Markdown goes to stdout and the figures (PNG + SVG) to RUN_DIR/report/; a run still in
     progress or with failed trials is reported on what is finished, with a note saying so.
     """
-    from .report import ReportError, load_run, write_report
+    from .report import ReportError, load_run, run_notes, write_report
 
     fmt = fmt.lower()
     if fmt not in ("md", "csv", "latex", "html"):
         raise UserError(f"unknown --format {fmt!r}; choose one of md, csv, latex, html")
     pair_list = tuple(_parse_pair(p) for p in pairs)
-    _check_figures_dir(figures_dir)
     try:
         run = load_run(run_dir)
         for text, pair in zip(pairs, pair_list, strict=True):
@@ -474,13 +473,7 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
             generator=generator,
             pairs=pair_list,
         )
-        if fmt == "csv" and out is not None:
-            text = _write_csv_guarded(run, run_dir, out, force, options)
-        else:
-            target = out if out is not None else (run.path / "report" / "report.html")
-            if fmt == "html" or out is not None:
-                _guard_output(target, run_dir, force)
-            text = write_report(run, fmt, out, force=force, **options)
+        text = write_report(run, fmt, out, force=force, **options)
     except ReportError as exc:
         raise UserError(str(exc)) from None
     if text is not None:
@@ -489,125 +482,8 @@ def report_cmd(run_dir, fmt, out, figures_dir, no_figures, generator, pairs, for
         click.echo(
             f"wrote {out if out is not None else run.path / 'report' / 'report.html'}", err=True
         )
-    for note in run.notes():
+    for note in run_notes(run):
         click.echo(f"note: {note}", err=True)
-
-
-def _check_figures_dir(figures_dir) -> None:
-    """``--figures`` names a directory (made if missing), never a file."""
-    from pathlib import Path
-
-    if figures_dir is None:
-        return
-    from .store import store_owning
-
-    path = Path(figures_dir)
-    owner = None if path.is_dir() else store_owning(path)
-    if owner is not None:
-        raise UserError(f"--figures {figures_dir} is {owner}; pass another --figures directory")
-    if path.exists() and not path.is_dir():
-        raise UserError(
-            f"--figures {figures_dir} is a file, not a directory; pass a directory for the "
-            "figures (it is created if missing)"
-        )
-    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise UserError(
-            f"--figures {figures_dir}: {blocked} is a file, not a directory; pass another "
-            "--figures directory"
-        )
-
-
-#: Text at the top of every report file ntklab writes (md, latex, html).
-_REPORT_MARK = b"ntklab report"
-
-
-def _guard_output(target, run_dir, force: bool, *, same_table=None) -> None:
-    """Refuse (one line) to write a report over a file it must not replace.
-
-    Never over a run's store files (``results.sqlite``, its ``-wal``/``-shm``/``-journal``,
-    the run lock) or any SQLite file, even with ``--force``; and not over an existing file
-    that ntklab did not write (no report mark; for CSV, ``same_table``) unless ``--force``.
-    """
-    from pathlib import Path
-
-    from .store import LOCK_NAME, is_sqlite_file, store_files, store_owning
-
-    target = Path(target)
-    owner = None if target.is_dir() else store_owning(target)
-    if owner is not None:  # another run's store files too, existing or not
-        raise UserError(
-            f"refusing to write the report over {target}: it is {owner}; choose another --out "
-            "(--force never replaces a store)"
-        )
-    if not target.exists() or target.is_dir():
-        return  # a directory: the write itself fails with a clear error
-    run_dir = Path(run_dir)
-    protected = store_files(run_dir if run_dir.is_dir() else run_dir.parent)
-    protected = {p.resolve() for p in protected} | {run_dir.resolve()}
-    base = str(target)
-    for suffix in ("-wal", "-shm", "-journal"):
-        if base.endswith(suffix) and is_sqlite_file(base[: -len(suffix)]):
-            protected.add(target.resolve())
-    if target.resolve() in protected or is_sqlite_file(target) or target.name == LOCK_NAME:
-        raise UserError(
-            f"refusing to write the report over {target}: it is an SQLite database or a file of "
-            "a run's store; choose another --out"
-        )
-    if force:
-        return
-    if same_table is not None:
-        ours = same_table(target)
-    else:
-        try:
-            with open(target, "rb") as f:
-                ours = _REPORT_MARK in f.read(4096)
-        except OSError:
-            ours = False
-    if not ours:
-        raise UserError(
-            f"{target} exists and was not written by ntklab; choose another --out, or pass "
-            "--force to overwrite it"
-        )
-
-
-def _write_csv_guarded(run, run_dir, out, force: bool, options: dict):
-    """``report -f csv --out DIR``: write into a staging directory, then move each table into
-    DIR, checking first that no file ntklab did not write is replaced."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from .report import write_report
-
-    out = Path(out)
-    _guard_output(out, run_dir, True)  # never a store's file (a mkdir there would block it)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory (csv writes DIR/<table>.csv)")
-    with tempfile.TemporaryDirectory(prefix="ntklab-csv-") as staging:
-        write_report(run, "csv", staging, **options)
-        tables = sorted(Path(staging).glob("*.csv"))
-
-        def first_line(path) -> bytes:
-            with open(path, "rb") as f:
-                return f.readline()
-
-        for table in tables:
-            _guard_output(
-                out / table.name,
-                run_dir,
-                force,
-                same_table=lambda target, new=table: first_line(target) == first_line(new),
-            )
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for table in tables:
-                shutil.move(str(table), str(out / table.name))
-        except OSError as exc:
-            raise UserError(
-                f"cannot write CSV files to {out}: {exc.strerror or exc}; pass another --out"
-            ) from None
-    return None
 
 
 # ---- export ---------------------------------------------------------------------------------

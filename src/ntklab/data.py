@@ -27,6 +27,7 @@ __all__ = [
     "project_to_sphere",
     "sphere",
     "INPUTS",
+    "SEED_BOUNDS",
     "gp_sample",
     "split",
     "load_dataset",
@@ -118,13 +119,17 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
 INPUTS = ("normal", "uniform")
 
 
+#: The seed's input distribution: entries Uniform(-5, 7) (SPEC §6), for ``inputs="uniform"``.
+SEED_BOUNDS: tuple[float, float] = (-5.0, 7.0)
+
+
 def sphere(
     n: int,
     d: int,
     rng: np.random.Generator,
     *,
     inputs: str = "normal",
-    bounds: tuple[float, float] = (-5.0, 7.0),
+    bounds: tuple[float, float] = SEED_BOUNDS,
 ) -> np.ndarray:
     r"""``n`` rows of ``d`` i.i.d. entries, each row rescaled to unit Euclidean norm.
 
@@ -244,7 +249,7 @@ def simulate(
     noise: float,
     rng: np.random.Generator,
     inputs: str = "normal",
-    bounds: tuple[float, float] = (-5.0, 7.0),
+    bounds: tuple[float, float] = SEED_BOUNDS,
 ) -> tuple[Dataset, np.ndarray, float]:
     """Simulate one trial (SPEC §4; SPEC §6 with ``inputs="uniform"``).
 

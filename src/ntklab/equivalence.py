@@ -156,6 +156,8 @@ def equivalence_metrics_unchecked(
     max_kernel_points: int = 200,
     seed: int = 0,
     elin: bool = True,
+    kernels: tuple[np.ndarray, np.ndarray] | None = None,
+    eig: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> EquivalenceResult:
     """:func:`equivalence_metrics` of arguments that are already valid; checks nothing.
 
@@ -165,18 +167,27 @@ def equivalence_metrics_unchecked(
     ``y_train`` (m,) and ``y_test`` (n,) finite float64 vectors, ``max_kernel_points`` an
     integer >= 2 and ``seed`` an integer >= 0. Returns what :func:`equivalence_metrics`
     returns.
+
+    ``kernels``: the analytic NTK ``(Θ(X_train, X_train), Θ(X_test, X_train))`` and ``eig``
+    its training block's ``np.linalg.eigh``, when the caller has them already (a trial
+    computes each kernel and its eigendecomposition once, :class:`~ntklab.study.TrialContext`);
+    computed here otherwise.
     """
     nan = float("nan")
     m = X_train.shape[0]
     # trusted input: the kernels and predictions below check nothing either (_validation)
-    ntk_train = arch.kernels_unchecked(X_train)[1]
-    ntk_test_train = arch.kernels_unchecked(X_test, X_train)[1]
+    if kernels is None:
+        ntk_train = arch.kernels_unchecked(X_train)[1]
+        ntk_test_train = arch.kernels_unchecked(X_test, X_train)[1]
+    else:
+        ntk_train, ntk_test_train = kernels
     f0_train = result.initial_predict_unchecked(X_train)
     f0_test = result.initial_predict_unchecked(X_test)
     steps = result.steps
     step_curve = result.epochs.astype(np.float64) * result.steps_per_epoch
 
-    eig = np.linalg.eigh(ntk_train)  # one eigendecomposition for every prediction below
+    if eig is None:  # one eigendecomposition for every prediction below
+        eig = np.linalg.eigh(ntk_train)
     zeros_train, zeros_test = np.zeros(m), np.zeros(X_test.shape[0])
 
     def predict(lr, steps, f0_tr, f0_te):

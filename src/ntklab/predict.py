@@ -84,7 +84,7 @@ def kernel_regression(K_train, K_test_train, y, ridge: float = 0.0) -> tuple[np.
     return K_test_train @ alpha, jitter
 
 
-# ---- finite-time NTK prediction (issue 3) --------------------------------------------------
+# ---- finite-time NTK prediction --------------------------------------------------
 
 
 def _check_steps(steps) -> tuple[np.ndarray, bool]:

@@ -99,6 +99,8 @@ from .linalg import symmetrize
 
 __all__ = [
     "PUBLISHED_KERNELS",
+    "K1_AMPLITUDE",
+    "K1_LENGTH_SCALE",
     "NORMALIZATIONS",
     "PublishedKernel",
     "published_kernel",
@@ -107,6 +109,8 @@ __all__ = [
 ]
 
 PUBLISHED_KERNELS = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1")
+#: The seed's Laplacian K1 = 2 exp(-|x - x'| / 6) (SPEC §6): its amplitude and length scale.
+K1_AMPLITUDE, K1_LENGTH_SCALE = 2.0, 6.0
 NORMALIZATIONS = ("published", "corrected")
 _CONSTANTS = ("sigma_b2", "sigma_w2", "c", "amplitude", "length_scale")
 
@@ -146,8 +150,8 @@ class PublishedKernel:
     sigma_b2: float = 1.0
     sigma_w2: float = 1.0
     c: float = 2.0
-    amplitude: float = 2.0
-    length_scale: float = 6.0
+    amplitude: float = K1_AMPLITUDE
+    length_scale: float = K1_LENGTH_SCALE
 
     def __post_init__(self):
         if self.name not in PUBLISHED_KERNELS:

@@ -38,7 +38,7 @@ import numpy as np
 
 from .config import KernelSpec, MethodConfig, StudyConfig
 from .config.schema import TUNED_KINDS
-from .data import Dataset, fit_rows, real, real_cv, simulate
+from .data import SEED_BOUNDS, Dataset, fit_rows, real, real_cv, simulate
 from .kernels import laplacian_unchecked, rbf_unchecked
 from .metrics import rmse
 from .predict import kernel_regression
@@ -183,7 +183,7 @@ def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:
             noise=data_cfg.noise,
             rng=rng,
             inputs=data_cfg.inputs or "normal",
-            bounds=tuple(data_cfg.bounds or (-5.0, 7.0)),
+            bounds=tuple(data_cfg.bounds or SEED_BOUNDS),
         )
         return TrialContext(data, cache, published), jitter
     if data_cfg.folds:  # repeated k-fold: trial t is fold t % k of repeat t // k
@@ -197,9 +197,9 @@ def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:
 def sgd_steps(epochs: int, batch_size: int | None, m_fit: int) -> int:
     r"""Gradient steps of ``epochs`` epochs: :math:`\text{epochs} \times \lceil m_\text{fit}
     / \text{batch\_size}\rceil` (one per epoch for full batches; SPEC §6 time matching)."""
-    if batch_size is None or batch_size >= m_fit:
-        return int(epochs)
-    return int(epochs) * -(-m_fit // int(batch_size))
+    from .training.results import steps_per_epoch
+
+    return int(epochs) * steps_per_epoch(m_fit, batch_size)
 
 
 def _lr(method: MethodConfig, ctx: TrialContext, *, study_seed: int = 0, trial: int = 0,
@@ -450,10 +450,14 @@ def _network_method(
     if method.equivalence and not diverged:
         from .equivalence import equivalence_metrics_unchecked
 
+        kernels = eig = None
         if not arch.has_kernel_limit:  # mup: its own linearization (empirical NTK)
             from .regimes import EmpiricalKernel
 
             arch = EmpiricalKernel(result.initial_network)
+        else:  # the trial's own kernels and eigendecomposition, computed once
+            kernels = ctx.blocks(ctx.kernel(method), method.holdout_fraction)
+            eig = ctx.eigh(method, method.holdout_fraction)
         with warnings.catch_warnings():
             if method.lr_multiple is not None:  # above the critical rate f_lin diverges: known
                 warnings.filterwarnings("ignore", message=".*above the stability limit")
@@ -466,6 +470,8 @@ def _network_method(
                 y_test,
                 max_kernel_points=method.max_kernel_points,
                 seed=seed,
+                kernels=kernels,
+                eig=eig,
             )
         for metric, value in eq.metrics.items():
             if metric in ("rmse", "train_rmse"):

@@ -42,7 +42,7 @@ import numpy as np
 from ._validation import check_float, check_int
 from .activations import parse_activation
 from .architecture import PARAMETERIZATIONS, Architecture
-from .data import project_to_sphere
+from .data import SEED_BOUNDS, project_to_sphere
 from .empirical import MonteCarloEstimate, monte_carlo_kernels
 from .published import (
     NORMALIZATIONS,
@@ -376,7 +376,7 @@ def verify_published(
     n_sigma = check_float(n_sigma, "n_sigma", strict=True)
     bias_constant = check_float(bias_constant, "bias_constant")
     rng = np.random.default_rng(seed)
-    X = project_to_sphere(rng.uniform(-5.0, 7.0, (n_points, SEED_IN_FEATURES)))
+    X = project_to_sphere(rng.uniform(*SEED_BOUNDS, (n_points, SEED_IN_FEATURES)))
     estimates: dict[tuple[Architecture, str], MonteCarloEstimate] = {}
     rows = []
     for name in PUBLISHED_KERNELS:

@@ -15,8 +15,9 @@ from .._validation import check_lr
 from ..activations import canonical_activation, check_degree
 from ..architecture import PARAMETERIZATIONS, Architecture
 from ..data import DATASETS as DATASET_SIZES
+from ..data import SEED_BOUNDS, n_test_from_fraction
 from ..data import TASKS as DATASET_TASKS
-from ..data import n_test_from_fraction
+from ..published import K1_AMPLITUDE, K1_LENGTH_SCALE, PUBLISHED_KERNELS
 from ..regimes import parse_lr_multiple
 from ..training import default_record_every
 
@@ -46,7 +47,7 @@ class ConfigError(ValueError):
 
 
 Param = Literal["jacot", "arora", "paper", "standard", "mup"]
-PublishedName = Literal["GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1"]
+PublishedName = Literal[PUBLISHED_KERNELS]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 MethodName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", min_length=1, max_length=40)]
 PosInt = Annotated[int, Field(ge=1)]
@@ -113,7 +114,7 @@ FROM_NETWORK: dict[str, tuple[str, ...]] = {
     "ntk_time": ARCH_FIELDS + ("lr", "epochs", "batch_size", "holdout_fraction", "width"),
 }
 #: The seed's nine published kernel formulas (SPEC §6), by name.
-PUBLISHED_NAMES = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1")
+PUBLISHED_NAMES = PUBLISHED_KERNELS
 
 
 class _Base(BaseModel):
@@ -259,8 +260,8 @@ class KernelSpec(_Base):
         if self.normalization is None:
             self.normalization = "published"
         if self.kernel == "K1":  # the seed's K1 = 2 exp(-|x - x'| / 6), SPEC §6
-            self.amplitude = 2.0 if self.amplitude is None else self.amplitude
-            self.length_scale = 6.0 if self.length_scale is None else self.length_scale
+            self.amplitude = K1_AMPLITUDE if self.amplitude is None else self.amplitude
+            self.length_scale = K1_LENGTH_SCALE if self.length_scale is None else self.length_scale
         else:
             wrong = [k for k in ("amplitude", "length_scale") if getattr(self, k) is not None]
             if wrong:
@@ -489,10 +490,10 @@ class DataConfig(_Base):
             if not self.bounds[0] < self.bounds[1]:
                 raise ValueError(
                     f"bounds = {self.bounds}: the low bound must be below the high one "
-                    "(e.g. bounds = [-5.0, 7.0])"
+                    f"(e.g. bounds = {list(SEED_BOUNDS)})"
                 )
         elif self.inputs == "uniform":
-            self.bounds = [-5.0, 7.0]  # the seed's Uniform(-5, 7), SPEC §6
+            self.bounds = list(SEED_BOUNDS)  # the seed's Uniform(-5, 7), SPEC §6
         if self.dataset == "simulated":
             for req in ("n", "d"):
                 if getattr(self, req) is None:

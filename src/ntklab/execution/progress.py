@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..store import TrialRecord
@@ -38,6 +40,13 @@ class Progress:
         Sweep points; log lines name the point only when there are several.
     console : rich.console.Console, optional
         Draw the bar on this console (implies the terminal display; for tests and notebooks).
+    costs : TrialCosts or mapping of (point, trial) to float, optional
+        The estimated cost of each trial this invocation runs
+        (:class:`~ntklab.execution.cost.TrialCosts`, or a mapping). The ETA then takes each
+        trial left to last as long as the finished trials of its cost did (a cost not seen
+        yet: its cost at the seconds per unit seen so far), shared by the workers as the
+        work so far was, instead of the mean finished trial times the trials left (trials
+        may differ by orders of magnitude, e.g. networks in some trials only).
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class Progress:
         tty: bool | None = None,
         points: int = 1,
         console: Any = None,
+        costs: Any = None,
     ):
         self.total = total
         self.points = points
@@ -63,13 +73,45 @@ class Progress:
         self._finished: set[tuple[int, int]] = set()
         self._bar: Any = None  # the rich progress bar, started on the first event
         self._task: Any = None
+        self._cost: Any = None  # (point, trial) -> its cost
+        self._left: Counter = Counter()  # cost -> trials of that cost not finished
+        self._walls: dict[float, list[float]] = {}  # cost -> wall times of finished trials
+        self._cost_done = self._wall_done = 0.0
+        if isinstance(costs, Mapping) and costs:
+            mean = sum(costs.values()) / len(costs)
+            self._cost = lambda p, t: costs.get((p, t), mean)
+            self._left = Counter(float(c) for c in costs.values())
+        elif costs is not None and not isinstance(costs, Mapping):
+            self._cost, self._left = costs, Counter(costs.remaining())
 
     def _eta(self) -> str:
         finished = self.done + self.failed - self.already
-        remaining = self.total - self.done
         if finished <= 0:
             return "?"
-        return format_seconds((time.monotonic() - self.start) / finished * remaining)
+        elapsed = time.monotonic() - self.start
+        if self._cost is None or self._cost_done <= 0 or self._wall_done <= 0:
+            return format_seconds(elapsed / finished * (self.total - self.done))
+        # each trial left takes the mean wall time of the finished trials of its cost (its
+        # methods), or, for a cost not seen yet, its cost at the rate seen so far; the work
+        # is shared by the workers as it was so far (wall time per elapsed second)
+        rate = self._wall_done / self._cost_done
+        work = sum(
+            n * (sum(self._walls[c]) / len(self._walls[c]) if c in self._walls else c * rate)
+            for c, n in self._left.items()
+            if n > 0
+        )
+        return format_seconds(work * elapsed / self._wall_done)
+
+    def _account(self, key: tuple[int, int], wall_time: float) -> None:
+        """Move a finished trial from the work left to the work done."""
+        if self._cost is None or key in self._finished:
+            return
+        cost = float(self._cost(*key))
+        self._left[cost] -= 1
+        if wall_time > 0:
+            self._walls.setdefault(cost, []).append(wall_time)
+            self._cost_done += cost
+            self._wall_done += wall_time
 
     def running_text(self) -> str:
         """The methods running now, ``t3 NN1, t4@p1 NTKB2`` (trial, point when not 0)."""
@@ -133,6 +175,7 @@ class Progress:
     def finished(self, record: TrialRecord) -> None:
         """A trial's record was stored."""
         self.running.pop((record.point, record.trial), None)
+        self._account((record.point, record.trial), float(record.wall_time or 0.0))
         self._finished.add((record.point, record.trial))
         if record.status == "done":
             self.done += 1

@@ -53,6 +53,15 @@ class RunSummary:
     memory_errors: int = 0
 
 
+def task_costs(plan: StudyPlan, store: RunStore):
+    """The estimated cost (:class:`~.cost.TrialCosts`) of the planned trials not yet done,
+    for the ETA."""
+    from .cost import TrialCosts
+
+    configs = [point.config for point in plan.points]
+    return TrialCosts(configs, plan.trials, store.done(), plan.only)
+
+
 def plan_tasks(plan: StudyPlan, store: RunStore) -> tuple[Iterator[Task], int, int, int]:
     """What this invocation runs, lazily (no object per trial not yet started).
 
@@ -276,7 +285,9 @@ def _execute(
     tasks, n_tasks, complete, n_retry = plan_tasks(plan, store)
     total = len(plan.points) * plan.trials
     summary = RunSummary(Path(out), total, complete, 0, 0, 0.0)
-    progress = progress or Progress(total, complete, points=len(plan.points))
+    progress = progress or Progress(
+        total, complete, points=len(plan.points), costs=task_costs(plan, store)
+    )
     say(
         f"run {plan.name} ({plan.source}) -> {Path(out) / DB_NAME}: {len(plan.config.methods)} methods, "
         f"{len(plan.points)} point(s) x {plan.trials} trials"

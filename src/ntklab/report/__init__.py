@@ -3,13 +3,16 @@ analyses computed from the rows, the attribution of the seed's NTK → NN gap an
 its claims, figures (PNG and SVG) and a self-contained HTML file.
 
 Modules, each importing only those above it: ``reference`` (the seed's published numbers),
-``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings);
+``configs`` (the stored config read back as the schema's models),
+``stats`` (paired tests, TOST, Holm); ``runs`` (a stored run, :func:`load_run`, settings); ``notes`` (what is incomplete);
 ``protocol`` (is it the seed's experiment, which method generated the data); ``tables`` (main
 table, layer change, ratios, paired differences); ``equivalence`` (TOST ties, width sweeps);
-``seed`` (attribution, verdicts on the seed's claims); ``phase`` and ``phase_claims`` (the
+``attribution`` (the seed's NTK → NN gap one cause at a time, each network beside its NTK
+at the same time), ``verdicts`` (on the seed's claims); ``figures``; ``render`` (cells and
+tables as Markdown, LaTeX, HTML via pandas); ``phase`` and ``phase_claims`` (the
 phase diagram of a width × lazy_scale / lr sweep: cells, drift exponents, crossovers,
-verdicts on its anchor claims); ``phase_figures`` (its heatmaps); ``figures``; ``render``
-(cells and tables as Markdown, LaTeX, HTML via pandas); ``sections`` (what a report shows);
+verdicts on its anchor claims); ``phase_figures`` (its heatmaps); ``sections`` (what a
+report shows);
 ``document`` (whole reports in each format, :func:`write_report`).
 
 >>> from ntklab.report import load_run, main_table, layer_change   # doctest: +SKIP
@@ -42,20 +45,19 @@ _LAZY = {
     "SEED_TABLE": "reference",
     "attribution_chain": "reference",
     "seed_table": "reference",
-    "CLAIMS": "seed",
-    "Verdict": "seed",
-    "attribution_table": "seed",
-    "evaluate_claims": "seed",
-    "same_time_pairs": "seed",
-    "same_time_table": "seed",
-    "seed_verdicts": "seed",
-    "verdict_details": "seed",
+    "CLAIMS": "verdicts",
+    "Verdict": "verdicts",
+    "attribution_table": "attribution",
+    "evaluate_claims": "verdicts",
+    "same_time_pairs": "attribution",
+    "same_time_table": "attribution",
+    "seed_verdicts": "verdicts",
+    "verdict_details": "verdicts",
     "holm": "stats",
     "log_mean_contrast": "stats",
     "ratio_of_means": "stats",
     "tost": "stats",
     "tost_paired": "stats",
-    "REPORT_DEFAULTS": "runs",
     "ReportError": "runs",
     "Run": "runs",
     "compares_with_seed": "protocol",
@@ -69,6 +71,7 @@ _LAZY = {
     "paired_differences": "tables",
     "paired_stats": "stats",
     "report_settings": "runs",
+    "run_notes": "notes",
     "resolve_generator": "protocol",
     "ties_with_generator": "equivalence",
     "tost_table": "equivalence",
@@ -86,7 +89,6 @@ __all__ = [
     "ATTRIBUTION_CHAIN",
     "CLAIMS",
     "FORMATS",
-    "REPORT_DEFAULTS",
     "ReportError",
     "Run",
     "SEED_TABLE",
@@ -102,6 +104,7 @@ __all__ = [
     "nn_vs_ntk_same_t",
     "ratio_of_means",
     "report_settings",
+    "run_notes",
     "same_time_pairs",
     "same_time_table",
     "seed_verdicts",
@@ -143,17 +146,20 @@ __all__ = [
 #: Submodules reachable as attributes (``ntklab.report.tables``) without importing them first.
 _SUBMODULES = frozenset(
     (
+        "attribution",
+        "configs",
         "document",
         "equivalence",
         "figures",
+        "notes",
         "protocol",
         "reference",
         "render",
         "runs",
         "sections",
-        "seed",
         "stats",
         "tables",
+        "verdicts",
         "phase",
         "phase_claims",
         "phase_figures",
@@ -165,6 +171,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
 
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .attribution import attribution_table, same_time_pairs, same_time_table
     from .document import FORMATS, write_report
     from .equivalence import equivalence_table, ties_with_generator, tost_table, width_slopes
     from .figures import (
@@ -178,23 +185,14 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         save_figures,
         training_curves,
     )
+    from .notes import run_notes
     from .phase import drift_exponents, has_phase_grid, phase_cells, phase_grid
     from .phase_claims import phase_details, phase_verdicts
     from .phase_figures import phase_heatmap
     from .protocol import compares_with_seed, is_seed_protocol, resolve_generator
     from .reference import ATTRIBUTION_CHAIN, SEED_TABLE, attribution_chain, seed_table
-    from .runs import REPORT_DEFAULTS, ReportError, Run, load_run, report_settings
+    from .runs import ReportError, Run, load_run, report_settings
     from .sections import build_sections
-    from .seed import (
-        CLAIMS,
-        Verdict,
-        attribution_table,
-        evaluate_claims,
-        same_time_pairs,
-        same_time_table,
-        seed_verdicts,
-        verdict_details,
-    )
     from .stats import (
         holm,
         log_mean_contrast,
@@ -210,3 +208,4 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         nn_ntk_ratios,
         paired_differences,
     )
+    from .verdicts import CLAIMS, Verdict, evaluate_claims, seed_verdicts, verdict_details

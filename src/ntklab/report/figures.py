@@ -25,12 +25,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from .attribution import same_time_pairs
 from .equivalence import equivalence_table, width_slopes
+from .outputs import check_overwrite
 from .phase import has_phase_grid
 from .phase_figures import PHASE_CAPTIONS, phase_figures
 from .protocol import seed_comparison
 from .runs import ReportError, Run
-from .seed import same_time_pairs
 from .stats import mean_se, paired_t
 from .tables import main_table
 
@@ -236,7 +237,7 @@ def training_curves(run: Run, point: int | None = None) -> Figure:
 def nn_vs_ntk_same_t(run: Run, point: int | None = None, metric: str = "rmse") -> Figure:
     """Scatter, one point per trial, of the network's ``metric`` (y) against its own NTK
     prediction at the same training time (x), one panel per depth that has both methods
-    (:func:`~ntklab.report.seed.same_time_pairs`), with the identity line."""
+    (:func:`~ntklab.report.attribution.same_time_pairs`), with the identity line."""
     run.require_finished()
     point = run.check_point(point)
     pairs = same_time_pairs(run, point, metric)
@@ -339,7 +340,8 @@ def save_figures(
 
     The names written are listed in ``<directory>/.ntklab-figures``. With ``protect`` (a
     directory the user chose), an existing file of the same name that is not listed there
-    (the user's own) is never replaced: :class:`ReportError` before anything is written.
+    (the user's own) is never replaced: :class:`ReportError` before anything is written
+    (:func:`~ntklab.report.outputs.check_overwrite`, the guard of every report file).
     """
     directory = Path(directory)
     mark = directory / FIGURES_MARK
@@ -348,14 +350,12 @@ def save_figures(
         ours = set(mark.read_text(encoding="utf-8").split()) if mark.is_file() else set()
     except OSError:
         ours = set()
-    if protect:
-        foreign = [p.name for p in targets if p.exists() and p.name not in ours]
-        if foreign:
-            raise ReportError(
-                f"{directory / foreign[0]} exists and was not written by ntklab report"
-                + (f" (nor {len(foreign) - 1} more)" if len(foreign) > 1 else "")
-                + "; pass another --figures directory, or --force to overwrite"
-            )
+    check_overwrite(
+        targets,
+        ours=lambda p: p.name in ours,
+        force=not protect,
+        other="pass another --figures directory",
+    )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         mark.write_text("\n".join(sorted(ours | {p.name for p in targets})) + "\n", "utf-8")

@@ -35,10 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .runs import ReportError, Run, report_settings
+from .runs import ReportError, Run, report_section, report_settings
 
 __all__ = [
-    "PHASE_DEFAULTS",
     "PHASE_METRICS",
     "CELL_METRICS",
     "AXES",
@@ -53,11 +52,6 @@ __all__ = [
     "crossovers",
     "crossover_exponents",
 ]
-
-#: Defaults of the ``[report]`` settings of the phase diagram: the ``nn_lin_rel`` threshold
-#: that separates "the NTK describes the network" from "it does not", and the half-width of
-#: the band around a theoretical exponent inside which a fitted exponent reproduces it.
-PHASE_DEFAULTS: dict[str, float] = {"phase_threshold": 0.10, "phase_exponent_margin": 0.15}
 
 #: The per-network measures a phase grid maps.
 PHASE_METRICS = ("nn_lin_rel", "kernel_drift")
@@ -75,24 +69,22 @@ _NOT_FAMILY = ("name", "label", "lazy_scale", "lr", "trials")
 
 
 def phase_settings(run: Run) -> dict[str, float]:
-    """``phase_threshold``, ``phase_exponent_margin`` (the run config's ``[report]`` table,
-    else :data:`PHASE_DEFAULTS`) and ``alpha`` (:func:`report_settings`).
+    """``phase_threshold`` (the ``nn_lin_rel`` above which the NTK no longer describes the
+    network), ``phase_exponent_margin`` (the band around a theoretical exponent) and
+    ``alpha``: the run config's ``[report]`` table
+    (:class:`~ntklab.config.schema.ReportSection`, with its defaults).
 
     Raises
     ------
     ReportError
-        If a setting is not a number in (0, 1).
+        If the table is invalid (one line naming the key).
     """
-    cfg = run.config.get("report") if isinstance(run.config, dict) else None
-    cfg = cfg if isinstance(cfg, dict) else {}
-    out = {}
-    for key, default in PHASE_DEFAULTS.items():
-        v = cfg.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1:
-            raise ReportError(f"report.{key} must be a number in (0, 1), e.g. {default}; got {v!r}")
-        out[key] = float(v)
-    out["alpha"] = report_settings(run)["alpha"]
-    return out
+    section = report_section(run)
+    return {
+        "phase_threshold": float(section.phase_threshold),
+        "phase_exponent_margin": float(section.phase_exponent_margin),
+        "alpha": report_settings(run)["alpha"],
+    }
 
 
 def _field(params: dict[str, Any], info: dict[str, Any], method: str, name: str) -> Any:

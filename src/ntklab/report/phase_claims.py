@@ -10,7 +10,7 @@ The claims (theory a phase grid tests, :mod:`ntklab.report.phase`):
    ``nn_lin_rel`` reaches the threshold -- scales like :math:`\alpha^* \sim 1/\sqrt{\text{width}}`
    (Geiger et al. 2019).
 
-How a verdict is decided (as for the seed's claims, :mod:`ntklab.report.seed`)
+How a verdict is decided (as for the seed's claims, :mod:`ntklab.report.verdicts`)
 --------------------------------------------------------------------------------
 Each claim has *components*: one fitted exponent :math:`b` (with its regression standard
 error and df) per panel (network, parameterization, depth, other swept fields) and, for
@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .findings import claims_table_finding
 from .phase import (
     crossover_exponents,
     crossovers,
@@ -293,7 +294,9 @@ def phase_sections(run: Run) -> list[dict[str, Any]]:
          "claims", "table": verdicts, "display": verdicts.drop(columns="theory"),
          "notes": [f"Theory ({c}): {w}." for c, w in PHASE_CLAIMS.items()] + [rule],
          "intro": f"Threshold {thr:g} on nn_lin_rel (report.phase_threshold), margin "
-         f"{margin:g} on exponents, α = {alpha:g}; laziness axes: {axes}."},
+         f"{margin:g} on exponents, α = {alpha:g}; laziness axes: {axes}.",
+         "findings": [f for f in (claims_table_finding(
+             verdicts, f"The phase diagram's {len(verdicts)} anchor claims"),) if f]},
     ]  # fmt: skip
     exps = exponent_table(run, grid)
     sections.append(

@@ -2,7 +2,8 @@
 statistical settings (:func:`report_settings`).
 
 Only trials whose status is ``done`` enter any table; a run in progress or with failed
-trials is reported on what is finished, and :meth:`Run.notes` says so.
+trials is reported on what is finished, and :func:`~ntklab.report.notes.run_notes`
+says so.
 """
 
 from __future__ import annotations
@@ -16,12 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import DataConfig, MethodConfig, ReportSection, StudyConfig
 from ..store import FINAL, GENERATOR_METHOD, RunStore, StoreError
+from .configs import (
+    parse_data,
+    parse_method,
+    parse_points,
+    parse_report,
+    parse_study,
+    point_methods,
+)
 
-__all__ = ["ReportError", "Run", "load_run", "report_settings", "REPORT_DEFAULTS", "NETWORK_KINDS"]
-
-#: ``methods.kind`` values (lower case) that denote a trained finite network.
-NETWORK_KINDS = frozenset({"network", "nn", "net", "mlp"})
+__all__ = ["ReportError", "Run", "load_run", "report_section", "report_settings"]
 
 
 class ReportError(ValueError):
@@ -75,6 +82,7 @@ class Run:
             ]
             errs = errs[mask]
         self._errors_done = errs
+        self._typed: dict[Any, Any] = {}  # the config as the schema's models, read once
         self._attempted: dict[tuple[int, str], set[int]] = {}
         for df in (self.results, errs):
             for (p, m), grp in df.groupby(["point", "method"]):
@@ -108,8 +116,54 @@ class Run:
     @property
     def settings(self) -> dict[str, float]:
         """The report's statistical settings: ``equivalence_margin`` (relative) and ``alpha``
-        from the config's ``report`` table, else the defaults (:data:`REPORT_DEFAULTS`)."""
+        from the config's ``report`` table (:class:`~ntklab.config.schema.ReportSection`)."""
         return report_settings(self)
+
+    @property
+    def study_config(self) -> StudyConfig | None:
+        """The stored config as the schema's :class:`StudyConfig` (None for a store whose
+        config the schema does not accept)."""
+        if "study" not in self._typed:
+            self._typed["study"] = parse_study(self.config)
+        return self._typed["study"]
+
+    @property
+    def data_config(self) -> DataConfig | None:
+        """The config's ``[data]`` as a :class:`DataConfig` (None without one)."""
+        if "data" not in self._typed:
+            study = self.study_config
+            self._typed["data"] = study.data if study is not None else parse_data(self.config)
+        return self._typed["data"]
+
+    def method_config(self, method: str, point: int | None = None) -> MethodConfig:
+        """A method's resolved settings as a :class:`MethodConfig`: at sweep point ``point``
+        (its swept values applied: the stored sweep replayed, else the point's values
+        applied to the methods table's specs), else the base config's, else the methods
+        table's spec (:mod:`ntklab.report.configs`)."""
+        key = ("method", method, point)
+        if key not in self._typed:
+            found = None
+            if point is not None and len(self.points) > 1:
+                if "points" not in self._typed:
+                    stored = {p: self.point_params(p) for p in self.point_ids}
+                    self._typed["points"] = parse_points(self.config, stored)
+                found = _named(self._typed["points"].get(point), method)
+                if found is None:
+                    specs = {
+                        m: (k, s)
+                        for m, k, s in zip(
+                            self.methods["method"], self.methods["kind"], self.methods["spec"],
+                            strict=True,
+                        )
+                    }  # fmt: skip
+                    found = point_methods(specs, self.point_params(point)).get(method)
+            if found is None:
+                found = _named(self.study_config, method)
+            if found is None:
+                info = self.method_info(method)
+                found = parse_method(method, info.get("kind"), info.get("spec"))
+            self._typed[key] = found
+        return self._typed[key]
 
     @property
     def name(self) -> str:
@@ -160,20 +214,9 @@ class Run:
         return info
 
     def method_trial_limit(self, method: str) -> int | None:
-        """The method's own trial count (``trials`` in its resolved spec, or in the config's
-        ``methods`` entry), when it runs in fewer trials than the study; else None."""
-        spec = self.method_info(method).get("spec") or {}
-        value = spec.get("trials") if isinstance(spec, dict) else None
-        if value is None:
-            entries = self.config.get("methods") if isinstance(self.config, dict) else None
-            if isinstance(entries, dict):
-                entries = [dict(v, name=k) for k, v in entries.items() if isinstance(v, dict)]
-            for entry in entries or []:
-                if isinstance(entry, dict) and entry.get("name") == method:
-                    value = entry.get("trials")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None
-        return int(value)
+        """The method's own trial count (``trials`` of its :class:`MethodConfig`), when it
+        runs in fewer trials than the study; else None."""
+        return self.method_config(method).trials
 
     def expected_trials(self, method: str, point: int) -> int:
         """Finished trials at ``point`` that should have a value of ``method``: all of them,
@@ -198,9 +241,8 @@ class Run:
         return int(err.loc[sel, "trial"].nunique())
 
     def is_network(self, method: str) -> bool:
-        """True for a trained finite network (``kind`` in :data:`NETWORK_KINDS` or family NN)."""
-        info = self.method_info(method)
-        return str(info.get("kind") or "").lower() in NETWORK_KINDS or info.get("family") == "NN"
+        """True for a trained finite network (``kind = "network"`` in the methods table)."""
+        return self.method_info(method).get("kind") == "network"
 
     @property
     def network_methods(self) -> list[str]:
@@ -311,81 +353,10 @@ class Run:
         return bool((self.results["metric"] == metric).any())
 
     def width(self, point: int, method: str) -> float:
-        """Hidden-layer width of a network method at a sweep point (NaN if unknown).
-
-        Taken from the point's params (``methods.<method>.width``, else the one key ending in
-        ``width``), else from the method's spec.
-        """
-        params = self.point_params(point)
-        for key, value in params.items():
-            if key.endswith("width") and f".{method}." in f".{key}":
-                return float(value)
-        widths = {float(v) for k, v in params.items() if k.endswith("width")}
-        if len(widths) == 1:
-            return widths.pop()
-        found = _find_key(self.method_info(method).get("spec") or {}, "width")
-        return float(found) if isinstance(found, int | float) else math.nan
-
-    # -- notes ---------------------------------------------------------------------------------
-    def notes(self, metric: str = "rmse") -> list[str]:
-        """One line each about anything incomplete: pending or failed trials, failed methods,
-        diverged networks, missing values."""
-        out = []
-        exp = self.n_expected
-        if self.n_failed:
-            failed = self.trials[self.trials["status"] == "failed"]
-            first = failed.iloc[0]
-            msg = str(first["error"] or "no message").splitlines()[0][:200]
-            out.append(
-                f"{self.n_failed} trial(s) failed (first: point {first['point']} trial "
-                f"{first['trial']}: {msg}); the tables use the {self.n_done} finished trial(s) only"
-            )
-        if exp is not None and self.n_done + self.n_failed < exp:
-            out.append(
-                f"run incomplete (in progress or interrupted): {self.n_done} of {exp} trials "
-                f"finished; the tables use the finished ones"
-            )
-        if len(self.errors):
-            done = set(
-                zip(
-                    self.trials.loc[self.trials["status"] == "done", "point"],
-                    self.trials.loc[self.trials["status"] == "done", "trial"],
-                    strict=True,
-                )
-            )
-            errs = self.errors[
-                [
-                    (p, t) in done
-                    for p, t in zip(self.errors["point"], self.errors["trial"], strict=True)
-                ]
-            ]
-            for method, grp in errs.groupby("method", sort=False):
-                msg = str(grp["message"].iloc[0]).splitlines()[0][:200]
-                out.append(f"{method} failed in {len(grp)} finished trial(s) (first: {msg})")
-        for point in self.point_ids:
-            wide = self.final(metric, point)
-            where = "" if len(self.points) <= 1 else f" at point {point}"
-            for method in wide.columns:
-                missing = self.expected_trials(method, point) - int(wide[method].notna().sum())
-                if missing > 0:
-                    out.append(
-                        f"{method}{where}: {missing} finished trial(s) without a finite "
-                        f"{metric}; excluded from its mean"
-                    )
-            div = self.final("diverged", point)
-            for method in div.columns:
-                k = int((div[method] > 0).sum())
-                if k:
-                    out.append(f"{method}{where}: training diverged in {k} trial(s)")
-        limits = {m: self.method_trial_limit(m) for m in self.method_names}
-        limits = {m: t for m, t in limits.items() if t is not None}
-        if limits:
-            out.append(
-                "per-method trial counts: "
-                + ", ".join(f"{m}: {t}" for m, t in limits.items())
-                + "; paired statistics use the trials both methods have"
-            )
-        return out
+        """Hidden-layer width of a network method at a sweep point (its
+        :class:`MethodConfig` there; NaN if unknown)."""
+        width = self.method_config(method, point).width
+        return float(width) if width is not None else math.nan
 
 
 def load_run(path: str | Path) -> Run:
@@ -424,43 +395,41 @@ def _done_rows(results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     return results.merge(done, on=["point", "trial"], how="inner").reset_index(drop=True)
 
 
-def _find_key(obj: Any, key: str) -> Any:
-    """First value of ``key`` in a nested dict/list structure (depth first), else None."""
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        items = obj.values()
-    elif isinstance(obj, list):
-        items = obj
-    else:
+def _named(config: StudyConfig | None, method: str) -> MethodConfig | None:
+    if config is None:
         return None
-    for v in items:
-        found = _find_key(v, key)
-        if found is not None:
-            return found
-    return None
+    return next((m for m in config.methods if m.name == method), None)
 
 
-# ---- settings and the seed ---------------------------------------------------------------------
-#: Defaults of the config's ``[report]`` table: the equivalence margin, *relative* to the mean
-#: of the reference method of each comparison, and the level of every test.
-REPORT_DEFAULTS: dict[str, float] = {"equivalence_margin": 0.02, "alpha": 0.05}
+def report_section(run: Run) -> ReportSection:
+    """The run config's ``[report]`` table as its :class:`~ntklab.config.schema.ReportSection`
+    (its defaults where the config sets none).
+
+    Raises
+    ------
+    ReportError
+        If the table is invalid (one line naming the key).
+    """
+    try:
+        section = run.study_config.report if run.study_config is not None else None
+        return section or parse_report(run.config)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def report_settings(
     run: Run, *, margin: float | None = None, alpha: float | None = None
 ) -> dict[str, float]:
     """``{"equivalence_margin": ..., "alpha": ...}``: the arguments, else the run config's
-    ``report`` table, else :data:`REPORT_DEFAULTS`.
+    ``[report]`` table (:class:`~ntklab.config.schema.ReportSection`, with its defaults).
+    The margin is *relative* to the mean of the reference method of each comparison.
 
     Raises
     ------
     ReportError
         If the margin is not a positive number or alpha is not in (0, 1).
     """
-    cfg = run.config.get("report") if isinstance(run.config, dict) else None
-    cfg = cfg if isinstance(cfg, dict) else {}
-    out = {k: cfg.get(k, v) for k, v in REPORT_DEFAULTS.items()}
+    out: dict[str, Any] = report_section(run).model_dump()
     if margin is not None:
         out["equivalence_margin"] = margin
     if alpha is not None:

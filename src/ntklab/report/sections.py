@@ -8,31 +8,43 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..store import GENERATOR_METHOD, assumed_line
+from .attribution import attribution_missing, attribution_table, has_attribution, same_time_table
 from .benchmark import benchmark_parts, is_benchmark
 from .equivalence import equivalence_table, ties_with_generator, width_slopes
+from .findings import (
+    Finding,
+    attribution_finding,
+    best_method_finding,
+    counts_finding,
+    equivalence_finding,
+    ratio_finding,
+    reproduction_finding,
+    same_time_finding,
+    slope_finding,
+    verdict_finding,
+)
 from .phase import has_phase_grid
 from .phase_claims import phase_sections
 from .protocol import is_seed_protocol, resolve_generator, seed_comparison
 from .render import plus_minus
 from .runs import Run, report_settings
-from .seed import (
+from .tables import layer_change, main_table, nn_ntk_ratios, paired_differences
+from .verdicts import (
     CLAIMS,
     RATIO_TOLERANCE,
-    attribution_missing,
-    attribution_table,
-    has_attribution,
-    same_time_table,
-    seed_verdicts,
+    Verdict,
+    evaluate_claims,
     verdict_details,
+    verdict_frame,
 )
-from .tables import layer_change, main_table, nn_ntk_ratios, paired_differences
 
 __all__ = ["Section", "build_sections", "header_lines"]
 
 
 @dataclass
 class Section:
-    """One titled part of a report: a table (or None) and note lines under it."""
+    """One titled part of a report: a table (or None) and note lines under it, and the
+    sentences it adds to the report's Findings block (:mod:`ntklab.report.findings`)."""
 
     key: str
     title: str
@@ -40,6 +52,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     intro: str = ""
     display: pd.DataFrame | None = None  # formatted text for md/latex/html (table: for CSV)
+    findings: list[Finding] = field(default_factory=list)
 
     def shown(self) -> pd.DataFrame | None:
         """What the text formats show (``display`` if set, else ``table``)."""
@@ -72,12 +85,19 @@ def header_lines(run: Run) -> list[tuple[str, str]]:
 
 
 def _add_table(
-    sections: list[Section], run: Run, key: str, title: str, table: pd.DataFrame, notes: list[str]
+    sections: list[Section],
+    run: Run,
+    key: str,
+    title: str,
+    table: pd.DataFrame,
+    notes: list[str],
+    findings: list[Finding | None] = (),
 ) -> None:
     """Append a section of ``table`` (without its point column when there is one point),
     unless the table is empty."""
     if len(table):
-        sections.append(Section(key, title, _drop_point(run, table), notes))
+        found = [f for f in findings if f is not None]
+        sections.append(Section(key, title, _drop_point(run, table), notes, findings=found))
 
 
 def build_sections(
@@ -101,6 +121,8 @@ def build_sections(
     sections = []
     table = main_table(run, compare_seed=compare_seed)
     seed = "seed_mean" in table
+    seed_run = seed and is_seed_protocol(run)
+    headline = reproduction_finding(table) if seed_run else best_method_finding(run, table)
     for point in run.point_ids:
         part = table[table["point"] == point].drop(columns="point")
         notes = [_counts_note(part)]
@@ -127,18 +149,23 @@ def build_sections(
         if seed and is_seed_protocol(run):
             title = "Test RMSE beside the seed's table" + title[len("Test RMSE") :]
         key = "main" if len(run.points) <= 1 else f"main_point{point}"
+        part = part.reset_index(drop=True)
+        first = len(sections) == 0
         sections.append(
             Section(
                 key,
                 title,
-                part.reset_index(drop=True),
+                part,
                 notes,
                 "Mean test RMSE over finished trials; SE = sample SD / √n.",
+                display=_without_redundant_label(part),
+                findings=[f for f in (headline, counts_finding(run, table)) if f] if first else [],
             )
         )
     verdicts = seed_comparison(run, compare_seed)
+    claims = evaluate_claims(run) if verdicts else []
     if verdicts:
-        sections.append(_verdict_section(run, margin, alpha))
+        sections.append(_verdict_section(run, claims, margin, alpha))
     if has_attribution(run):
         sections.append(_attribution_section(run))
     same_t = same_time_table(run)
@@ -156,6 +183,7 @@ def build_sections(
                     "test points of the network minus its linearization; kernel_drift: "
                     "‖Θ_T − Θ_0‖_F / ‖Θ_0‖_F of the empirical NTK (when stored)."
                 ],
+                findings=[f for f in (same_time_finding(same_t),) if f],
             )
         )
     _add_table(
@@ -171,18 +199,20 @@ def build_sections(
         ]
         + (["seed change %: the same formula on the seed's table."] if seed else []),
     )
+    ratios = nn_ntk_ratios(run, compare_seed=compare_seed)
     _add_table(
         sections,
         run,
         "nn_kernel_ratios",
         "Network / kernel RMSE ratios at equal depth",
-        nn_ntk_ratios(run, compare_seed=compare_seed),
+        ratios,
         [
             "ratio = mean RMSE of the network / mean RMSE of the kernel method of the same "
             "depth, on the n trials both have, with its 95 % CI (delta method on the log "
             "ratio); mean diff = paired mean of network − kernel with its 95 % t CI; "
             "same param.: the kernel is the network's own NTK or NNGP."
         ],
+        [None if seed_run else ratio_finding(ratios)],
     )
     gen = resolve_generator(run, generator)
     if gen is not None and gen in set(run.final("rmse").columns):
@@ -210,7 +240,7 @@ def build_sections(
             )
         )
     if verdicts:
-        details = verdict_details(run)
+        details = verdict_details(run, claims)
         if len(details):
             sections.append(
                 Section(
@@ -253,6 +283,7 @@ def build_sections(
                     "of trials whose training diverged."
                 ],
                 display=plus_minus(_drop_point(run, eq)),
+                findings=[f for f in (equivalence_finding(eq),) if f],
             )
         )
         slopes = (
@@ -272,11 +303,20 @@ def build_sections(
                         "Least-squares slope of log(mean) on log(width); wide-network theory predicts "
                         "−1/2 (Lee et al. 2019)."
                     ],
+                    findings=[f for f in (slope_finding(slopes),) if f],
                 )
             )
     if has_phase_grid(run):  # a sweep over width x (lazy_scale or lr): the phase diagram
         sections += [Section(**part) for part in phase_sections(run)]
     return sections
+
+
+def _without_redundant_label(part: pd.DataFrame) -> pd.DataFrame | None:
+    """The main table without its ``label`` column where every label is the method's name
+    (for the text formats; the CSV keeps it), else None (show the table as it is)."""
+    if "label" in part and (part["label"].astype(str) == part["method"].astype(str)).all():
+        return part.drop(columns="label")
+    return None
 
 
 def _counts_note(part: pd.DataFrame) -> str:
@@ -330,8 +370,8 @@ def _tost_notes(margin: float, alpha: float, reference: str, m: int) -> list[str
     ]
 
 
-def _verdict_section(run: Run, margin: float, alpha: float) -> Section:
-    verdicts = _drop_point(run, seed_verdicts(run))
+def _verdict_section(run: Run, claims: list[Verdict], margin: float, alpha: float) -> Section:
+    verdicts = _drop_point(run, verdict_frame(claims))
     shown = verdicts.drop(columns="seed_says")
     notes = [f"The seed says ({claim}): “{words}”." for claim, words in CLAIMS.items()]
     notes += [
@@ -356,6 +396,7 @@ def _verdict_section(run: Run, margin: float, alpha: float) -> Section:
         notes,
         f"Margin {margin:g} (relative), α = {alpha:g}.",
         display=shown,
+        findings=[f for f in (verdict_finding(claims, len(run.points) > 1),) if f],
     )
 
 
@@ -386,4 +427,5 @@ def _attribution_section(run: Run) -> Section:
         "Attribution: from the seed's NTK row to its network, one cause at a time",
         att,
         notes,
+        findings=[f for f in (attribution_finding(att),) if f],
     )

@@ -42,6 +42,7 @@ __all__ = [
     "finite_rows",
     "mean_se",
     "paired_stats",
+    "t_side",
 ]
 
 
@@ -310,3 +311,18 @@ def paired_stats(x: Any, y: Any, *, confidence: float = 0.95) -> dict[str, float
             except ValueError:
                 pass
     return out
+
+
+def t_side(estimate: float, se: float, df: float, side: str) -> float:
+    """p-value of a t test of 0: ``less`` (H1 < 0), ``greater`` or ``two-sided``."""
+    if not (np.isfinite(estimate) and np.isfinite(se) and np.isfinite(df) and df >= 1):
+        return math.nan
+    if se == 0:
+        hit = {"less": estimate < 0, "greater": estimate > 0, "two-sided": estimate != 0}[side]
+        return 0.0 if hit else 1.0
+    t = estimate / se
+    if side == "less":
+        return float(stats.t.cdf(t, df))
+    if side == "greater":
+        return float(stats.t.sf(t, df))
+    return float(2 * stats.t.sf(abs(t), df))

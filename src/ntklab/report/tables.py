@@ -18,13 +18,13 @@ Equivalence by TOST and the width-sweep measures are in :mod:`ntklab.report.equi
 the run itself in :mod:`ntklab.report.runs`.
 
 Only trials whose status is ``done`` enter any table; a run in progress or with failed
-trials is reported on what is finished, and :meth:`Run.notes` says so.
+trials is reported on what is finished, and :func:`~ntklab.report.notes.run_notes`
+says so.
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -103,31 +103,25 @@ def main_table(run: Run, *, metric: str = "rmse", compare_seed: bool | None = No
     return pd.DataFrame(rows, columns=cols)
 
 
-_SEED_NAME = re.compile(r"(NN|GP|NTKA|NTKJ|NTKB)([0-9]+)(-[A-Za-z0-9]+)?")
-_CHAIN_DEPTH = re.compile(r"(?:NTK-NN|NN|GP|NTKA|NTKJ|NTKB)([0-9]+)(?:-.*)?")
-
-
-def _family_depth(run: Run, method: str) -> tuple[str | None, int | None]:
-    """Family and depth of a method: from the methods table, else (for the seed's names and
-    the attribution methods, ``NTKJ1-corrected``, ``NTK-NN2-T``) from the name."""
+def _family_depth(run: Run, method: str, point: int | None = None) -> tuple[str | None, int | None]:
+    """Family and depth of a method (at sweep point ``point``): from the methods table, else
+    from its :class:`~ntklab.config.schema.MethodConfig` there (``family``; ``layers``, a
+    published formula's from its kernel's name)."""
     info = run.method_info(method)
     family, depth = info["family"], info["depth"]
-    m = _SEED_NAME.fullmatch(method)
-    if family is None and m:
-        family = m.group(1) + (m.group(3) or "")  # NTKJ1-corrected: family NTKJ-corrected
-    if depth is None:
-        m = _CHAIN_DEPTH.fullmatch(method)
-        if m:
-            depth = int(m.group(1))
+    if family is None or depth is None:
+        config = run.method_config(method, point)
+        family = family if family is not None else config.family
+        depth = depth if depth is not None else config.layers
     return family, depth
 
 
-def method_depth(run: Run, method: str) -> int | None:
-    """Hidden layers of a method (methods table, else read from the seed's naming)."""
-    return _family_depth(run, method)[1]
+def method_depth(run: Run, method: str, point: int | None = None) -> int | None:
+    """Hidden layers of a method (at sweep point ``point``; :func:`_family_depth`)."""
+    return _family_depth(run, method, point)[1]
 
 
-def _families(run: Run, methods: list[str]) -> dict[str, dict[int, str]]:
+def _families(run: Run, methods: list[str], point: int | None = None) -> dict[str, dict[int, str]]:
     """{family: {depth: method}} for methods with both a family and a depth.
 
     Where several methods share a family and a depth (the seed's ``NTKJ1`` and the network's
@@ -135,7 +129,7 @@ def _families(run: Run, methods: list[str]) -> dict[str, dict[int, str]]:
     family and each other one is grouped by its name with the depth written ``k``
     (``NTK-NNk``, ``NTK-NNk-T``), so that no method is lost and none is paired across kinds.
     """
-    found = [(m, *_family_depth(run, m)) for m in methods]
+    found = [(m, *_family_depth(run, m, point)) for m in methods]
     found = [(m, f, d) for m, f, d in found if f and d is not None]
     count: dict[tuple[str, int], int] = {}
     for _, f, d in found:
@@ -176,7 +170,7 @@ def layer_change(
     rows = []
     for point in run.point_ids:
         present = [m for m in run.final(metric, point).columns]
-        for family, by_depth in _families(run, present).items():
+        for family, by_depth in _families(run, present, point).items():
             depths = sorted(by_depth)
             for da, db in zip(depths[:-1], depths[1:], strict=True):
                 a, b = by_depth[da], by_depth[db]
@@ -250,10 +244,10 @@ def nn_ntk_ratios(
         kernels = [m for m in present if not run.is_network(m)]
         for net in nets:
             ni = run.method_info(net)
-            depth = method_depth(run, net)
+            depth = method_depth(run, net, point)
             for ker in kernels:
                 ki = run.method_info(ker)
-                if depth is None or method_depth(run, ker) != depth:
+                if depth is None or method_depth(run, ker, point) != depth:
                     continue
                 both = run.common_trials([net, ker], metric, point)
                 xn, xk = both[net], both[ker]

@@ -39,7 +39,6 @@ Jacot, A., Gabriel, F. and Hongler, C. (2018). Neural tangent kernel. NeurIPS 31
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from ..metrics import rmse
 from ..networks import resolve_device
 from . import engine
 from .fused import StackedFusedSGD, fused_sgd, fused_specs
-from .results import CenteredNetwork, TrainResult, lazy_scaled
+from .results import CenteredNetwork, TrainResult, lazy_scaled, steps_per_epoch
 from .sgd import FunctionalSGD
 
 __all__ = [
@@ -310,10 +309,6 @@ def _check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, reco
     return X, y, X_test, y_test, epochs, batch_size, record_every, check_every, divergence_factor
 
 
-def _steps_per_epoch(m: int, batch_size: int | None) -> int:
-    return 1 if batch_size is None else math.ceil(m / batch_size)
-
-
 # ---- public API ------------------------------------------------------------------------------
 def train(
     net: nn.Module,
@@ -443,7 +438,7 @@ def train(
         diverged_epoch=curves.diverged_epoch[0],
         lr=lr,
         centered=bool(centered),
-        steps_per_epoch=_steps_per_epoch(X.shape[0], batch_size),
+        steps_per_epoch=steps_per_epoch(X.shape[0], batch_size),
         batch_size=batch_size,
     )
 
@@ -745,7 +740,7 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
                 diverged_epoch=curves.diverged_epoch[j],
                 lr=lrs[j],
                 centered=bool(centered),
-                steps_per_epoch=_steps_per_epoch(m, opts["batch_size"]),
+                steps_per_epoch=steps_per_epoch(m, opts["batch_size"]),
                 batch_size=opts["batch_size"],
             )
         )

@@ -12,7 +12,16 @@ from .._validation import check_matrix
 from ..metrics import rmse
 from ..networks import predict_numpy, predict_numpy_unchecked
 
-__all__ = ["CenteredNetwork", "TrainResult", "lazy_scaled"]
+__all__ = ["CenteredNetwork", "TrainResult", "lazy_scaled", "steps_per_epoch"]
+
+
+def steps_per_epoch(m: int, batch_size: int | None) -> int:
+    r"""Gradient steps per epoch on ``m`` rows: :math:`\lceil m / \text{batch\_size}\rceil`,
+    one for full batches (``None`` or ``batch_size >= m``). The one definition of the
+    training time that the NTK prediction at the same time uses (SPEC §6 time matching)."""
+    if batch_size is None or batch_size >= m:
+        return 1
+    return -(-int(m) // int(batch_size))
 
 
 class CenteredNetwork(nn.Module):

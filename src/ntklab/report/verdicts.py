@@ -1,13 +1,9 @@
-r"""The seed's reproduction: the attribution of its NTK → NN gap, and verdicts on its claims.
+r"""Verdicts on the seed's claims of its §4.2.
 
-* :func:`attribution_table` -- walks :data:`~ntklab.report.reference.ATTRIBUTION_CHAIN`
-  from the seed's NTK row to its network row, one cause at a time, with the paired change
-  at each step, its 95 % interval and its share of the whole gap.
-* :func:`seed_verdicts` -- one line per claim of the seed's §4.2 (NN ≈ 3× NTK; GP ≈ NTK;
-  K1 nearer to NN than any NTK; the 1 → 2 layer changes do not match): ``reproduced``,
-  ``not reproduced`` or ``cannot tell``, with the numbers; :func:`verdict_details` gives
-  every comparison behind them.
-* :func:`same_time_pairs` -- the (network, NTK at its training time) pairs a run has.
+* :func:`seed_verdicts` -- one line per claim (NN ≈ 3× NTK; GP ≈ NTK; K1 nearer to NN than
+  any NTK; the 1 → 2 layer changes do not match): ``reproduced``, ``not reproduced`` or
+  ``cannot tell``, with the numbers; :func:`verdict_details` gives every comparison behind
+  them; :func:`evaluate_claims` the :class:`Verdict` objects themselves.
 
 How a verdict is decided
 ------------------------
@@ -34,30 +30,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .attribution import common_columns, log_shares, present_methods, same_time_reading
 from .equivalence import tost_table
-from .reference import (
-    SEED_DEPTHS,
-    SEED_NTK_FAMILIES,
-    SEED_TABLE,
-    attribution_chain,
-    attribution_methods,
-    same_time_pair,
-)
+from .reference import SEED_DEPTHS, SEED_NTK_FAMILIES, SEED_TABLE, same_time_pair
+from .render import format_estimate_ci
 from .runs import Run, report_settings
-from .stats import holm, log_mean_contrast, paired_t, tost
+from .stats import holm, log_mean_contrast, paired_t, t_side, tost
 
 __all__ = [
     "RATIO_TOLERANCE",
     "CLAIMS",
     "Verdict",
-    "attribution_table",
-    "attribution_missing",
-    "has_attribution",
-    "same_time_pairs",
     "seed_verdicts",
     "verdict_details",
+    "verdict_frame",
     "evaluate_claims",
 ]
 
@@ -77,162 +64,10 @@ CLAIMS: dict[str, str] = {
     "percentage change in mean RMSE of the NN",
 }
 
-_COMPONENT_COLUMNS = [
-    "point",
-    "claim",
-    "comparison",
-    "n",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "seed",
-    "statement",
-    "p_claim",
-    "p_against",
-    "p_against_holm",
-    "role",
-]
+_COMPONENT_COLUMNS = ["point", "claim", "comparison", "n", "estimate", "ci_low", "ci_high",
+                      "seed", "statement", "p_claim", "p_against", "p_against_holm", "role"]  # fmt: skip
 
 
-# ---- attribution ---------------------------------------------------------------------------------
-def _present(run: Run, point: int, metric: str = "rmse") -> set[str]:
-    wide = run.final(metric, point)
-    return {m for m in wide.columns if wide[m].notna().any()}
-
-
-def has_attribution(run: Run) -> bool:
-    """True if the run has a method of the attribution chain beyond the seed's own rows."""
-    extra = set(attribution_methods()) - set(SEED_TABLE)
-    return bool(extra & set(run.method_names))
-
-
-def attribution_missing(run: Run, point: int, metric: str = "rmse") -> dict[int, list[str]]:
-    """{depth: chain methods without a finite value at ``point``}, for the depths that have
-    at least one attribution method."""
-    present = _present(run, point, metric)
-    out = {}
-    for k in SEED_DEPTHS:
-        names = [s.method for s in attribution_chain(k)]
-        if (set(names) - set(SEED_TABLE)) & present:
-            out[k] = [m for m in names if m not in present]
-    return out
-
-
-def _pair(run: Run, a: str, b: str, metric: str, point: int) -> tuple[np.ndarray, np.ndarray]:
-    both = _columns(run, [a, b], metric, point)
-    return both[:, 0], both[:, 1]
-
-
-def attribution_table(run: Run, *, metric: str = "rmse") -> pd.DataFrame:
-    r"""The walk from the seed's NTK row to its network row, one cause at a time (SPEC §7.2).
-
-    For each depth k = 1, 2 and sweep point, the methods of
-    :data:`~ntklab.report.reference.ATTRIBUTION_CHAIN` present in the run, in order. Each row:
-    the method's mean and SE over its own finite trials; ``change`` = the paired mean
-    difference from the previous method present, on the ``n_pairs`` trials both have, with
-    its 95 % t interval; ``share_pct`` = 100 change / total, where the total is the paired
-    mean difference ``NNk − NTKJk`` (the last row, ``total``). A missing method merges its
-    cause into the next present step (``step`` lists the causes). With different trials per
-    step the shares need not add up to 100 %.
-
-    Returns
-    -------
-    DataFrame
-        ``point, depth, step, method, n, mean, se, previous, n_pairs, change, ci_low,
-        ci_high, share_pct``; empty unless the run has an attribution method
-        (:func:`has_attribution`).
-    """
-    run.require_finished()
-    cols = [
-        "point",
-        "depth",
-        "step",
-        "method",
-        "n",
-        "mean",
-        "se",
-        "previous",
-        "n_pairs",
-        "change",
-        "ci_low",
-        "ci_high",
-        "share_pct",
-    ]
-    rows = []
-    if not has_attribution(run):
-        return pd.DataFrame(rows, columns=cols)
-    for point in run.point_ids:
-        wide = run.final(metric, point)
-        missing = attribution_missing(run, point, metric)
-        for k in SEED_DEPTHS:
-            if k not in missing:
-                continue
-            chain = attribution_chain(k)
-            start, end = chain[0].method, chain[-1].method
-            total = paired_t(np.subtract(*_pair(run, end, start, metric, point)))
-            gap = total["mean"]
-            prev: str | None = None
-            causes: list[str] = []
-            for step in chain:
-                causes.append(step.cause)
-                if step.method in missing[k]:
-                    continue
-                values = wide[step.method].dropna()
-                row: dict[str, Any] = {
-                    "point": point,
-                    "depth": k,
-                    "step": " + ".join(causes) if prev is not None else step.cause,
-                    "method": step.method,
-                    "n": int(values.size),
-                    "mean": float(values.mean()),
-                    "se": float(values.std(ddof=1) / math.sqrt(values.size))
-                    if values.size > 1
-                    else math.nan,
-                    "previous": prev,
-                }
-                if prev is not None:
-                    d = paired_t(np.subtract(*_pair(run, step.method, prev, metric, point)))
-                    row.update(
-                        n_pairs=d["n"],
-                        change=d["mean"],
-                        ci_low=d["ci_low"],
-                        ci_high=d["ci_high"],
-                        share_pct=100 * d["mean"] / gap if np.isfinite(gap) and gap else math.nan,
-                    )
-                rows.append(row)
-                prev, causes = step.method, []
-            if np.isfinite(gap):
-                rows.append(
-                    {
-                        "point": point,
-                        "depth": k,
-                        "step": "total: the seed's NTK row → its network row",
-                        "method": end,
-                        "previous": start,
-                        "n_pairs": total["n"],
-                        "change": gap,
-                        "ci_low": total["ci_low"],
-                        "ci_high": total["ci_high"],
-                        "share_pct": 100.0 if gap else math.nan,
-                    }
-                )
-    df = pd.DataFrame(rows, columns=cols)
-    df["n_pairs"] = df["n_pairs"].astype(float)
-    return df
-
-
-def same_time_pairs(run: Run, point: int, metric: str = "rmse") -> list[tuple[int, str, str]]:
-    """``(depth, network, NTK at its training time)`` for each depth whose two methods have
-    at least one trial in common at ``point`` (e.g. ``(1, "NN1", "NTK-NN1-T")``)."""
-    out = []
-    for k in SEED_DEPTHS:
-        nn, ntk = same_time_pair(k)
-        if len(_pair(run, nn, ntk, metric, point)[0]):
-            out.append((k, nn, ntk))
-    return out
-
-
-# ---- verdicts ------------------------------------------------------------------------------------
 @dataclass
 class Verdict:
     """One claim of the seed, judged on one sweep point of a run."""
@@ -249,30 +84,8 @@ class Verdict:
         return CLAIMS[self.claim]
 
 
-def _t_side(estimate: float, se: float, df: float, side: str) -> float:
-    """p-value of a t test of 0: ``less`` (H1 < 0), ``greater`` or ``two-sided``."""
-    if not (np.isfinite(estimate) and np.isfinite(se) and np.isfinite(df) and df >= 1):
-        return math.nan
-    if se == 0:
-        hit = {"less": estimate < 0, "greater": estimate > 0, "two-sided": estimate != 0}[side]
-        return 0.0 if hit else 1.0
-    t = estimate / se
-    if side == "less":
-        return float(stats.t.cdf(t, df))
-    if side == "greater":
-        return float(stats.t.sf(t, df))
-    return float(2 * stats.t.sf(abs(t), df))
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
-
-
-def _fmt_ci(est: float, lo: float, hi: float, spec: str) -> str:
-    if not np.isfinite(est):
-        return "–"
-    ci = f" [{lo:{spec}}, {hi:{spec}}]" if np.isfinite(lo) and np.isfinite(hi) else ""
-    return f"{est:{spec}}{ci}"
+def _fmt_ci(est: float, lo: float, hi: float, sign: bool = False) -> str:
+    return format_estimate_ci(est, lo, hi, sign=sign)
 
 
 def _decide(components: list[dict[str, Any]], alpha: float) -> tuple[str, str]:
@@ -308,11 +121,6 @@ def _component(point: int, claim: str, comparison: str, **kw: Any) -> dict[str, 
     return row
 
 
-def _columns(run: Run, names: list[str], metric: str, point: int) -> np.ndarray:
-    """Trials x methods, the trials that all ``names`` have (finite)."""
-    return run.common_trials(names, metric, point).to_numpy(float)
-
-
 def _need(present: set[str], names: list[str], missing: list[str]) -> bool:
     lack = [m for m in names if m not in present]
     missing.extend(m for m in lack if m not in missing)
@@ -321,14 +129,14 @@ def _need(present: set[str], names: list[str], missing: list[str]) -> bool:
 
 def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
     claim = "NN ≈ 3× NTK"
-    present, missing, comps = _present(run, point, metric), [], []
+    present, missing, comps = present_methods(run, point, metric), [], []
     bound = math.log1p(RATIO_TOLERANCE)
     for k in SEED_DEPTHS:
         for fam in ("NTKJ", "NTKB"):
             nn, ker = f"NN{k}", f"{fam}{k}"
             if not _need(present, [nn, ker], missing):
                 continue
-            c = log_mean_contrast(_columns(run, [nn, ker], metric, point), [1.0, -1.0])
+            c = log_mean_contrast(common_columns(run, [nn, ker], metric, point), [1.0, -1.0])
             seed = SEED_TABLE[nn].mean_rmse / SEED_TABLE[ker].mean_rmse
             t = tost(c["estimate"] - math.log(seed), c["se"], c["df"], -bound, bound, alpha=alpha)
             comps.append(
@@ -346,7 +154,7 @@ def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
     for k in SEED_DEPTHS:
         nn, ntk = same_time_pair(k)
         if nn in present and ntk in present:
-            c = log_mean_contrast(_columns(run, [nn, ntk], metric, point), [1.0, -1.0])
+            c = log_mean_contrast(common_columns(run, [nn, ntk], metric, point), [1.0, -1.0])
             comps.append(
                 _component(
                     point,
@@ -359,7 +167,7 @@ def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
             )
     verdict, why = _decide(comps, alpha)
     parts = [
-        f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3f')}"
+        f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'])}"
         f" (seed {c['seed']:.3f}, n = {c['n']})"
         for c in comps
         if c["role"] == "decides"
@@ -371,59 +179,18 @@ def _claim_ratio(run: Run, point: int, metric: str, alpha: float) -> Verdict:
             ("; " if text else "")
             + "at the same training time "
             + "; ".join(
-                f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3f')}"
+                f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'])}"
                 f" (n = {c['n']})"
                 for c in same_t
             )
         )
-        text += ": " + _same_t_reading(same_t) + _log_shares(comps)
+        text += ": " + same_time_reading(same_t) + log_shares(comps)
     else:
         text += ("; " if text else "") + (
             "what the factor comes from needs NTK-NNk-T (the network's own NTK at its "
             "training time): not in this run"
         )
     return Verdict(point, claim, verdict, _finish(text, why, missing), comps, missing)
-
-
-def _log_shares(comps: list[dict[str, Any]]) -> str:
-    """For each depth with NNk / NTKJk and NNk / NTK-NNk-T: the share of the factor (on the
-    log scale) that lies between the seed's NTK row and the network's own NTK at its training
-    time, i.e. ``1 − log(NN / NTK-NN-T) / log(NN / NTKJ)``."""
-    est = {c["comparison"]: c["estimate"] for c in comps}  # ratios of means
-    out = []
-    for k in SEED_DEPTHS:
-        nn, ntk = same_time_pair(k)
-        total, rest = est.get(f"{nn} / NTKJ{k}"), est.get(f"{nn} / {ntk}")
-        if total is None or rest is None or not (np.isfinite(total) and np.isfinite(rest)):
-            continue
-        if not (total > 1 and rest > 0):
-            continue
-        total, rest = math.log(total), math.log(rest)
-        out.append(
-            f"{100 * (1 - rest / total):.0f} % of log({nn} / NTKJ{k}) lies between NTKJ{k} and {ntk}"
-        )
-    return ("; " + "; ".join(out)) if out else ""
-
-
-def _same_t_reading(same_t: list[dict[str, Any]]) -> str:
-    lo = np.array([c["ci_low"] for c in same_t], dtype=float)
-    hi = np.array([c["ci_high"] for c in same_t], dtype=float)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        return "too few trials to say how close the network is to its own NTK"
-    if np.all((lo <= 1) & (hi >= 1)):
-        return (
-            "the network is indistinguishable from its own NTK prediction at the same "
-            "training time, so a factor against the seed's NTK rows comes from the kernel and "
-            "the training time compared, not from the network leaving the NTK regime"
-        )
-    if np.all(lo > 1):
-        return (
-            "the network is worse than its own NTK prediction at the same training time: "
-            "part of any factor is the network leaving the NTK regime"
-        )
-    if np.all(hi < 1):
-        return "the network is better than its own NTK prediction at the same training time"
-    return "the depths disagree on whether the network matches its own NTK at the same time"
 
 
 def _finish(text: str, why: str, missing: list[str]) -> str:
@@ -436,7 +203,7 @@ def _finish(text: str, why: str, missing: list[str]) -> str:
 
 def _claim_gp(run: Run, point: int, metric: str, margin: float, alpha: float) -> Verdict:
     claim = "GP ≈ NTK"
-    present, missing, pairs = _present(run, point, metric), [], []
+    present, missing, pairs = present_methods(run, point, metric), [], []
     for k in SEED_DEPTHS:
         for fam in ("NTKB", "NTKJ"):
             if _need(present, [f"GP{k}", f"{fam}{k}"], missing):
@@ -468,7 +235,7 @@ def _claim_gp(run: Run, point: int, metric: str, margin: float, alpha: float) ->
         rel = 100 * c["estimate"] / c["mean_reference"]
         seed = 100 * (SEED_TABLE[gp].mean_rmse / SEED_TABLE[ntk].mean_rmse - 1)
         parts.append(
-            f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'], '.3g')}"
+            f"{c['comparison']} = {_fmt_ci(c['estimate'], c['ci_low'], c['ci_high'])}"
             f" ({rel:+.1f} % of {ntk}; seed {seed:+.1f} %; "
             f"{'equivalent' if c['p_claim'] <= alpha else 'not shown equivalent'})"
         )
@@ -484,7 +251,7 @@ def _seed_ntk_rows() -> list[str]:
 
 def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict:
     claim = "K1 nearer to NN than any NTK"
-    present, missing, comps, parts = _present(run, point, metric), [], [], []
+    present, missing, comps, parts = present_methods(run, point, metric), [], [], []
     _need(present, ["K1"], missing)
     for k in SEED_DEPTHS:
         nn = f"NN{k}"
@@ -493,7 +260,7 @@ def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict
         ntks = [t for t in _seed_ntk_rows() if _need(present, [t], missing)]
         best: dict[str, Any] | None = None
         for ntk in ntks:
-            x = _columns(run, ["K1", nn, ntk], metric, point)
+            x = common_columns(run, ["K1", nn, ntk], metric, point)
             mk, mn, mt = x.mean(axis=0) if len(x) else (math.nan,) * 3
             sk, st = np.sign(mk - mn), np.sign(mt - mn)
             d = paired_t(sk * (x[:, 0] - x[:, 1]) - st * (x[:, 2] - x[:, 1]))
@@ -508,8 +275,8 @@ def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict
                 seed=abs(SEED_TABLE["K1"].mean_rmse - SEED_TABLE[nn].mean_rmse)
                 - abs(SEED_TABLE[ntk].mean_rmse - SEED_TABLE[nn].mean_rmse),
                 statement="< 0 (K1 nearer to the network than this NTK)",
-                p_claim=_t_side(d["mean"], d["se"], d["n"] - 1, "less"),
-                p_against=_t_side(d["mean"], d["se"], d["n"] - 1, "greater"),
+                p_claim=t_side(d["mean"], d["se"], d["n"] - 1, "less"),
+                p_against=t_side(d["mean"], d["se"], d["n"] - 1, "greater"),
                 dist_k1=abs(mk - mn),
                 dist_ntk=abs(mt - mn),
                 ntk=ntk,
@@ -526,7 +293,7 @@ def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict
             parts.append(
                 f"{nn}: |K1 − {nn}| = {best['dist_k1']:.4g} vs nearest NTK {best['ntk']} "
                 f"{best['dist_ntk']:.4g}, paired difference "
-                f"{_fmt_ci(best['estimate'], best['ci_low'], best['ci_high'], '.3g')} "
+                f"{_fmt_ci(best['estimate'], best['ci_low'], best['ci_high'])} "
                 f"(seed {seed_k1:.4g} vs {seed_ntk[1]} {seed_ntk[0]:.4g})"
             )
     verdict, why = _decide(comps, alpha)
@@ -535,7 +302,7 @@ def _claim_laplacian(run: Run, point: int, metric: str, alpha: float) -> Verdict
 
 def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float) -> Verdict:
     claim = "1 → 2 layer changes do not match"
-    present, missing, comps = _present(run, point, metric), [], []
+    present, missing, comps = present_methods(run, point, metric), [], []
     bound = math.log1p(margin)
 
     def pct(x: float) -> float:
@@ -547,7 +314,7 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
     nn = ["NN2", "NN1"]
     have_nn = _need(present, nn, missing)
     if have_nn:
-        c = log_mean_contrast(_columns(run, nn, metric, point), [1.0, -1.0])
+        c = log_mean_contrast(common_columns(run, nn, metric, point), [1.0, -1.0])
         t = tost(c["estimate"], c["se"], c["df"], -bound, bound, alpha=alpha)
         comps.append(
             _component(
@@ -560,13 +327,13 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
                 ci_high=pct(c["ci_high"]),
                 seed=seed_pct("NN"),
                 statement="≠ 0 (the network changes)",
-                p_claim=_t_side(c["estimate"], c["se"], c["df"], "two-sided"),
+                p_claim=t_side(c["estimate"], c["se"], c["df"], "two-sided"),
                 p_against=t["p_tost"],
             )
         )
     parts = (
         [
-            f"NN {_fmt_ci(comps[0]['estimate'], comps[0]['ci_low'], comps[0]['ci_high'], '+.1f')} %"
+            f"NN {_fmt_ci(comps[0]['estimate'], comps[0]['ci_low'], comps[0]['ci_high'], sign=True)} %"
             f" (seed {seed_pct('NN'):+.1f} %)"
         ]
         if comps
@@ -576,7 +343,7 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
         names = [f"{fam}2", f"{fam}1"]
         if not _need(present, names, missing):
             continue
-        own = log_mean_contrast(_columns(run, names, metric, point), [1.0, -1.0])
+        own = log_mean_contrast(common_columns(run, names, metric, point), [1.0, -1.0])
         comps.append(
             _component(
                 point,
@@ -592,11 +359,13 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
             )
         )
         text = (
-            f"{fam} {_fmt_ci(pct(own['estimate']), pct(own['ci_low']), pct(own['ci_high']), '+.1f')}"
+            f"{fam} {_fmt_ci(pct(own['estimate']), pct(own['ci_low']), pct(own['ci_high']), sign=True)}"
             f" % (seed {seed_pct(fam):+.1f} %)"
         )
         if have_nn:
-            c = log_mean_contrast(_columns(run, names + nn, metric, point), [1.0, -1.0, -1.0, 1.0])
+            c = log_mean_contrast(
+                common_columns(run, names + nn, metric, point), [1.0, -1.0, -1.0, 1.0]
+            )
             t = tost(c["estimate"], c["se"], c["df"], -bound, bound, alpha=alpha)
             seed_ratio = (1 + seed_pct(fam) / 100) / (1 + seed_pct("NN") / 100)
             comps.append(
@@ -607,12 +376,12 @@ def _claim_layers(run: Run, point: int, metric: str, margin: float, alpha: float
                     **_exp_fields(c),
                     seed=seed_ratio,
                     statement="≠ 1 (the NTK's change does not match the network's)",
-                    p_claim=_t_side(c["estimate"], c["se"], c["df"], "two-sided"),
+                    p_claim=t_side(c["estimate"], c["se"], c["df"], "two-sided"),
                     p_against=t["p_tost"],
                 )
             )
             r = comps[-1]
-            text += f", ÷ NN's {_fmt_ci(r['estimate'], r['ci_low'], r['ci_high'], '.3f')}"
+            text += f", ÷ NN's {_fmt_ci(r['estimate'], r['ci_low'], r['ci_high'])}"
         parts.append(text)
     verdict, why = _decide(comps, alpha)
     text = "% change 1 → 2 layers, ours [95 % CI]: " + "; ".join(parts) if parts else ""
@@ -641,66 +410,31 @@ def evaluate_claims(
     return out
 
 
-def seed_verdicts(run: Run, **kwargs: Any) -> pd.DataFrame:
-    """One row per claim of the seed's §4.2 and sweep point: ``point, claim, verdict,
-    numbers, seed_says`` (verdict: ``reproduced``, ``not reproduced``, ``cannot tell (...)``)."""
+def verdict_frame(verdicts: list[Verdict]) -> pd.DataFrame:
+    """``point, claim, verdict, numbers, seed_says`` of :class:`Verdict` objects, one row each."""
     rows = [
-        {
-            "point": v.point,
-            "claim": v.claim,
-            "verdict": v.verdict,
-            "numbers": v.numbers,
-            "seed_says": v.seed_says,
-        }
-        for v in evaluate_claims(run, **kwargs)
-    ]
+        {"point": v.point, "claim": v.claim, "verdict": v.verdict, "numbers": v.numbers,
+         "seed_says": v.seed_says}
+        for v in verdicts
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=["point", "claim", "verdict", "numbers", "seed_says"])
 
 
-def verdict_details(run: Run, **kwargs: Any) -> pd.DataFrame:
+def seed_verdicts(run: Run, **kwargs: Any) -> pd.DataFrame:
+    """One row per claim of the seed's §4.2 and sweep point: ``point, claim, verdict,
+    numbers, seed_says`` (verdict: ``reproduced``, ``not reproduced``, ``cannot tell (...)``)."""
+    return verdict_frame(evaluate_claims(run, **kwargs))
+
+
+def verdict_details(run: Run, verdicts: list[Verdict] | None = None, **kwargs: Any) -> pd.DataFrame:
     """Every comparison behind :func:`seed_verdicts`: ``point, claim, comparison, n,
     estimate, ci_low, ci_high`` (95 %), ``seed`` (the same quantity from the seed's table),
     ``statement`` (what the claim says of it), ``p_claim`` (the test of the statement),
     ``p_against``, ``p_against_holm`` (the test of its opposite), ``role`` (``decides`` or
-    ``context``)."""
-    rows = [c for v in evaluate_claims(run, **kwargs) for c in v.components]
+    ``context``). ``verdicts``: those of :func:`evaluate_claims`, when already computed."""
+    verdicts = evaluate_claims(run, **kwargs) if verdicts is None else verdicts
+    rows = [c for v in verdicts for c in v.components]
     return pd.DataFrame(
         [{k: c.get(k, math.nan) for k in _COMPONENT_COLUMNS} for c in rows],
         columns=_COMPONENT_COLUMNS,
     )
-
-
-def same_time_table(run: Run, *, metric: str = "rmse") -> pd.DataFrame:
-    """The network beside its own NTK prediction at the same training time, per trial.
-
-    One row per trial that has both ``NNk`` and ``NTK-NNk-T`` (:func:`same_time_pair`), with
-    their test RMSEs and the difference; the network's RMS distance to its linearization on
-    the test points (``nn_lin_rms``, when the run stored it) and the empirical NTK's relative
-    drift during training (``kernel_drift``). The paired mean difference with its 95 % t
-    interval is in the attribution table's "its linearization → the trained network" step.
-
-    Returns
-    -------
-    DataFrame
-        ``point, depth, trial, network, ntk, nn_rmse, ntk_same_t_rmse, difference,
-        nn_lin_rms, kernel_drift`` (empty when no pair is present).
-    """
-    rows = []
-    for point in run.point_ids:
-        extra = {
-            m: run.final(m, point) for m in ("nn_lin_rms", "kernel_drift") if run.has_metric(m)
-        }
-        wide = run.final(metric, point)
-        for k, nn, ntk in same_time_pairs(run, point, metric):
-            both = wide[[nn, ntk]].dropna()
-            for (_, trial), (a, b) in zip(both.index, both.to_numpy(float), strict=True):
-                row = {"point": point, "depth": k, "trial": int(trial), "network": nn, "ntk": ntk,
-                       "nn_rmse": a, "ntk_same_t_rmse": b, "difference": a - b}  # fmt: skip
-                for name, table in extra.items():
-                    value = table[nn].get((point, trial), math.nan) if nn in table else math.nan
-                    row[name] = float(value)
-                rows.append(row)
-    cols = ["point", "depth", "trial", "network", "ntk", "nn_rmse", "ntk_same_t_rmse",
-            "difference", "nn_lin_rms", "kernel_drift"]  # fmt: skip
-    out = pd.DataFrame(rows, columns=cols)
-    return out.dropna(axis=1, how="all") if len(out) else out
