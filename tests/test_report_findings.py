@@ -218,3 +218,20 @@ def test_html_main_table_is_readable_at_1400px(seed_run, tmp_path):
     assert lines == 1, f"{worst!r} wraps into {lines} lines"
     assert re.search(r'data-overflow="(\d)"', dom).group(1) == "0"
     assert "NTKJ1-corrected" in io.StringIO(dom).read()
+
+
+def test_a_diverged_linearization_is_no_ratio_of_zero():
+    # above the critical rate the NTK prediction at the same time is inf: no 0.000x ratio
+    from ntklab.report.findings import equivalence_finding
+
+    eq = pd.DataFrame(
+        {
+            "method": ["lazy", "catapult"],
+            "width": [1024, 1024],
+            "rmse": [0.30, 0.25],
+            "ntk_same_t_rmse": [0.29, math.inf],
+        }
+    )
+    text = equivalence_finding(eq).text
+    assert "0.000×" not in text and "catapult" not in text
+    assert f"{0.30 / 0.29:.3f}×" in text

@@ -267,7 +267,8 @@ def equivalence_finding(eq: pd.DataFrame) -> Finding | None:
     :func:`~ntklab.report.equivalence.equivalence_table` (runs that stored it)."""
     if not {"rmse", "ntk_same_t_rmse"} <= set(eq.columns):
         return None
-    rows = eq[np.isfinite(eq["rmse"].astype(float)) & (eq["ntk_same_t_rmse"] > 0)]
+    ntk = eq["ntk_same_t_rmse"].astype(float)  # inf where the linearized model diverged
+    rows = eq[np.isfinite(eq["rmse"].astype(float)) & np.isfinite(ntk) & (ntk > 0)]
     if not len(rows):
         return None
     ratio = rows["rmse"] / rows["ntk_same_t_rmse"]
