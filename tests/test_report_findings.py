@@ -235,3 +235,23 @@ def test_a_diverged_linearization_is_no_ratio_of_zero():
     text = equivalence_finding(eq).text
     assert "0.000×" not in text and "catapult" not in text
     assert f"{0.30 / 0.29:.3f}×" in text
+
+
+def test_notes_of_a_grid_are_one_line_per_method():
+    # a grid of many points: a method's diverged or missing trials in one line with their
+    # points and counts, never one line per point (the per-cell counts are in the tables)
+    from ntklab.report import notes
+
+    class Grid:
+        points = [{}] * 20
+
+    where = notes._where(Grid(), {p: 2 for p in range(12)})
+    assert (
+        where == " at 12 points (0 (2), 1 (2), 2 (2), 3 (2), 4 (2), 5 (2), 6 (2), 7 (2), +4 more)"
+    )
+    assert notes._where(Grid(), {5: 1}) == " at point 5"
+
+    class One:
+        points = [{}]
+
+    assert notes._where(One(), {0: 3}) == ""
