@@ -23,26 +23,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import math
-import time
 
 import numpy as np
 import torch
+from bench_kernels import (
+    best_of_cpu as best_of,  # the same timing rule (run from benchmarks/ or by path)
+)
 
 import ntklab
 from ntklab.activations import QUADRATURE
 
 SPECS = ("relu", "erf", "leaky_relu", "abrelu(-0.5, 1)", "gelu", "tanh", "softplus", "silu")
-
-
-def best_of(fn, repeats: int) -> tuple[float, float]:
-    """(best wall-clock seconds, CPU seconds of all threads in that run)."""
-    best = (math.inf, math.inf)
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        best = min(best, (time.perf_counter() - t0, time.process_time() - c0))
-    return best
 
 
 def layer_variances(arch, d: int) -> np.ndarray:

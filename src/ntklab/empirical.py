@@ -52,8 +52,7 @@ from torch import nn
 
 from ._validation import check_int, check_pair
 from .architecture import Architecture
-from .layers import DenseModule
-from .networks import FullyConnectedNetwork, resolve_device
+from .networks import resolve_device
 from .training import engine
 from .training.engine import DenseSpec
 
@@ -484,36 +483,20 @@ def monte_carlo_kernels(
 
 def _mc_layers(net) -> tuple[list[DenseSpec] | None, nn.Module | None]:
     """The dense layers of a network of :meth:`ntklab.Architecture.network` and its
-    activation module: (specs, None) for ReLU (:func:`ntklab.training.engine.dense_specs`),
-    (specs, module) for Dense, (ActivationModule, Dense)* with one activation and a scalar
-    output, (None, None) for any other module."""
+    activation module (:func:`ntklab.training.engine.dense_stack`): (specs, None) for ReLU,
+    (specs, module) for one activation of :mod:`ntklab.activations`, (None, None) for any
+    other module."""
     from .activations import ActivationModule
 
-    specs = engine.dense_specs(net)
-    if specs is not None:
+    stack = engine.dense_stack(net)
+    if stack is None:
+        return None, None
+    specs, act = stack
+    if type(act) is nn.ReLU:
         return specs, None
-    if not isinstance(net, FullyConnectedNetwork):
-        return None, None
-    mods = list(net.layers)  # Dense, (activation, Dense) x depth
-    if len(mods) < 3 or len(mods) % 2 == 0 or not isinstance(mods[1], ActivationModule):
-        return None, None
-    for i, mod in enumerate(mods):
-        if type(mod) is not (DenseModule if i % 2 == 0 else type(mods[1])) or (
-            i % 2 and mod.name != mods[1].name
-        ):
-            return None, None
-    if mods[-1].weight.shape[0] != 1:
-        return None, None
-    specs = [
-        DenseSpec(
-            weight=f"layers.{i}.weight",
-            bias=None if mods[i].bias is None else f"layers.{i}.bias",
-            scale=mods[i].scale,
-            beta=mods[i].beta,
-        )
-        for i in range(0, len(mods), 2)
-    ]
-    return specs, mods[1]
+    if isinstance(act, ActivationModule) and len(specs) >= 2:
+        return specs, act
+    return None, None
 
 
 def monte_carlo_nngp(

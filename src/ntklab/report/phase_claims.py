@@ -50,7 +50,7 @@ from .phase import (
     phase_settings,
 )
 from .runs import Run
-from .stats import holm, tost
+from .stats import claim_decision, tost
 
 __all__ = [
     "PHASE_CLAIMS",
@@ -162,14 +162,9 @@ def _decide(comps: list[dict[str, Any]], alpha: float) -> tuple[str, str]:
         roles = pd.Series([c["role"].removeprefix("context: ") for c in comps]).value_counts()
         why = ", ".join(f"{k} ({v})" for k, v in roles.items())
         return "cannot tell", "no fit decides" + (f": {why}" if why else "")
-    adj = holm([c["p_against"] for c in deciding])
-    for c, a in zip(deciding, adj, strict=True):
-        c["p_against_holm"] = float(a)
-    p = np.array([c["p_claim"] for c in deciding], dtype=float)
-    if np.all(np.isfinite(p)) and np.all(p <= alpha):
-        return "reproduced", ""
-    if np.any(np.isfinite(adj) & (adj <= alpha)):
-        return "not reproduced", ""
+    verdict = claim_decision(deciding, alpha)
+    if verdict is not None:
+        return verdict, ""
     return "cannot tell", "the intervals do not decide"
 
 

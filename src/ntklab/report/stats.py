@@ -34,6 +34,7 @@ from scipy import stats
 
 __all__ = [
     "holm",
+    "claim_decision",
     "paired_t",
     "tost",
     "tost_paired",
@@ -326,3 +327,21 @@ def t_side(estimate: float, se: float, df: float, side: str) -> float:
     if side == "greater":
         return float(stats.t.sf(t, df))
     return float(2 * stats.t.sf(abs(t), df))
+
+
+def claim_decision(deciding: list[dict[str, Any]], alpha: float) -> str | None:
+    """The rule every claim's verdict uses, on its deciding comparisons (each a dict with
+    ``p_claim``, the p-value for the claim, and ``p_against``, for its negation):
+    ``"reproduced"`` when every comparison shows the claim at ``alpha`` (an intersection-
+    union test: no correction needed), ``"not reproduced"`` when at least one shows its
+    negation after Holm's correction across them, else ``None`` (cannot tell). Fills each
+    comparison's ``p_against_holm``."""
+    adj = holm([c["p_against"] for c in deciding])
+    for c, a in zip(deciding, adj, strict=True):
+        c["p_against_holm"] = float(a)
+    p_claim = np.array([c["p_claim"] for c in deciding], dtype=float)
+    if len(p_claim) and np.all(np.isfinite(p_claim)) and np.all(p_claim <= alpha):
+        return "reproduced"
+    if np.any(np.isfinite(adj) & (adj <= alpha)):
+        return "not reproduced"
+    return None

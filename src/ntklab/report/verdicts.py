@@ -36,7 +36,7 @@ from .equivalence import tost_table
 from .reference import SEED_DEPTHS, SEED_NTK_FAMILIES, SEED_TABLE, same_time_pair
 from .render import format_estimate_ci
 from .runs import Run, report_settings
-from .stats import holm, log_mean_contrast, paired_t, t_side, tost
+from .stats import claim_decision, log_mean_contrast, paired_t, t_side, tost
 
 __all__ = [
     "RATIO_TOLERANCE",
@@ -93,14 +93,9 @@ def _decide(components: list[dict[str, Any]], alpha: float) -> tuple[str, str]:
     deciding = [c for c in components if c["role"] == "decides"]
     if not deciding:
         return "cannot tell (missing methods)", ""
-    adj = holm([c["p_against"] for c in deciding])
-    for c, a in zip(deciding, adj, strict=True):
-        c["p_against_holm"] = float(a)
-    p_claim = np.array([c["p_claim"] for c in deciding], dtype=float)
-    if np.all(np.isfinite(p_claim)) and np.all(p_claim <= alpha):
-        return "reproduced", ""
-    if np.any(np.isfinite(adj) & (adj <= alpha)):
-        return "not reproduced", ""
+    verdict = claim_decision(deciding, alpha)
+    if verdict is not None:
+        return verdict, ""
     few = any(c["n"] < 2 for c in deciding)
     why = "fewer than 2 paired trials" if few else "the intervals do not decide"
     return "cannot tell (too few trials)", why

@@ -36,6 +36,7 @@ from ..networks import FullyConnectedNetwork
 __all__ = [
     "DenseSpec",
     "dense_specs",
+    "dense_stack",
     "parameters",
     "stack_parameters",
     "unstack_parameters",
@@ -70,11 +71,48 @@ class DenseSpec:
     beta: float
 
 
+def dense_stack(net: nn.Module) -> tuple[list[DenseSpec], nn.Module] | None:
+    """The dense layers of ``net`` and its one activation module, if ``net`` is Dense,
+    (activation, Dense)* with the same activation between every pair and a scalar output;
+    ``None`` for any other module.
+
+    The one structural rule behind the hand-written paths: :func:`dense_specs` (training,
+    ReLU only) and the structured empirical NTK and Monte Carlo (:mod:`ntklab.empirical`,
+    any activation of :mod:`ntklab.activations`).
+    """
+    if not isinstance(net, FullyConnectedNetwork):
+        return None
+    mods = list(net.layers)
+    if len(mods) % 2 == 0:
+        return None
+    act = mods[1] if len(mods) > 1 else nn.ReLU()
+    for i, mod in enumerate(mods):
+        if i % 2 == 0 and type(mod) is not DenseModule:
+            return None
+        if i % 2 and (
+            type(mod) is not type(act) or getattr(mod, "name", None) != getattr(act, "name", None)
+        ):
+            return None
+    if mods[-1].weight.shape[0] != 1:
+        return None
+    specs = [
+        DenseSpec(
+            weight=f"layers.{i}.weight",
+            bias=None if mods[i].bias is None else f"layers.{i}.bias",
+            scale=mods[i].scale,
+            beta=mods[i].beta,
+        )
+        for i in range(0, len(mods), 2)
+    ]
+    return specs, act
+
+
 def dense_specs(net: nn.Module) -> list[DenseSpec] | None:
     """The dense layers of ``net`` if it is Dense, (ReLU, Dense)* with a scalar output.
 
-    This is the one structural rule behind every hand-written fast path: ``None`` for any
-    other module (which then takes the :mod:`torch.func` path).
+    The rule of :func:`dense_stack` with ReLU as the activation: every hand-written
+    training path needs it; ``None`` for any other module (which then takes the
+    :mod:`torch.func` path).
 
     Parameters
     ----------
@@ -84,25 +122,10 @@ def dense_specs(net: nn.Module) -> list[DenseSpec] | None:
     -------
     list of DenseSpec or None
     """
-    if not isinstance(net, FullyConnectedNetwork):
+    stack = dense_stack(net)
+    if stack is None or type(stack[1]) is not nn.ReLU:
         return None
-    mods = list(net.layers)
-    if len(mods) % 2 == 0:
-        return None
-    for i, mod in enumerate(mods):
-        if type(mod) is not (DenseModule if i % 2 == 0 else nn.ReLU):
-            return None
-    if mods[-1].weight.shape[0] != 1:
-        return None
-    return [
-        DenseSpec(
-            weight=f"layers.{i}.weight",
-            bias=None if mods[i].bias is None else f"layers.{i}.bias",
-            scale=mods[i].scale,
-            beta=mods[i].beta,
-        )
-        for i in range(0, len(mods), 2)
-    ]
+    return stack[0]
 
 
 def parameters(net: nn.Module) -> dict[str, torch.Tensor]:
