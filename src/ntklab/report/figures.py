@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import MaxNLocator
 
 from .attribution import same_time_pairs
 from .equivalence import equivalence_table, width_slopes
 from .outputs import check_overwrite
 from .phase import has_phase_grid
-from .phase_figures import PHASE_CAPTIONS, phase_figures
+from .phase_figures import PHASE_CAPTIONS, phase_figures, width_axes
 from .protocol import seed_comparison
 from .runs import ReportError, Run
 from .stats import mean_se, paired_t
@@ -173,14 +173,7 @@ def metric_vs_width(run: Run, metric: str) -> Figure:
             capsize=3,
             label=f"{method} (slope {slope:+.2f})",
         )
-    w = np.array(sorted(eq["width"].unique()), dtype=float)
-    y0 = float(eq.loc[eq["width"] == w[0], metric].median())
-    ax.plot(w, y0 * (w / w[0]) ** -0.5, "k--", lw=1, label="width$^{-1/2}$")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(w, [f"{x:g}" for x in w])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("width (hidden units per layer)")
+    width_axes(ax, eq, metric, "width (hidden units per layer)")
     ax.set_ylabel(metric)
     ax.set_title(f"{run.name}: {metric} vs width")
     ax.grid(which="both", alpha=0.3)

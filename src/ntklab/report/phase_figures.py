@@ -38,6 +38,7 @@ from .phase import (
 from .runs import ReportError, Run
 
 __all__ = [
+    "width_axes",
     "phase_heatmap",
     "crossover_plot",
     "training_curves_plot",
@@ -68,6 +69,20 @@ PHASE_CAPTIONS = {
     "geometric mean over trials, against width (log–log), fitted exponent in the legend; "
     "dashed: width^−1/2 (Geiger et al. 2019).",
 }
+
+
+def width_axes(ax, df: pd.DataFrame, column: str, xlabel: str) -> None:
+    """Log-log axes over the widths of ``df`` with a width^(-1/2) guide through the median
+    of ``column`` at the smallest width (the NTK-parameterization scaling every width plot
+    compares with)."""
+    w = np.array(sorted(df["width"].unique()), dtype=float)
+    y0 = float(df.loc[df["width"] == w[0], column].median())
+    ax.plot(w, y0 * (w / w[0]) ** -0.5, "k--", lw=1, label="width$^{-1/2}$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(w, [f"{x:g}" for x in w])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
 
 
 def _layout(cells: pd.DataFrame, panel: list[str]) -> tuple[list[tuple], list, list[dict]]:
@@ -185,14 +200,7 @@ def crossover_plot(run: Run, axis: str = "lazy_scale") -> Figure:
             sel &= (fits[c] == key[c]).to_numpy()
         b = fits.loc[sel, "exponent"].iloc[0] if sel.any() else math.nan
         ax.plot(by_w.index, by_w.to_numpy(), "o-", label=f"{panel_label(key)} (b = {b:+.2f})")
-    w = np.array(sorted(ok["width"].unique()), dtype=float)
-    y0 = float(ok.loc[ok["width"] == w[0], "crossover"].median())
-    ax.plot(w, y0 * (w / w[0]) ** -0.5, "k--", lw=1, label="width$^{-1/2}$")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(w, [f"{x:g}" for x in w])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("width")
+    width_axes(ax, ok, "crossover", "width")
     ax.set_ylabel(f"crossover {_AXIS_LABEL.get(axis, axis)}")
     ax.set_title(f"{run.name}: lazy/rich crossover")
     ax.grid(which="both", alpha=0.3)
