@@ -58,7 +58,7 @@ class EquivalenceResult:
     metrics : dict of str to float
         ``nn_lin_rms``, ``nn_lin_rel``, ``nn_mean_rms``, ``nn_mean_rel``, ``kernel_drift``,
         ``finite_width_error``, ``ntk_same_t_rmse``, ``ntk_inf_rmse``, ``rmse``,
-        ``train_rmse`` (names of :data:`ntklab.store.METRICS`), plus ``ntk_mean_same_t_rmse``,
+        ``train_rmse`` (names of :data:`ntklab.metrics.METRICS`), plus ``ntk_mean_same_t_rmse``,
         ``ntk_mean_inf_rmse`` (the mean prediction, i.e. kernel regression at T = ∞) and, with
         ``elin=True`` (default), ``nn_elin_rms`` and ``nn_elin_rel``. NaN where undefined (e.g. after
         divergence).

@@ -26,7 +26,7 @@ __all__ = [
     "EQUIVALENCE_METRICS",
 ]
 
-#: Per-network measures of the NTK equivalence (see :data:`ntklab.store.METRICS`).
+#: Per-network measures of the NTK equivalence (see :data:`ntklab.metrics.METRICS`).
 EQUIVALENCE_METRICS = (
     "rmse",
     "ntk_same_t_rmse",
