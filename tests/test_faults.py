@@ -488,7 +488,7 @@ def test_a_failed_method_is_failed_and_retried_alone(tmp_path, monkeypatch):
     """A method that raises (out of memory) is stored as failed; the run exits 2 naming it
     with advice that fits; a rerun retries exactly the failed (trial, method) pairs."""
     import ntklab.execution.trials as trial_tasks
-    import ntklab.study as study
+    import ntklab.study.methods as study
 
     cfg = write_tiny(tmp_path, trials=3)
     whole = tmp_path / "whole"

@@ -81,7 +81,7 @@ def test_a_resume_or_retry_with_few_trials_left_keeps_the_uninterrupted_threads(
     """On 2 cores an uninterrupted run of 2 trials gives each trial 1 thread (2 workers x 1);
     a resume with 1 trial left, or a retry of 1 failed method, must too, not 1 worker x 2
     threads: float32 training at width 2048 gives other bits with 2 threads."""
-    import ntklab.study as study
+    import ntklab.study.methods as study
     from ntklab.execution import devices
 
     monkeypatch.setattr(devices.os, "cpu_count", lambda: 2)

@@ -174,7 +174,7 @@ def test_a_failing_method_records_an_error_and_the_trial_goes_on(tmp_path, monke
     def broken(*args, **kwargs):
         raise FloatingPointError("boom")
 
-    monkeypatch.setattr(study, "laplacian_unchecked", broken)
+    monkeypatch.setattr(study.context, "laplacian_unchecked", broken)
     rec = run_trial(cfg, trial=0)
     assert rec.status == "done"
     assert rec.errors == [("K1", "FloatingPointError: boom")]
@@ -188,7 +188,7 @@ def test_a_trial_whose_data_fail_is_marked_failed(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise MemoryError("no room")
 
-    monkeypatch.setattr(study, "simulate", broken)
+    monkeypatch.setattr(study.context, "simulate", broken)
     rec = run_trial(cfg, trial=0)
     assert rec.status == "failed"
     assert rec.error.startswith("MemoryError: no room")

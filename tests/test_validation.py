@@ -135,7 +135,7 @@ def test_verify_cli_bad_options(args, message):
 TRIAL_PATH = {
     f"ntklab.{m}"
     for m in "study data architecture kernels published linalg predict regressor".split()
-}
+} | {f"ntklab.study.{m}" for m in ("context", "methods", "stacking", "run")}
 
 KERNEL_TRIAL = """
 [study]
@@ -457,9 +457,11 @@ OWN_MODULES = (
 @pytest.mark.parametrize("module", OWN_MODULES)
 def test_no_private_names_imported_across_modules(module):
     path = Path(ntklab.__file__).parent / f"{module}.py"
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    paths = [path] if path.exists() else sorted(path.with_suffix("").glob("*.py"))  # a package
+    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in paths]
     private = [
         (node.module, alias.name, node.lineno)
+        for tree in trees
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.level >= 1
         for alias in node.names
