@@ -101,7 +101,7 @@ def test_one_learning_rate_check():
     with pytest.raises(ValueError, match="lr must be a positive number; got 'auto'"):
         check_lr("auto", auto=False)
     with pytest.raises(ValueError, match="lr must be a positive number; got"):
-        training.loop._check_lr([0.1, -0.1], 2, None)
+        training.arguments.check_lrs([0.1, -0.1], 2, None)
 
 
 def test_one_letter_per_parameterization():

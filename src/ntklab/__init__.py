@@ -35,8 +35,8 @@ _LAZY = {
     "EquivalenceResult": "equivalence",
     "equivalence_metrics": "equivalence",
     "empirical_ntk": "empirical",
-    "monte_carlo_nngp": "empirical",
-    "monte_carlo_ntk": "empirical",
+    "monte_carlo_nngp": "monte_carlo",
+    "monte_carlo_ntk": "monte_carlo",
     "linearize": "linearization",
     "track": "tracking",
     "laplacian": "kernels",
@@ -56,9 +56,9 @@ _LAZY = {
 
 #: Submodules reachable as attributes (``ntklab.data``) without importing them first.
 _SUBMODULES = frozenset(
-    "architecture cli config data empirical equivalence execution kernels layers linalg networks "
-    "predict published regimes regressor report sklearn_kernels store study training verify "
-    "torch_ntk model_checks ntk_contract ntk_vector linearization tracking".split()
+    "architecture cli config data empirical equivalence execution kernels layers linalg monte_carlo "
+    "networks predict published regimes regressor report sklearn_kernels store study training "
+    "verify torch_ntk model_checks ntk_contract ntk_vector linearization tracking".split()
 )
 
 __all__ = [
@@ -107,10 +107,11 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
 if TYPE_CHECKING:  # what static analysers and IDEs see
     from . import data
     from .architecture import PARAMETERIZATIONS, Architecture, Parameterization
-    from .empirical import empirical_ntk, monte_carlo_nngp, monte_carlo_ntk
+    from .empirical import empirical_ntk
     from .equivalence import EquivalenceResult, equivalence_metrics
     from .kernels import laplacian, rbf
     from .linearization import linearize
+    from .monte_carlo import monte_carlo_nngp, monte_carlo_ntk
     from .networks import FullyConnectedNetwork, default_device
     from .predict import gradient_descent_mse, gradient_descent_mse_ensemble
     from .published import (

@@ -6,21 +6,19 @@ Modules, by idea:
   :mod:`torch.func` (parameter dicts, forward, stacked forward, loss gradient, Jacobian);
 * :mod:`.sgd`: SGD through the engine, for one network or ``k`` stacked with ``vmap``;
 * :mod:`.fused`: the hand-written SGD fast path for one network of dense layers and ReLUs;
-* :mod:`.loop`: epochs, mini-batch orders, recording, divergence checks, :func:`train`,
-  :func:`train_ensemble`, :func:`auto_lr`;
+* :mod:`.epochs`: epochs, mini-batch orders, recording, divergence checks (:func:`.epochs.run`);
+* :mod:`.arguments`: :func:`auto_lr`, :func:`default_record_every` and the argument checks
+  shared by the training functions;
+* :mod:`.loop`: :func:`train`, one network;
+* :mod:`.ensemble`: :func:`train_ensemble`, networks of several seeds at once;
 * :mod:`.results`: :class:`TrainResult`, :class:`CenteredNetwork`.
 """
 
 from __future__ import annotations
 
-from .loop import (
-    auto_lr,
-    auto_lr_unchecked,
-    default_record_every,
-    train,
-    train_ensemble,
-    train_ensemble_unchecked,
-)
+from .arguments import auto_lr, auto_lr_unchecked, default_record_every
+from .ensemble import train_ensemble, train_ensemble_unchecked
+from .loop import train
 from .results import CenteredNetwork, TrainResult
 
 __all__ = [

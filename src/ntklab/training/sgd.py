@@ -6,7 +6,7 @@ with its own learning rate, mini-batch order and, optionally, its own data). It 
 of every module that is not a network of dense layers and ReLUs, and of stacked ensembles;
 the single-network fast path is :class:`ntklab.training.fused.FusedSGD`.
 
-Every model of the training loop (:func:`ntklab.training.loop.run`) has the same small
+Every model of the training loop (:func:`ntklab.training.epochs.run`) has the same small
 interface: ``k`` (members), ``epoch(perms, out)``, ``outputs(x, f0)``, ``full_loss()``,
 ``stop(member)`` and ``finish()``.
 """
