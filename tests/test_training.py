@@ -257,7 +257,7 @@ def test_stacked_engine_loss_and_gradients_equal_autograd(parameterization, dept
     y = torch.randn(10, dtype=torch.float64, generator=gen)
     params = engine.stack_parameters(nets)
     model = StackedFusedSGD(params, fused_specs(nets[0]), [0.1] * 3, X, y, None)
-    losses, grads = model.gradients(model.Xa.expand(3, *model.Xa.shape), y)
+    losses, grads = model.gradients(X.expand(3, *X.shape), y)
     names = [n for n, p in params.items() for q in model.order if p is q]
     assert sorted(names) == sorted(params) and len(names) == len(grads)
     f_grads, f_losses = engine.stacked_loss_and_grad(nets[0], params, X, y)

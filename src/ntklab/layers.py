@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .dense_pass import dense
+
 __all__ = ["Dense", "ReLU", "DenseModule"]
 
 
@@ -42,12 +44,7 @@ class DenseModule(nn.Module):
         self.beta = float(beta)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        w_t = self.weight.transpose(-1, -2)
-        if self.bias is None:
-            return (z @ w_t).mul_(self.scale)  # in place: the product's backward needs z, W only
-        if z.dim() == 2 and w_t.dim() == 2:  # beta * b + scale * z W^T, one fused kernel
-            return torch.addmm(self.bias, z, w_t, beta=self.beta, alpha=self.scale)
-        return (z @ w_t).mul_(self.scale).add_(self.bias, alpha=self.beta)
+        return dense(z, self.weight, self.bias, self.scale, self.beta)
 
     def extra_repr(self) -> str:
         out_f, in_f = self.weight.shape[-2:]

@@ -4,18 +4,18 @@ layer-wise empirical-NTK Gram matrix.
 A network of :meth:`ntklab.Architecture.network` (dense layers and one activation) is read
 as its layers (:func:`network_layers`), and ``S`` networks of the same shape as one stack of
 weights with a leading member axis (:func:`stacked_layers`). :func:`features` runs them
-forward and back-propagates the deltas exactly; :func:`structured_gram` sums each layer's
+forward and back-propagates the deltas exactly (the one pass of :mod:`ntklab.dense_pass`,
+which the stacked SGD also takes); :func:`structured_gram` sums each layer's
 contribution to the empirical NTK. Both :func:`ntklab.empirical.empirical_ntk`'s structured
 path and the Monte-Carlo estimates of :mod:`ntklab.monte_carlo` use these.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from .dense_pass import DenseLayer, backward, dense_layers, forward
 from .training import engine
 from .training.engine import DenseSpec
 
@@ -31,25 +31,10 @@ __all__ = [
 DEFAULT_MAX_BYTES = 256 * 2**20  # Jacobian / feature memory per chunk
 
 
-@dataclass(frozen=True)
-class DenseLayer:
-    """One dense layer of ``S`` stacked networks: weight (S, out, in), bias (S, out) or None."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor | None
-    scale: float
-    beta: float
-
-
 def stacked_layers(params: dict[str, torch.Tensor], specs: list[DenseSpec]) -> list[DenseLayer]:
     """The layers of stacked networks, from the engine's parameter dict (leading member axis)
     and layer description (:func:`ntklab.training.engine.dense_specs`)."""
-    return [
-        DenseLayer(
-            params[sp.weight], None if sp.bias is None else params[sp.bias], sp.scale, sp.beta
-        )
-        for sp in specs
-    ]
+    return dense_layers(params, specs)
 
 
 def features(stack: list[DenseLayer], x: torch.Tensor, activation=None):
@@ -58,31 +43,12 @@ def features(stack: list[DenseLayer], x: torch.Tensor, activation=None):
     ``activation``: None for ReLU, else the network's activation module (an
     :class:`ntklab.activations.ActivationModule`, with its ``derivative``).
     Returns ``f`` (S, n), and per dense layer its inputs ``Z_l`` ((n, d) or (S, n, in)) and
-    deltas ``Delta_l = df/dh_l`` (S, n, out).
+    deltas ``Delta_l = df/dh_l`` (S, n, out): :func:`ntklab.dense_pass.forward` and
+    :func:`ntklab.dense_pass.backward` with an output cotangent of ones.
     """
-    inputs, pre = [], []
-    z = x
-    for k, layer in enumerate(stack):
-        if k:
-            z = torch.relu(pre[-1]) if activation is None else activation(pre[-1])
-        inputs.append(z)
-        h = torch.matmul(z, layer.weight.transpose(-1, -2))
-        h *= layer.scale
-        if layer.bias is not None:
-            h += layer.beta * layer.bias.unsqueeze(-2)
-        pre.append(h)
-    f = pre[-1][..., 0]
-    deltas = [None] * len(stack)
-    delta = torch.ones_like(pre[-1])
-    deltas[-1] = delta
-    for k in range(len(stack) - 1, 0, -1):
-        delta = torch.matmul(delta, stack[k].weight) * stack[k].scale
-        if activation is None:
-            delta *= pre[k - 1] > 0
-        else:
-            delta *= activation.derivative(pre[k - 1])
-        deltas[k - 1] = delta
-    return f, inputs, deltas
+    fwd = forward(stack, x, activation)
+    deltas = backward(stack, fwd, torch.ones_like(fwd.outputs), activation)
+    return fwd.outputs, fwd.inputs, deltas
 
 
 def structured_gram(stack, feats_x, feats_z) -> torch.Tensor:

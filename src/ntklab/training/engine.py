@@ -42,6 +42,7 @@ __all__ = [
     "unstack_parameters",
     "forward",
     "stacked_forward",
+    "mean_square",
     "squared_loss",
     "loss_and_grad",
     "stacked_loss_and_grad",
@@ -163,11 +164,17 @@ def stacked_forward(net: nn.Module, params: Params, x: torch.Tensor) -> torch.Te
     return vmap(one, in_dims=(0, 0 if x.dim() == 3 else None))(dict(params), x)
 
 
+def mean_square(residuals: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The training loss of every path, the mean squared residual :math:`\frac1B \sum_i
+    r_i^2` of residuals :math:`r_i = f(x_i) - t_i` over the last axis (into ``out``)."""
+    return torch.mean(residuals.square(), -1, out=out)
+
+
 def squared_loss(
     net: nn.Module, params: Params, x: torch.Tensor, t: torch.Tensor, *frozen: Params
 ) -> torch.Tensor:
     r"""The mean squared residual :math:`\frac1B \sum_i (f(x_i) - t_i)^2` (a scalar)."""
-    return (forward(net, params, x, *frozen) - t).square().mean()
+    return mean_square(forward(net, params, x, *frozen) - t)
 
 
 def loss_and_grad(

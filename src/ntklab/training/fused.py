@@ -19,19 +19,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..dense_pass import DenseLayer, backward, dense_layers, forward, parameter_gradients
 from . import engine
 from .sgd import Members
 
 __all__ = ["FusedSGD", "StackedFusedSGD", "fused_sgd", "fused_specs"]
-
-
-class _Layer(NamedTuple):
-    """One dense layer's tensors (views of the parameter dict) and constants."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor | None
-    scale: float
-    beta: float
 
 
 class _BatchViews(NamedTuple):
@@ -51,7 +43,7 @@ class _BatchViews(NamedTuple):
     alpha_b: list[float]  # and bias
 
 
-class FusedSGD:
+class FusedSGD(Members):
     r"""Plain SGD for one network of dense layers and ReLUs, written out without autograd.
 
     Each step is the exact SGD step on the batch mean of :math:`(f - y)^2`,
@@ -101,11 +93,7 @@ class FusedSGD:
     k = 1
 
     def __init__(self, params, specs, lr: float, X, y, f0, batch_size: int | None):
-        dense = [
-            _Layer(params[sp.weight], None if sp.bias is None else params[sp.bias], sp.scale,
-                   sp.beta)
-            for sp in specs
-        ]  # fmt: skip
+        dense = dense_layers(params, specs)
         self.dense, self.lr, self.X = dense, float(lr), X
         m = X.shape[0]
         first, last = dense[0], dense[-1]
@@ -131,6 +119,7 @@ class FusedSGD:
         B = m if batch_size is None else min(batch_size, m)
         empty = lambda *shape: torch.empty(*shape, dtype=dt, device=dev)  # noqa: E731
         self.R = empty(m, 1)
+        self.R_t = self.R.t()  # (1, m): the residuals of the epoch
         if batch_size is None:
             self.Xe, self.NTe = self.Xa, self.NT
         else:
@@ -234,31 +223,30 @@ class FusedSGD:
                 torch.index_select(self.Xa, 0, perms[0], out=self.Xe)
                 torch.index_select(self.NT, 0, perms[0], out=self.NTe)
             self._steps()
-            torch.mean(self.R.square(), 0, out=out)
+            engine.mean_square(self.R_t, out=out)
 
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
-        """Outputs (1, n) on ``x`` (n, d) of the network being trained, minus ``f0``."""
+        """Outputs (1, n) on ``x`` (n, d) of the network being trained, minus ``f0``: the
+        one forward pass (:func:`ntklab.dense_pass.forward`) on the current parameters."""
         with torch.no_grad():
-            h = torch.mm(self._augment(x), self.P0).relu_()
-            for i, (w, b) in enumerate(zip(self.W, self.b, strict=True), start=1):
-                if b is None:
-                    h = torch.mm(h, w.t()).mul_(self.s[i])
-                else:
-                    h = torch.addmm(b, h, w.t(), beta=self.beta[i], alpha=self.s[i])
-                h.relu_()
-            n = h.shape[1]
-            if self.Po.shape[0] > n:
-                out = torch.addmm(self.Po[n], h, self.Po[:n], beta=self.beta[-1], alpha=self.s[-1])
-            else:
-                out = torch.mm(h, self.Po).mul_(self.s[-1])
-        out = out.reshape(1, -1)
+            out = forward(self._layers(), x).outputs.reshape(1, -1)
         return out if f0 is None else out - f0
 
-    def full_loss(self) -> torch.Tensor:
-        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
+    def _layers(self) -> list[DenseLayer]:
+        """The network's layers as trained now: the first and output layers are views of
+        their copies ``P0``, ``Po``; the hidden ones are the network's own tensors."""
+        first, last = self.dense[0], self.dense[-1]
+        d, n = first.weight.shape[1], last.weight.shape[1]
+        return [
+            DenseLayer(self.P0[:d].t(), None if first.bias is None else self.P0[d],
+                       first.scale, first.beta),
+            *self.dense[1:-1],
+            DenseLayer(self.Po[:n].t(), None if last.bias is None else self.Po[n],
+                       last.scale, last.beta),
+        ]  # fmt: skip
 
-    def stop(self, member: int) -> None:  # the loop ends when every member has stopped
-        pass
+    def stop(self, member: int) -> None:
+        """Nothing to do: the loop ends when its one member stops."""
 
     def finish(self) -> None:
         """Write the first and output layers (kept as copies) back into the network."""
@@ -323,122 +311,37 @@ class StackedFusedSGD(Members):
         ``None``: full-batch gradient descent.
     """
 
+    stacked = True
+
     def __init__(self, params, specs, lrs, X, target, batch_size: int | None):
         self.params, self.k = params, len(lrs)
-        self.weights = [params[sp.weight] for sp in specs]
-        self.biases = [None if sp.bias is None else params[sp.bias] for sp in specs]
-        self.scales = [float(sp.scale) for sp in specs]
-        self.betas = [float(sp.beta) for sp in specs]
-        self.order = []  # the tensors of the gradients, in the order step returns them
-        for w, b in zip(self.weights, self.biases, strict=True):
-            self.order += [w] if b is None else [w, b]
+        self.layers = dense_layers(params, specs)
+        # the tensors of the gradients, in the order parameter_gradients returns them
+        self.order = [p for lay in self.layers for p in (lay.weight, lay.bias) if p is not None]
         self.neg_lrs = -torch.tensor(lrs, dtype=X.dtype, device=X.device)
         self.active = torch.ones(self.k, dtype=torch.bool, device=X.device)
         self.all_active = True
         self.X, self.target, self.batch_size = X, target, batch_size
-        self.Xa = self._augmented(X)
 
-    def _augmented(self, x: torch.Tensor) -> torch.Tensor:
-        """``[x, 1]`` (a trailing column of ones) when the first layer has a bias, else ``x``."""
-        if self.biases[0] is None:
-            return x
-        return torch.cat([x, torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)], -1)
+    def gradients(self, x: torch.Tensor, t: torch.Tensor):
+        """Per-member losses (k,) on rows ``x`` ((B, d) shared or (k, B, d)) with targets
+        ``t`` ((B,) or (k, B)), and the gradients of their sum, in :attr:`order`."""
+        fwd = forward(self.layers, x)
+        r = fwd.outputs - t
+        losses = engine.mean_square(r)
+        deltas = backward(self.layers, fwd, r.mul_(2.0 / r.shape[-1]))  # d loss / d f
+        return losses, parameter_gradients(self.layers, fwd, deltas)
 
-    def _members(self, xa: torch.Tensor) -> torch.Tensor:
-        """``xa`` with a leading member axis: (k, n, d[+1]), shared inputs expanded (no copy)."""
-        return xa if xa.dim() == 3 else xa.expand(self.k, *xa.shape)
-
-    def _first_matrix(self) -> torch.Tensor:
-        w, b = self.weights[0], self.biases[0]
-        wa = w * self.scales[0]
-        if b is not None:
-            wa = torch.cat([wa, (self.betas[0] * b).unsqueeze(-1)], -1)
-        return wa  # (k, width, d [+ 1])
-
-    def _forward(self, xa: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Outputs (k, n) on augmented inputs ``xa`` (k, n, d[+1]) and the hidden activations."""
-        h = torch.matmul(xa, self._first_matrix().transpose(1, 2))
-        acts = []
-        for w, b, s, beta in zip(self.weights[1:], self.biases[1:], self.scales[1:],
-                                 self.betas[1:], strict=True):  # fmt: skip
-            a = h.relu_()
-            acts.append(a)
-            if b is None:
-                h = torch.bmm(a, w.transpose(1, 2)).mul_(s)
-            else:
-                h = torch.baddbmm((beta * b).unsqueeze(1), a, w.transpose(1, 2), alpha=s)
-        return h.squeeze(-1), acts
-
-    def gradients(self, xa: torch.Tensor, tb: torch.Tensor):
-        """Per-member losses (k,) and the gradients of their sum, in :attr:`order`."""
-        out, acts = self._forward(xa)
-        r = out - tb
-        losses = r.square().mean(dim=1)
-        g = (r * (2.0 / r.shape[1])).unsqueeze(-1)  # d loss / d f, (k, n, 1)
-        grads = []  # in reverse layer order
-        n_dense = len(self.weights)
-        for i in range(n_dense - 1, 0, -1):
-            w, b, s, beta = self.weights[i], self.biases[i], self.scales[i], self.betas[i]
-            a = acts[i - 1]  # the layer's input, phi(h) of the layer below
-            if b is not None:
-                grads.append(g.sum(dim=1) * beta)
-            grads.append(torch.baddbmm(w, g.transpose(1, 2), a, beta=0.0, alpha=s))
-            if i == 1 and n_dense == 2:  # rank-one gradient into the single hidden layer
-                u = (w * s).transpose(1, 2)  # (k, width, 1)
-                mask = a.sign_()  # 1[h > 0] in place (a >= 0 is not needed any more)
-                ga = torch.bmm((g * xa).transpose(1, 2), mask).transpose(1, 2).mul_(u)
-                return losses, self._first_grads(ga, grads)
-            if w.shape[1] == 1:  # (k, n, 1) x (k, 1, width): an outer product
-                g_in = torch.bmm(g, w).mul_(s)
-            else:
-                g_in = torch.baddbmm(a, g, w, beta=0.0, alpha=s)
-            g = g_in.mul_(a.sign_())  # the ReLU's derivative from its output a >= 0 (now free)
-        ga = torch.bmm(xa.transpose(1, 2), g).transpose(1, 2)
-        return losses, self._first_grads(ga, grads)
-
-    def _first_grads(self, ga: torch.Tensor, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Split the first layer's gradient ``ga`` (k, width, d[+1]) and order all gradients."""
-        if self.biases[0] is not None:
-            grads.append(ga[..., -1] * self.betas[0])
-            grads.append(ga[..., :-1] * self.scales[0])
-        else:
-            grads.append(ga.mul_(self.scales[0]))
-        return grads[::-1]
-
-    def _step(self, xa, tb) -> torch.Tensor:
-        losses, grads = self.gradients(xa, tb)
-        for p, g in zip(self.order, grads, strict=True):
-            shape = (self.k,) + (1,) * (p.dim() - 1)
-            if not self.all_active:
-                g = g.masked_fill(~self.active.view(shape), 0.0)
-            p.addcmul_(g, self.neg_lrs.view(shape))
-        return losses
-
-    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
-        """One epoch in the orders ``perms`` (k, m) (one full batch if ``None``); the members'
-        mean squared residuals over the epoch into ``out`` (k,)."""
+    def _step(self, xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            xa, t = self.Xa, self.target
-            if perms is None:
-                out.copy_(self._step(self._members(xa), t))
-                return
-            # the epoch's batches, gathered at once: (k, m, d[+1]), (k, m)
-            if xa.dim() == 3:  # one data set per member
-                xe = torch.gather(xa, 1, perms.unsqueeze(-1).expand(-1, -1, xa.shape[-1]))
-            else:
-                xe = xa[perms]
-            te = t[perms] if t.dim() == 1 else torch.gather(t, 1, perms)
-            m, bs = self.X.shape[-2], self.batch_size
-            total = torch.zeros(self.k, dtype=out.dtype, device=out.device)
-            for b0 in range(0, m, bs):
-                sl = slice(b0, b0 + bs)
-                total.add_(self._step(xe[:, sl], te[:, sl]), alpha=min(bs, m - b0))
-            torch.div(total, m, out=out)
+            losses, grads = self.gradients(xb, tb)
+            self._update(zip(self.order, grads, strict=True))
+        return losses
 
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
         """Outputs (k, n) on ``x`` (n, d) shared by the members, or (k, n, d) one per member."""
         with torch.no_grad():
-            out = self._forward(self._members(self._augmented(x)))[0]
+            out = forward(self.layers, x).outputs
         return out if f0 is None else out - f0
 
     def finish(self) -> None:

@@ -22,17 +22,59 @@ __all__ = ["FunctionalSGD"]
 
 
 class Members:
-    """What every trainer of ``k`` members shares: the loss on all the training data
-    (``outputs``, ``X`` and ``target`` come from the trainer) and stopping a member."""
+    """What every trainer of ``k`` members shares: the epoch's batches, the loss on all the
+    training data and stopping a member.
+
+    A trainer sets ``k``, ``X`` (m, d) or (k, m, d), ``target`` (m,) or (k, m),
+    ``batch_size``, ``stacked`` (whether its members carry a leading axis), ``active`` and
+    ``all_active``, and defines ``_step(xb, tb)`` (one SGD step on a batch, returning the
+    members' batch losses (k,)) and ``outputs``.
+    """
+
+    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
+        """One epoch: batches in the order of ``perms`` (k, m) (one full batch if ``None``);
+        the members' mean squared residuals over the epoch (weighted by batch size) into
+        ``out`` (k,)."""
+        if perms is None:
+            out.copy_(self._step(self.X, self.target))
+            return
+        xe, te = self._ordered(perms)
+        axis = 1 if self.stacked else 0  # the rows' axis
+        m, bs = self.X.shape[-2], self.batch_size
+        total = torch.zeros(self.k, dtype=out.dtype, device=out.device)
+        for b0 in range(0, m, bs):
+            n = min(bs, m - b0)
+            total.add_(self._step(xe.narrow(axis, b0, n), te.narrow(axis, b0, n)), alpha=n)
+        torch.div(total, m, out=out)
+
+    def _ordered(self, perms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training inputs and targets in an epoch's orders, gathered at once."""
+        X, t = self.X, self.target
+        if not self.stacked:
+            return X[perms[0]], t[perms[0]]
+        if X.dim() == 3:  # one data set per member
+            xe = torch.gather(X, 1, perms.unsqueeze(-1).expand(-1, -1, X.shape[-1]))
+        else:
+            xe = X[perms]
+        return xe, (t[perms] if t.dim() == 1 else torch.gather(t, 1, perms))
 
     def full_loss(self) -> torch.Tensor:
         """Mean squared residual (k,) on all the training data."""
-        return (self.outputs(self.X, None) - self.target).square().mean(dim=-1)
+        return engine.mean_square(self.outputs(self.X, None) - self.target)
 
     def stop(self, member: int) -> None:
         """Stop updating ``member`` (it diverged)."""
         self.active[member] = False
         self.all_active = False
+
+    def _update(self, grads) -> None:
+        """``p -= lr_j * g`` for each stacked parameter ``p`` (k, ...) and gradient ``g``
+        (pairs), skipping the members that stopped."""
+        for p, g in grads:
+            shape = (self.k,) + (1,) * (p.dim() - 1)
+            if not self.all_active:
+                g = g.masked_fill(~self.active.view(shape), 0.0)
+            p.addcmul_(g, self.neg_lrs.view(shape))
 
 
 class FunctionalSGD(Members):
@@ -80,40 +122,12 @@ class FunctionalSGD(Members):
             grads, loss = engine.loss_and_grad(self.net, self.params, xb, tb, *self.frozen)
             losses = loss.reshape(1)
         with torch.no_grad():
-            for name, p in self.params.items():
-                g = grads[name]
-                if not self.stacked:
-                    p.add_(g, alpha=-self.lr)  # torch.optim.SGD's update
-                    continue
-                shape = (self.k,) + (1,) * (p.dim() - 1)
-                if not self.all_active:
-                    g = g.masked_fill(~self.active.view(shape), 0.0)
-                p.addcmul_(g, self.neg_lrs.view(shape))
+            if self.stacked:
+                self._update((p, grads[name]) for name, p in self.params.items())
+            else:
+                for name, p in self.params.items():
+                    p.add_(grads[name], alpha=-self.lr)  # torch.optim.SGD's update
         return losses.detach()
-
-    def epoch(self, perms: torch.Tensor | None, out: torch.Tensor) -> None:
-        """One epoch: batches in the order of ``perms`` (k, m) (one full batch if ``None``);
-        the members' mean squared residuals over the epoch (weighted by batch size) into
-        ``out`` (k,)."""
-        if perms is None:
-            out.copy_(self._step(self.X, self.target))
-            return
-        X, t = self.X, self.target
-        if not self.stacked:
-            xe, te = X[perms[0]], t[perms[0]]
-        elif X.dim() == 3:  # one data set per member
-            xe = torch.gather(X, 1, perms.unsqueeze(-1).expand(-1, -1, X.shape[-1]))
-            te = torch.gather(t, 1, perms)
-        else:
-            xe = X[perms]
-            te = t[perms] if t.dim() == 1 else torch.gather(t, 1, perms)
-        m, bs = X.shape[-2], self.batch_size
-        total = torch.zeros(self.k, dtype=out.dtype, device=out.device)
-        for b0 in range(0, m, bs):
-            sl = slice(b0, b0 + bs)
-            xb, tb = (xe[:, sl], te[:, sl]) if self.stacked else (xe[sl], te[sl])
-            total.add_(self._step(xb, tb), alpha=min(bs, m - b0))
-        torch.div(total, m, out=out)
 
     def outputs(self, x: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
         """Outputs (k, n) on ``x`` (n, d), or (k, n, d) one per member, minus ``f0``."""

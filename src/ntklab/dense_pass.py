@@ -1,0 +1,149 @@
+r"""The forward and backward pass of a network of dense layers, written once.
+
+A dense layer is :math:`h = s\, z W^\top + \beta b` (:func:`dense`; the scale factors of the
+NTK parameterization are applied in the pass, not folded into the weights), and a network of
+:meth:`ntklab.Architecture.network` is a list of them with one activation :math:`\phi`
+between each pair. A :class:`DenseLayer` holds the tensors of one network (weight
+(out, in)) or of ``S`` networks of one shape stacked on a leading member axis (weight
+(S, out, in)); every function here takes either.
+
+* :func:`forward`: the outputs :math:`f` and each layer's input :math:`Z_l` (and the
+  pre-activations the activation's derivative needs);
+* :func:`backward`: the deltas :math:`\Delta_l = \partial (c \cdot f) / \partial h_l` of
+  every layer for an output cotangent :math:`c` (all ones: the per-row derivatives
+  :math:`\partial f(x_i)/\partial h_l` of the empirical NTK; :math:`\partial\ell/\partial
+  f` of a loss: its backward pass), by the chain rule through the activation,
+  :math:`\Delta_{l-1} = \phi'(h_{l-1}) \odot s_l \Delta_l W_l`;
+* :func:`parameter_gradients`: from them :math:`\partial (c\cdot f)/\partial W_l = s_l
+  \Delta_l^\top Z_l` and :math:`\partial (c\cdot f)/\partial b_l = \beta_l \sum_i
+  \Delta_{l,i}`.
+
+:class:`ntklab.layers.DenseModule` computes its output by :func:`dense`; the stacked SGD
+(:class:`ntklab.training.fused.StackedFusedSGD`), the outputs of the one-network fused SGD
+and the structured empirical NTK and Monte-Carlo estimates (:mod:`ntklab.stacked`) use
+the passes. All of them are tested against autograd on the module in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+__all__ = [
+    "DenseLayer",
+    "Forward",
+    "backward",
+    "dense",
+    "dense_layers",
+    "forward",
+    "parameter_gradients",
+]
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """One dense layer :math:`h = s\\, z W^\\top + \\beta b` of one network (weight
+    (out, in), bias (out,)) or of ``S`` stacked networks (weight (S, out, in), bias
+    (S, out)); ``bias`` is ``None`` for a layer without bias."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    scale: float
+    beta: float
+
+
+def dense_layers(params, specs) -> list[DenseLayer]:
+    """The layers of a network from its parameter dict (:func:`ntklab.training.engine.
+    parameters`, or stacked with a leading member axis) and its layer description
+    (:func:`ntklab.training.engine.dense_specs`): the tensors are the dict's, not copies."""
+    return [
+        DenseLayer(params[sp.weight], None if sp.bias is None else params[sp.bias],
+                   float(sp.scale), float(sp.beta))
+        for sp in specs
+    ]  # fmt: skip
+
+
+def dense(z: torch.Tensor, weight, bias, scale: float, beta: float) -> torch.Tensor:
+    r"""One dense layer, :math:`s\, z W^\top + \beta b`: inputs ``z`` (..., in), weight
+    (out, in) or (S, out, in), bias (out,), (S, out) or ``None``; the one formula of
+    :class:`ntklab.layers.DenseModule` and of the passes here (under autograd too: the
+    in-place scaling only touches the product, whose backward needs ``z`` and ``W``)."""
+    w_t = weight.transpose(-1, -2)
+    if bias is None:
+        return (z @ w_t).mul_(scale)
+    if z.dim() == 2 and w_t.dim() == 2:  # beta * b + scale * z W^T, one fused kernel
+        return torch.addmm(bias, z, w_t, beta=beta, alpha=scale)
+    return (z @ w_t).mul_(scale).add_(bias.unsqueeze(-2), alpha=beta)
+
+
+def _scaled_product(a: torch.Tensor, b: torch.Tensor, scale: float, like: torch.Tensor):
+    """``scale * (a @ b)`` in one kernel where the shapes allow (``like``: any tensor of the
+    product's shape and dtype, whose values are not read)."""
+    if a.dim() == b.dim() == 3 and like.dim() == 3:
+        return torch.baddbmm(like, a, b, beta=0.0, alpha=scale)
+    if a.dim() == b.dim() == 2 and like.dim() == 2:
+        return torch.addmm(like, a, b, beta=0.0, alpha=scale)
+    return torch.matmul(a, b).mul_(scale)
+
+
+class Forward(NamedTuple):
+    """What :func:`forward` returns and :func:`backward` reads."""
+
+    outputs: torch.Tensor  # f, (n,) or (S, n)
+    inputs: list[torch.Tensor]  # Z_l: each layer's input, x then phi(h_l)
+    pre: list[torch.Tensor | None]  # h_l of the hidden layers (None for ReLU: phi' from Z)
+
+
+def forward(layers: list[DenseLayer], x: torch.Tensor, activation=None) -> Forward:
+    """The pass of the network(s) ``layers`` on rows ``x``: (n, d) shared by the stacked
+    members, or (S, n, d) one set per member.
+
+    ``activation``: ``None`` for ReLU (applied in place; its derivative is read from its
+    output, :math:`1[\\phi(h) > 0]`), else the network's activation module (an
+    :class:`ntklab.activations.ActivationModule`, with ``derivative``). Not for autograd:
+    run it under ``torch.no_grad()``.
+    """
+    inputs, pre = [x], []
+    h = dense(x, layers[0].weight, layers[0].bias, layers[0].scale, layers[0].beta)
+    for layer in layers[1:]:
+        if activation is None:
+            pre.append(None)
+            z = h.relu_()
+        else:
+            pre.append(h)
+            z = activation(h)
+        inputs.append(z)
+        h = dense(z, layer.weight, layer.bias, layer.scale, layer.beta)
+    return Forward(h[..., 0], inputs, pre)
+
+
+def backward(layers: list[DenseLayer], fwd: Forward, cotangent: torch.Tensor, activation=None):
+    r"""The deltas :math:`\Delta_l = \partial (c \cdot f)/\partial h_l` of every layer,
+    (..., n, out_l), for the output cotangent :math:`c` = ``cotangent`` (shaped like
+    ``fwd.outputs``), by the chain rule through the activation of :func:`forward`."""
+    deltas = [None] * len(layers)
+    delta = cotangent.unsqueeze(-1)
+    deltas[-1] = delta
+    for k in range(len(layers) - 1, 0, -1):
+        layer = layers[k]
+        delta = _scaled_product(delta, layer.weight, layer.scale, fwd.inputs[k])
+        if activation is None:
+            delta.mul_(fwd.inputs[k] > 0)
+        else:
+            delta.mul_(activation.derivative(fwd.pre[k - 1]))
+        deltas[k - 1] = delta
+    return deltas
+
+
+def parameter_gradients(layers: list[DenseLayer], fwd: Forward, deltas) -> list[torch.Tensor]:
+    r"""The gradients of :math:`c \cdot f` summed over the rows, in the order of the layers,
+    each layer's weight :math:`s_l \Delta_l^\top Z_l` then its bias :math:`\beta_l \sum_i
+    \Delta_{l,i}` (when it has one); stacked members keep their leading axis."""
+    out = []
+    for layer, z, delta in zip(layers, fwd.inputs, deltas, strict=True):
+        out.append(_scaled_product(delta.transpose(-1, -2), z, layer.scale, layer.weight))
+        if layer.bias is not None:
+            out.append(delta.sum(dim=-2).mul_(layer.beta))
+    return out
