@@ -79,7 +79,7 @@ import ntklab
 from ntklab.data import sphere
 from ntklab.networks import resolve_device
 from ntklab.training import engine, loop
-from ntklab.training.fused import fused_sgd
+from ntklab.training.fused import FusedSGD, StackedFusedSGD
 from ntklab.training.sgd import FunctionalSGD
 
 
@@ -201,12 +201,20 @@ def plain_sgd(net, X, y, *, lr: float, epochs: int, batch_size: int, seed: int) 
             opt.step()
 
 
-def functional_train(net, Xt, yt, *, lr: float, epochs: int, batch_size, seed: int, device) -> None:
+def functional_train(net, Xt, yt, *, lr: float, epochs: int, batch_size, seed: int, device,
+                     fused: bool = False) -> None:
     """:func:`ntklab.train`'s loop with the :mod:`torch.func` definition of the step
-    (:class:`~ntklab.training.sgd.FunctionalSGD`) in place of the hand-written one: the
-    same copy of the network, the same batch orders, recording only epoch 0 and the last."""
+    (:class:`~ntklab.training.sgd.FunctionalSGD`), or with ``fused`` the hand-written one
+    (:class:`~ntklab.training.fused.FusedSGD`, whatever :func:`ntklab.train` would pick):
+    the same copy of the network, the same batch orders, recording only epoch 0 and the
+    last."""
     net = copy.deepcopy(net)
-    model = FunctionalSGD(net, engine.parameters(net), [lr], Xt, yt, batch_size, stacked=False)
+    if fused:
+        model = FusedSGD(engine.parameters(net), engine.dense_specs(net), lr, Xt, yt, None,
+                         batch_size)  # fmt: skip
+    else:
+        model = FunctionalSGD(net, engine.parameters(net), [lr], Xt, yt, batch_size,
+                              stacked=False)  # fmt: skip
     gens = [torch.Generator().manual_seed(seed)]
     loop.run(model, None, None, m=Xt.shape[0], dtype=Xt.dtype, epochs=epochs,
              batch_size=batch_size, gens=gens, record_every=max(1, epochs), check_every=50,
@@ -272,7 +280,7 @@ def seconds_per_call(fn, calls: int, device, clock) -> float:
 
 def bench_sgd(args, device, clock) -> None:
     """ms per SGD step at the seed's shapes: ntklab.train, the plain loop, the bare products."""
-    dtype, d, m, bs, lr = torch.float32, args.d, SEED_M, SEED_BATCH, SEED_LR
+    dtype, d, m, bs, lr = torch.float32, args.d, SEED_M, args.sgd_batch, SEED_LR
     steps_per_epoch = math.ceil(m / bs)
     rng = np.random.default_rng(0)
     X = sphere(m, d, rng)
@@ -282,8 +290,8 @@ def bench_sgd(args, device, clock) -> None:
     print(f"\nmini-batch SGD at the seed's settings (SPEC §6): m = {m}, d = {d}, batch {bs} "
           f"({steps_per_epoch} steps an epoch), lr {lr}, jacot sigma_w = beta = 1, float32; "
           f"ms per step, best of {args.repeats}")  # fmt: skip
-    head = ("net", "width", "ntklab", "torch.func", "plain loop", "products", "func/ntklab",
-            "plain/ntklab", "plain/func", "products/ntklab")  # fmt: skip
+    head = ("net", "width", "ntklab", "fused", "torch.func", "plain loop", "products",
+            "func/fused", "func/ntklab", "plain/ntklab", "plain/func", "products/ntklab")  # fmt: skip
     print(f"{head[0]:>5}{head[1]:>7}" + "".join(f"{h:>16}" for h in head[2:]))
     per_step = {}
     for depth, width in args.sgd_shapes:
@@ -293,7 +301,8 @@ def bench_sgd(args, device, clock) -> None:
         if big:  # one short epoch through the trainers' own epoch, no recording
             n_steps = args.big_steps
             sub = slice(0, n_steps * bs)
-            model = fused_sgd(net, lr, Xt[sub], yt[sub], None, bs)
+            model = FusedSGD(engine.parameters(net), engine.dense_specs(net), lr, Xt[sub],
+                             yt[sub], None, bs)  # fmt: skip
             fnet = copy.deepcopy(net)
             fmodel = FunctionalSGD(fnet, engine.parameters(fnet), [lr], Xt[sub], yt[sub], bs,
                                    stacked=False)  # fmt: skip
@@ -309,6 +318,8 @@ def bench_sgd(args, device, clock) -> None:
                 model.epoch(perms, out)
                 return n_steps
 
+            fused = ours  # ntklab.train's path here
+
             def plain(net=net, sub=sub, n_steps=n_steps):
                 plain_sgd(net, Xt[sub], yt[sub], lr=lr, epochs=1, batch_size=bs, seed=0)
                 return n_steps
@@ -320,9 +331,9 @@ def bench_sgd(args, device, clock) -> None:
                              seed=1, device=device)  # fmt: skip
                 return epochs * steps_per_epoch
 
-            def func(net=net, epochs=2):
+            def func(net=net, epochs=2, fused=False):
                 functional_train(net, Xt, yt, lr=lr, epochs=epochs, batch_size=bs, seed=1,
-                                 device=device)  # fmt: skip
+                                 device=device, fused=fused)  # fmt: skip
                 return epochs * steps_per_epoch
 
             def plain(net=net, epochs=2):  # on a copy, as ntklab.train
@@ -335,14 +346,15 @@ def bench_sgd(args, device, clock) -> None:
             sync(device)
             epochs = max(2, round(args.seconds / (clock() - start) * 2))
             ours = functools.partial(ours, epochs=epochs)
+            fused = functools.partial(func, epochs=epochs, fused=True)
             func = functools.partial(func, epochs=max(1, epochs // 4))  # several times slower
             plain = functools.partial(plain, epochs=epochs)
 
         floor = step_products(d, width, depth, bs, device, dtype, clock)
-        best = {"ours": math.inf, "func": math.inf, "plain": math.inf}
+        best = {"ours": math.inf, "fused": math.inf, "func": math.inf, "plain": math.inf}
         t_floor = math.inf
         for _ in range(repeats):  # interleaved, so that all see the same machine
-            for name, fn in (("ours", ours), ("func", func), ("plain", plain)):
+            for name, fn in (("ours", ours), ("fused", fused), ("func", func), ("plain", plain)):
                 sync(device)
                 start = clock()
                 n = fn()
@@ -351,10 +363,11 @@ def bench_sgd(args, device, clock) -> None:
             t_ours, t_func, t_plain = best["ours"], best["func"], best["plain"]
             calls = args.big_steps if big else max(10, int(0.3 * args.seconds / max(t_ours, 1e-5)))
             t_floor = min(t_floor, seconds_per_call(floor, calls, device, clock))
-        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_func:>16.3f}"
-              f"{1e3 * t_plain:>16.3f}{1e3 * t_floor:>16.3f}{t_func / t_ours:>16.2f}"
-              f"{t_plain / t_ours:>16.2f}{t_plain / t_func:>16.2f}"
-              f"{t_floor / t_ours:>16.2f}")  # fmt: skip
+        t_fused = best["fused"]
+        print(f"{'NN' + str(depth):>5}{width:>7}{1e3 * t_ours:>16.3f}{1e3 * t_fused:>16.3f}"
+              f"{1e3 * t_func:>16.3f}{1e3 * t_plain:>16.3f}{1e3 * t_floor:>16.3f}"
+              f"{t_func / t_fused:>16.2f}{t_func / t_ours:>16.2f}{t_plain / t_ours:>16.2f}"
+              f"{t_plain / t_func:>16.2f}{t_floor / t_ours:>16.2f}")  # fmt: skip
         per_step[(depth, width)] = t_ours
         del net, floor
     if any(width * width * (depth - 1) > 4_000_000 for depth, width in per_step):
@@ -395,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         "--sgd-shapes", type=int, nargs="+", default=[1, 10000, 2, 1024, 2, 10000],
         help="pairs depth width for --sgd",
     )  # fmt: skip
+    parser.add_argument("--sgd-batch", type=int, default=SEED_BATCH, help="batch size for --sgd")
     parser.add_argument(
         "--big-steps", type=int, default=4, help="steps timed for the width-10 000 NN2"
     )
@@ -427,8 +441,8 @@ def main(argv: list[str] | None = None) -> None:
         sync(device)
         return clock() - start
 
-    head = ("depth", "width", "epochs/s", "GFLOP/s", "matmul GFLOP/s", "ratio", "func ep/s",
-            "plain ep/s", "ntklab/func", "ntklab/plain")  # fmt: skip
+    head = ("depth", "width", "epochs/s", "GFLOP/s", "matmul GFLOP/s", "ratio", "fused ep/s",
+            "func ep/s", "plain ep/s", "fused/func", "ntklab/func", "ntklab/plain")  # fmt: skip
     print("".join(f"{h:>15}" for h in head))
     Xt = torch.as_tensor(X, dtype=dtype, device=device)
     yt = torch.as_tensor(y, dtype=dtype, device=device)
@@ -441,24 +455,27 @@ def main(argv: list[str] | None = None) -> None:
                 kw = dict(lr=1e-3, epochs=epochs, record_every=epochs, device=device)
                 return timed(lambda: ntklab.train(net, X, y, **kw))
 
-            def func(epochs, net=net):
+            def func(epochs, net=net, fused=False):
                 kw = dict(lr=1e-3, epochs=epochs, batch_size=None, seed=0, device=device)
-                return timed(lambda: functional_train(net, Xt, yt, **kw))
+                return timed(lambda: functional_train(net, Xt, yt, fused=fused, **kw))
 
             def plain(epochs, net=net):  # on a copy, as ntklab.train
                 return timed(lambda: plain_gd(copy.deepcopy(net), Xt, yt, lr=1e-3, epochs=epochs))
 
-            eps = limit = eps_func = eps_plain = 0.0
+            eps = limit = eps_func = eps_plain = eps_fused = 0.0
             for _ in range(args.repeats):  # interleaved, so that all see the same machine
                 eps = max(eps, timed_epochs(run, args.seconds)[1])
+                fused = functools.partial(func, fused=True)
+                eps_fused = max(eps_fused, timed_epochs(fused, args.seconds)[1])
                 eps_func = max(eps_func, timed_epochs(func, args.seconds)[1])
                 eps_plain = max(eps_plain, timed_epochs(plain, args.seconds)[1])
                 limit = max(limit, matmul_gflops(args.n, args.d, width, depth, device, dtype,
                                                  args.seconds, clock))  # fmt: skip
             achieved = eps * flops_per_epoch(args.n, args.d, width, depth) / 1e9
             print(f"{depth:>15d}{width:>15d}{eps:>15.1f}{achieved:>15.1f}{limit:>15.1f}"
-                  f"{achieved / limit:>15.2f}{eps_func:>15.1f}{eps_plain:>15.1f}"
-                  f"{eps / eps_func:>15.2f}{eps / eps_plain:>15.2f}")  # fmt: skip
+                  f"{achieved / limit:>15.2f}{eps_fused:>15.1f}{eps_func:>15.1f}"
+                  f"{eps_plain:>15.1f}{eps_fused / eps_func:>15.2f}{eps / eps_func:>15.2f}"
+                  f"{eps / eps_plain:>15.2f}")  # fmt: skip
 
     if 1 in args.depths:
         per_entry = flops_per_epoch(args.n, args.d, 1, 1) / args.n
@@ -477,8 +494,8 @@ def main(argv: list[str] | None = None) -> None:
           "second; stacked by the "
           "hand-written batched steps (train_ensemble(stacked=True)) and by vmap of the "
           "torch.func definition")  # fmt: skip
-    head = ("depth", "batch", "one at a time", "stacked", "stacked vmap", "stacked/one",
-            "stacked/vmap")  # fmt: skip
+    head = ("depth", "batch", "one at a time", "stacked", "stacked fused", "stacked vmap",
+            "stacked/one", "fused/vmap")  # fmt: skip
     print("".join(f"{h:>15}" for h in head))
     for depth in args.depths:
         arch = ntklab.Architecture(depth, "paper")
@@ -501,12 +518,17 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )  # fmt: skip
 
-            def vmapped(epochs, arch=arch, bs=bs):
+            def vmapped(epochs, arch=arch, bs=bs, fused=False):
                 def go():
                     nets = [arch.network(width, seed=s, in_features=args.d, device="cpu")
                             for s in range(k)]  # fmt: skip
                     params = {n: p.to(device) for n, p in engine.stack_parameters(nets).items()}
-                    model = loop.stacked_sgd(nets[0], params, [1e-3] * k, Xt, yt, bs, fast=False)
+                    if fused:  # the hand-written stacked steps, whatever train_ensemble picks
+                        specs = engine.dense_specs(nets[0])
+                        model = StackedFusedSGD(params, specs, [1e-3] * k, Xt, yt, bs)
+                    else:
+                        model = loop.stacked_sgd(nets[0], params, [1e-3] * k, Xt, yt, bs,
+                                                 fast=False)  # fmt: skip
                     gens = [torch.Generator().manual_seed(s) for s in range(k)]
                     loop.run(model, None, None, m=Xt.shape[0], dtype=dtype, epochs=epochs,
                              batch_size=bs, gens=gens, record_every=epochs, check_every=50,
@@ -517,8 +539,10 @@ def main(argv: list[str] | None = None) -> None:
             a = max(timed_epochs(alone, args.seconds)[1] for _ in range(args.repeats))
             t = max(timed_epochs(together, args.seconds)[1] for _ in range(args.repeats))
             v = max(timed_epochs(vmapped, args.seconds)[1] for _ in range(args.repeats))
+            fused = functools.partial(vmapped, fused=True)
+            f = max(timed_epochs(fused, args.seconds)[1] for _ in range(args.repeats))
             print(f"{depth:>15d}{str(bs or 'full'):>15}{k * a:>15.1f}{k * t:>15.1f}"
-                  f"{k * v:>15.1f}{t / a:>15.2f}{t / v:>15.2f}")  # fmt: skip
+                  f"{k * f:>15.1f}{k * v:>15.1f}{t / a:>15.2f}{f / v:>15.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

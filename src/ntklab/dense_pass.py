@@ -14,9 +14,10 @@ between each pair. A :class:`DenseLayer` holds the tensors of one network (weigh
   :math:`\partial f(x_i)/\partial h_l` of the empirical NTK; :math:`\partial\ell/\partial
   f` of a loss: its backward pass), by the chain rule through the activation,
   :math:`\Delta_{l-1} = \phi'(h_{l-1}) \odot s_l \Delta_l W_l`;
-* :func:`parameter_gradients`: from them :math:`\partial (c\cdot f)/\partial W_l = s_l
-  \Delta_l^\top Z_l` and :math:`\partial (c\cdot f)/\partial b_l = \beta_l \sum_i
-  \Delta_{l,i}`.
+* :func:`parameter_gradients`: the same chain rule, and from each delta as it comes
+  :math:`\partial (c\cdot f)/\partial W_l = s_l \Delta_l^\top Z_l` and
+  :math:`\partial (c\cdot f)/\partial b_l = \beta_l \sum_i \Delta_{l,i}` (the gradient of
+  a loss for :math:`c = \partial\ell/\partial f`).
 
 :class:`ntklab.layers.DenseModule` computes its output by :func:`dense`; the stacked SGD
 (:class:`ntklab.training.fused.StackedFusedSGD`), the outputs of the one-network fused SGD
@@ -81,6 +82,8 @@ def dense(z: torch.Tensor, weight, bias, scale: float, beta: float) -> torch.Ten
 def _scaled_product(a: torch.Tensor, b: torch.Tensor, scale: float, like: torch.Tensor):
     """``scale * (a @ b)`` in one kernel where the shapes allow (``like``: any tensor of the
     product's shape and dtype, whose values are not read)."""
+    if a.shape[-1] == 1:  # an outer product: broadcasting beats a matrix product
+        return torch.mul(a, b).mul_(scale)
     if a.dim() == b.dim() == 3 and like.dim() == 3:
         return torch.baddbmm(like, a, b, beta=0.0, alpha=scale)
     if a.dim() == b.dim() == 2 and like.dim() == 2:
@@ -119,31 +122,54 @@ def forward(layers: list[DenseLayer], x: torch.Tensor, activation=None) -> Forwa
     return Forward(h[..., 0], inputs, pre)
 
 
+def _deltas(layers, fwd: Forward, cotangent: torch.Tensor, activation, consume: bool):
+    """``(l, Delta_l)`` from the output layer down; Delta_{l-1} is computed only when the
+    consumer asks for the next pair, so with ``consume`` the ReLU's derivative may be taken
+    in place from ``fwd.inputs[l]`` once the consumer has used it."""
+    delta = cotangent.unsqueeze(-1)
+    for k in range(len(layers) - 1, -1, -1):
+        yield k, delta
+        if k == 0:
+            return
+        layer, z = layers[k], fwd.inputs[k]
+        if consume and activation is None and delta.shape[-1] == 1:  # in z's own storage
+            delta = z.sign_().mul_(delta).mul_(layer.weight).mul_(layer.scale)
+            continue
+        delta = _scaled_product(delta, layer.weight, layer.scale, z)
+        if activation is None:  # ReLU: phi'(h) = 1[phi(h) > 0] = sign(phi(h))
+            delta.mul_(z.sign_() if consume else torch.sign(z))
+        else:
+            delta.mul_(activation.derivative(fwd.pre[k - 1]))
+
+
 def backward(layers: list[DenseLayer], fwd: Forward, cotangent: torch.Tensor, activation=None):
     r"""The deltas :math:`\Delta_l = \partial (c \cdot f)/\partial h_l` of every layer,
     (..., n, out_l), for the output cotangent :math:`c` = ``cotangent`` (shaped like
     ``fwd.outputs``), by the chain rule through the activation of :func:`forward`."""
     deltas = [None] * len(layers)
-    delta = cotangent.unsqueeze(-1)
-    deltas[-1] = delta
-    for k in range(len(layers) - 1, 0, -1):
-        layer = layers[k]
-        delta = _scaled_product(delta, layer.weight, layer.scale, fwd.inputs[k])
-        if activation is None:
-            delta.mul_(fwd.inputs[k] > 0)
-        else:
-            delta.mul_(activation.derivative(fwd.pre[k - 1]))
-        deltas[k - 1] = delta
+    for k, delta in _deltas(layers, fwd, cotangent, activation, consume=False):
+        deltas[k] = delta
     return deltas
 
 
-def parameter_gradients(layers: list[DenseLayer], fwd: Forward, deltas) -> list[torch.Tensor]:
-    r"""The gradients of :math:`c \cdot f` summed over the rows, in the order of the layers,
-    each layer's weight :math:`s_l \Delta_l^\top Z_l` then its bias :math:`\beta_l \sum_i
-    \Delta_{l,i}` (when it has one); stacked members keep their leading axis."""
+def parameter_gradients(
+    layers: list[DenseLayer], fwd: Forward, cotangent: torch.Tensor, activation=None
+) -> list[torch.Tensor]:
+    r"""The gradients of :math:`c \cdot f` (summed over the rows) for the output cotangent
+    :math:`c` = ``cotangent``, in the order of the layers: each layer's weight :math:`s_l
+    \Delta_l^\top Z_l`, then its bias :math:`\beta_l \sum_i \Delta_{l,i}` (when it has
+    one); stacked members keep their leading axis. Consumes ``fwd`` (for ReLU its hidden
+    activations are overwritten by their derivative)."""
     out = []
-    for layer, z, delta in zip(layers, fwd.inputs, deltas, strict=True):
-        out.append(_scaled_product(delta.transpose(-1, -2), z, layer.scale, layer.weight))
+    for k, delta in _deltas(layers, fwd, cotangent, activation, consume=True):
+        layer = layers[k]
         if layer.bias is not None:
             out.append(delta.sum(dim=-2).mul_(layer.beta))
-    return out
+        z = fwd.inputs[k]
+        if z.dim() < delta.dim():  # inputs shared by the members: (Z^T Delta)^T, no copy
+            like = layer.weight.transpose(-1, -2)
+            gw = _scaled_product(z.transpose(-1, -2), delta, layer.scale, like).transpose(-1, -2)
+        else:
+            gw = _scaled_product(delta.transpose(-1, -2), z, layer.scale, layer.weight)
+        out.append(gw)
+    return out[::-1]

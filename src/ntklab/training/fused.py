@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..dense_pass import DenseLayer, backward, dense_layers, forward, parameter_gradients
+from ..dense_pass import DenseLayer, dense_layers, forward, parameter_gradients
 from . import engine
 from .sgd import Members
 
@@ -329,8 +329,8 @@ class StackedFusedSGD(Members):
         fwd = forward(self.layers, x)
         r = fwd.outputs - t
         losses = engine.mean_square(r)
-        deltas = backward(self.layers, fwd, r.mul_(2.0 / r.shape[-1]))  # d loss / d f
-        return losses, parameter_gradients(self.layers, fwd, deltas)
+        g = r.mul_(2.0 / r.shape[-1])  # d loss / d f
+        return losses, parameter_gradients(self.layers, fwd, g)
 
     def _step(self, xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
