@@ -283,7 +283,7 @@ def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtyp
                 f0_train = initials[0](Xt)
                 f0_test = None if Xtt is None else initials[0](Xtt)
         model = fused_sgd(nets[0], lrs[0], Xt, yt, f0_train, opts["batch_size"])
-        if model is None:  # pragma: no cover - networks of Architecture take the fused path
+        if model is None:  # the torch.func path where the fused one is not faster
             model = functional_one(nets[0], lrs[0], Xt, yt, f0_train, opts["batch_size"])
     else:
         params = {name: p.to(dev) for name, p in engine.stack_parameters(nets).items()}

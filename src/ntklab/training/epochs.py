@@ -152,7 +152,7 @@ def stacked_sgd(net: nn.Module, params, lrs, X, target, batch_size, *, fast: boo
     architecture of ``net``: :class:`~ntklab.training.fused.StackedFusedSGD` when
     :func:`~ntklab.training.fused.fused_specs` selects it (and ``fast``), else the
     :mod:`torch.func` definition, :class:`FunctionalSGD` under ``vmap``."""
-    specs = fused_specs(net) if fast else None
+    specs = fused_specs(net, X.shape[-2], batch_size) if fast else None
     if specs is not None:
         return StackedFusedSGD(params, specs, lrs, X, target, batch_size)
     return FunctionalSGD(net, params, lrs, X, target, batch_size, stacked=True)

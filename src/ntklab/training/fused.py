@@ -258,19 +258,37 @@ class FusedSGD(Members):
                     mod.bias.copy_(P[n_in])
 
 
-def fused_specs(net: nn.Module) -> list[engine.DenseSpec] | None:
-    """The one rule that selects the hand-written SGD over :mod:`torch.func`: the layers of
-    ``net`` (:func:`engine.dense_specs`) if it is a network of dense layers and ReLUs with at
-    least one hidden layer whose parameters all train; else ``None``."""
+#: The most rows a step may have for the hand-written paths of networks with two or more
+#: hidden layers: with more, the (width x width) products that both paths share dominate,
+#: and ``benchmarks/bench_training.py`` (one CPU thread, float32) measures the hand-written
+#: paths below 1.5x the :mod:`torch.func` ones: full batch (n = 800) at depth 2, width 512,
+#: 1.32x alone and 1.35x stacked (8 networks); at 256 rows 1.91x (width 512) and 1.55x
+#: (width 1024) alone, at 64 rows 1.83x, at batch 8 2.86x alone and 1.64x stacked.
+DEEP_MAX_ROWS = 256
+
+
+def fused_specs(net: nn.Module, m: int | None = None, batch_size: int | None = None):
+    """The one rule that selects the hand-written SGD over :mod:`torch.func`.
+
+    The layers of ``net`` (:func:`engine.dense_specs`) if it is a network of dense layers
+    and ReLUs with at least one hidden layer whose parameters all train and, for two or more
+    hidden layers, steps of at most :data:`DEEP_MAX_ROWS` rows (``batch_size`` rows of the
+    ``m`` training points; ``None``: full batch; ``m=None`` leaves the step size out of the
+    rule); else ``None``.
+    """
     specs = engine.dense_specs(net)
     if specs is None or len(specs) < 2 or not all(p.requires_grad for p in net.parameters()):
         return None
+    if m is not None and len(specs) > 2:
+        rows = m if batch_size is None else min(batch_size, m)
+        if rows > DEEP_MAX_ROWS:
+            return None
     return specs
 
 
 def fused_sgd(net: nn.Module, lr: float, X, y, f0, batch_size) -> FusedSGD | None:
     """:class:`FusedSGD` training ``net`` in place if :func:`fused_specs` selects it."""
-    specs = fused_specs(net)
+    specs = fused_specs(net, X.shape[0], batch_size)
     if specs is None:
         return None
     return FusedSGD(engine.parameters(net), specs, lr, X, y, f0, batch_size)
