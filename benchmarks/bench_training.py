@@ -201,8 +201,9 @@ def plain_sgd(net, X, y, *, lr: float, epochs: int, batch_size: int, seed: int) 
             opt.step()
 
 
-def functional_train(net, Xt, yt, *, lr: float, epochs: int, batch_size, seed: int, device,
-                     fused: bool = False) -> None:
+def functional_train(
+    net, Xt, yt, *, lr: float, epochs: int, batch_size, seed: int, device, fused: bool = False
+) -> None:
     """:func:`ntklab.train`'s loop with the :mod:`torch.func` definition of the step
     (:class:`~ntklab.training.sgd.FunctionalSGD`), or with ``fused`` the hand-written one
     (:class:`~ntklab.training.fused.FusedSGD`, whatever :func:`ntklab.train` would pick):
@@ -299,7 +300,7 @@ def bench_sgd(args, device, clock) -> None:
         net = arch.network(width, seed=0, in_features=d, dtype=dtype, device=device)
         big = width * width * (depth - 1) > 4_000_000  # time a handful of steps only
         if big:  # one short epoch through the trainers' own epoch, no recording
-            n_steps = args.big_steps
+            n_steps = max(1, min(args.big_steps, m // bs))  # whole batches of the m points
             sub = slice(0, n_steps * bs)
             model = FusedSGD(engine.parameters(net), engine.dense_specs(net), lr, Xt[sub],
                              yt[sub], None, bs)  # fmt: skip

@@ -15,7 +15,8 @@ or differentiates a network goes through :func:`forward`, which is
   ``vmap(jacrev(...))``, for the empirical NTK :math:`\hat\Theta = J J^\top`.
 
 The hand-written fast paths (:mod:`ntklab.training.fused` for SGD,
-:func:`ntklab.empirical.empirical_ntk`'s structured formula) read the same parameter dict,
+:func:`ntklab.empirical.empirical_ntk`'s structured formula, both on the one dense
+forward/backward pass of :mod:`ntklab.dense_pass`) read the same parameter dict,
 through the layer description :func:`dense_specs`, the one rule that decides whether a
 network is a stack of dense layers and ReLUs with a scalar output (the networks of
 :meth:`ntklab.Architecture.network`). Each is tested against this module in float64.

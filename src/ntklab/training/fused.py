@@ -1,15 +1,28 @@
-r"""Hand-written SGD for networks of dense layers and ReLUs (the fast path of :func:`train`).
+r"""Hand-written SGD for networks of dense layers and ReLUs (the fast paths of :func:`train`).
 
 :class:`FusedSGD` computes exactly the step of :class:`ntklab.training.sgd.FunctionalSGD`
 (the :mod:`torch.func` definition, up to float round-off: tested in float64 at 1e-12) with a
-fixed handful of kernels into preallocated buffers and no autograd. It is kept because
-``benchmarks/bench_training.py`` measures it well above 1.5x the functional path where it
-matters, on one CPU thread: 7.8x at the seed's NN1 (width 10 000) and 2.4x at NN2 width 1024,
-batch 8; full batch (n = 800) 3.8-5.2x at depth 1, 1.0-1.6x at depth 2 (never slower).
-:class:`StackedFusedSGD` likewise for stacked networks (3.3-4.2x the ``vmap`` path at depth
-1, 1.7x at depth 2 with batch 8, 1.2x full batch). It reads the network through the
-same parameter dict and layer description as the engine (:func:`engine.parameters`,
-:func:`engine.dense_specs`), and :func:`fused_sgd` is the one rule that selects it.
+fixed handful of kernels into preallocated buffers and no autograd; its outputs and loss on
+whole data sets take the one forward pass of :mod:`ntklab.dense_pass`.
+:class:`StackedFusedSGD` trains ``k`` stacked networks by that module's forward and
+backward pass. Both read the network through the same parameter dict and layer
+description as the engine (:func:`engine.parameters`, :func:`engine.dense_specs`).
+
+They are kept, and :func:`fused_specs` (the one rule, for both) selects them, only where
+``benchmarks/bench_training.py`` measures them at 1.5x the :mod:`torch.func` path or more,
+in one run on one CPU thread (float32; ratio torch.func time / hand-written time; columns
+``func/fused`` and ``fused/func``, ``fused/vmap``):
+
+* one network, batch 8: 10.9x at the seed's NN1 (width 10 000), 2.9x at NN2 width 1024,
+  4.3x at NN2 width 10 000; one hidden layer, full batch (n = 800, width 512): 4.3x;
+* two hidden layers, larger steps: 1.8x at 64 rows (width 1024), 1.9x, 1.55x and 1.57x at
+  256 rows (width 512, 1024, 2048); full batch (n = 800): 1.69x at width 256 but 1.32x at
+  512 and 1.19x at 1024. So networks with two or more hidden layers take the torch.func
+  path for steps of more than :data:`DEEP_MAX_ROWS` = 256 rows whose rows x width^2 is
+  also above :data:`DEEP_MAX_WORK` = 2^26 (full batch on 800 points from width 512 up);
+* 8 stacked networks of width 512 against ``vmap`` of the torch.func step: 1.9x full batch
+  and 6.0x at batch 8 at depth 1; 1.6x at batch 8 but 1.35x full batch at depth 2 (4 of
+  width 256: 3.4x and 1.53x), the same rule.
 """
 
 from __future__ import annotations
@@ -258,13 +271,12 @@ class FusedSGD(Members):
                     mod.bias.copy_(P[n_in])
 
 
-#: The most rows a step may have for the hand-written paths of networks with two or more
-#: hidden layers: with more, the (width x width) products that both paths share dominate,
-#: and ``benchmarks/bench_training.py`` (one CPU thread, float32) measures the hand-written
-#: paths below 1.5x the :mod:`torch.func` ones: full batch (n = 800) at depth 2, width 512,
-#: 1.32x alone and 1.35x stacked (8 networks); at 256 rows 1.91x (width 512) and 1.55x
-#: (width 1024) alone, at 64 rows 1.83x, at batch 8 2.86x alone and 1.64x stacked.
+#: Networks with two or more hidden layers take the hand-written paths for steps of at most
+#: this many rows or of at most :data:`DEEP_MAX_WORK` rows x width^2, else the
+#: :mod:`torch.func` ones: with many rows on wide layers the (width x width) products,
+#: which both paths share, dominate a step (the module docstring's measurements).
 DEEP_MAX_ROWS = 256
+DEEP_MAX_WORK = 2**26
 
 
 def fused_specs(net: nn.Module, m: int | None = None, batch_size: int | None = None):
@@ -272,16 +284,17 @@ def fused_specs(net: nn.Module, m: int | None = None, batch_size: int | None = N
 
     The layers of ``net`` (:func:`engine.dense_specs`) if it is a network of dense layers
     and ReLUs with at least one hidden layer whose parameters all train and, for two or more
-    hidden layers, steps of at most :data:`DEEP_MAX_ROWS` rows (``batch_size`` rows of the
-    ``m`` training points; ``None``: full batch; ``m=None`` leaves the step size out of the
-    rule); else ``None``.
+    hidden layers, steps of at most :data:`DEEP_MAX_ROWS` rows or of at most
+    :data:`DEEP_MAX_WORK` rows x width^2 (``batch_size`` rows of the ``m`` training points;
+    ``None``: full batch; ``m=None`` leaves the step size out of the rule); else ``None``.
     """
     specs = engine.dense_specs(net)
     if specs is None or len(specs) < 2 or not all(p.requires_grad for p in net.parameters()):
         return None
     if m is not None and len(specs) > 2:
         rows = m if batch_size is None else min(batch_size, m)
-        if rows > DEEP_MAX_ROWS:
+        square = max(net.get_parameter(sp.weight).numel() for sp in specs[1:-1])
+        if rows > DEEP_MAX_ROWS and rows * square > DEEP_MAX_WORK:
             return None
     return specs
 
@@ -299,19 +312,12 @@ class StackedFusedSGD(Members):
 
     The same steps as :class:`~ntklab.training.sgd.FunctionalSGD` with ``stacked=True``
     (tested equal in float64), :math:`\theta_j \leftarrow \theta_j - \eta_j
-    \nabla_{\theta_j} \ell_j`, skipped for members that have stopped, with batched matrix
-    products over the member axis so that each pass over an (n, width) activation is one
-    kernel (kept because ``benchmarks/bench_training.py`` measures it at 3.3-4.2x the
-    ``vmap`` path at depth 1 and 1.7x at depth 2 with batch 8, width 512):
-
-    * the first layer's bias is folded into its matrix product, :math:`h^1 = [x, 1]
-      [s W^1, \beta b^1]^\top`, and so is its gradient (one product gives both);
-    * the ReLU is applied in place, and its derivative is taken from the stored output
-      (:math:`\phi'(h) = 1[\phi(h) > 0]`, PyTorch's convention at 0);
-    * for one hidden layer the gradient reaching :math:`h^1` is rank one,
-      :math:`\delta^1 = 1[h^1 > 0] \odot (g\, u^\top)` with :math:`g = \partial\ell/\partial f`
-      and :math:`u = s W^2`, so :math:`\nabla[W^1, b^1] = \operatorname{diag}(u)\,
-      1[h^1 > 0]^\top (g \odot [x, 1])` is computed without forming :math:`\delta^1`.
+    \nabla_{\theta_j} \ell_j`, skipped for members that have stopped: the forward pass and
+    the gradient of :mod:`ntklab.dense_pass` (:func:`~ntklab.dense_pass.forward`,
+    :func:`~ntklab.dense_pass.parameter_gradients` with the output cotangent
+    :math:`\partial\ell_j/\partial f_j = \tfrac2B (f_j - t)`), with batched matrix products
+    over the member axis, so that each pass over an (n, width) activation is one kernel
+    (kept where :func:`fused_specs` says: 1.6-6.0x the ``vmap`` path, module docstring).
 
     Parameters
     ----------

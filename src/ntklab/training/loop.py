@@ -11,10 +11,14 @@ steps is compared with :func:`ntklab.predict.gradient_descent_mse` at the same :
 (Lee et al. 2019).
 
 * :func:`train` trains one network: a network of :meth:`Architecture.network` by the
-  hand-written steps of :class:`~ntklab.training.fused.FusedSGD` (several times faster at the
-  seed's batch size 8, see ``benchmarks/bench_training.py --sgd``), any other module by the
-  :mod:`torch.func` definition (:class:`~ntklab.training.sgd.FunctionalSGD`); the two are
-  equal up to float round-off (tested to 1e-12 in float64);
+  hand-written steps of :class:`~ntklab.training.fused.FusedSGD` where
+  :func:`~ntklab.training.fused.fused_specs` selects them (where they are at least 1.5x
+  faster: 10.9x at the seed's NN1 with batch 8, see ``benchmarks/bench_training.py
+  --sgd``), any other module, and networks with two or more hidden layers taking large
+  steps on wide layers (full batch on 800 points from width 512 up), by the
+  :mod:`torch.func` definition
+  (:class:`~ntklab.training.sgd.FunctionalSGD`); the two are equal up to float round-off
+  (tested to 1e-12 in float64);
 * :func:`train_ensemble` trains networks of several seeds (and, optionally, learning rates
   and data sets): stacked (``vmap`` over the members, so a GPU stays busy; the default on
   CUDA, or with ``stacked=True``) or one at a time by :func:`train`'s path (the default on a
@@ -96,8 +100,12 @@ def train(
     :math:`\theta \leftarrow \theta - \eta \nabla_\theta \frac1B \sum_{i \in \text{batch}}
     (f(x_i) - y_i)^2` with :math:`B` the batch's size (the last batch of an epoch may be
     smaller). Networks from :meth:`Architecture.network` take hand-written fused steps
-    (equal to autograd + ``torch.optim.SGD`` up to float round-off, several times faster at
-    small batches); any other module is trained by autograd and ``torch.optim.SGD``.
+    where they are faster (:func:`~ntklab.training.fused.fused_specs`: equal to autograd +
+    ``torch.optim.SGD`` up to float round-off, several times faster at small batches); any
+    other module, and networks with two or more hidden layers taking large steps on wide
+    layers, is trained by the :mod:`torch.func` definition of the same step
+    (``torch.func.grad_and_value`` of the loss, then ``torch.optim.SGD``'s update
+    :math:`\theta \leftarrow \theta - \eta g`).
 
     Parameters
     ----------

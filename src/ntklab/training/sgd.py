@@ -3,8 +3,11 @@ r"""Plain SGD on the squared loss through the functional engine (:mod:`.engine`)
 :class:`FunctionalSGD` trains one network, or ``k`` networks of one architecture stacked on
 a leading member axis (``vmap`` over the members: one batched pass for all of them, each
 with its own learning rate, mini-batch order and, optionally, its own data). It is the path
-of every module that is not a network of dense layers and ReLUs, and of stacked ensembles;
-the single-network fast path is :class:`ntklab.training.fused.FusedSGD`.
+of every module that is not a network of dense layers and ReLUs, and of the networks and
+stacked ensembles for which :func:`ntklab.training.fused.fused_specs` finds the hand-written
+paths (:mod:`ntklab.training.fused`) not faster. :class:`Members` holds what all trainers
+of ``k`` members share: the epoch's batches, the full-data loss (the one mean squared
+residual, :func:`engine.mean_square`) and the update of stacked members.
 
 Every model of the training loop (:func:`ntklab.training.epochs.run`) has the same small
 interface: ``k`` (members), ``epoch(perms, out)``, ``outputs(x, f0)``, ``full_loss()``,
