@@ -76,6 +76,9 @@ def dense(z: torch.Tensor, weight, bias, scale: float, beta: float) -> torch.Ten
         return (z @ w_t).mul_(scale)
     if z.dim() == 2 and w_t.dim() == 2:  # beta * b + scale * z W^T, one fused kernel
         return torch.addmm(bias, z, w_t, beta=beta, alpha=scale)
+    if w_t.dim() == 3 and z.dim() <= 3:  # the same for stacked members (z shared or not)
+        z = z.expand(w_t.shape[0], *z.shape[-2:])
+        return torch.baddbmm(bias.unsqueeze(-2), z, w_t, beta=beta, alpha=scale)
     return (z @ w_t).mul_(scale).add_(bias.unsqueeze(-2), alpha=beta)
 
 
@@ -133,7 +136,7 @@ def _deltas(layers, fwd: Forward, cotangent: torch.Tensor, activation, consume: 
             return
         layer, z = layers[k], fwd.inputs[k]
         if consume and activation is None and delta.shape[-1] == 1:  # in z's own storage
-            delta = z.sign_().mul_(delta).mul_(layer.weight).mul_(layer.scale)
+            delta = z.sign_().mul_(delta).mul_(layer.weight * layer.scale)
             continue
         delta = _scaled_product(delta, layer.weight, layer.scale, z)
         if activation is None:  # ReLU: phi'(h) = 1[phi(h) > 0] = sign(phi(h))
