@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 #: Public name -> the submodule that defines it (imported on first access).
 _LAZY = {
     "Architecture": "architecture",
-    "Parameterization": "architecture",
-    "PARAMETERIZATIONS": "architecture",
+    "Parameterization": "parameterizations",
+    "PARAMETERIZATIONS": "parameterizations",
     "FullyConnectedNetwork": "networks",
     "default_device": "networks",
     "KernelRegressor": "regressor",
@@ -106,13 +106,14 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
     from . import data
-    from .architecture import PARAMETERIZATIONS, Architecture, Parameterization
+    from .architecture import Architecture
     from .empirical import empirical_ntk
     from .equivalence import EquivalenceResult, equivalence_metrics
     from .kernels import laplacian, rbf
     from .linearization import linearize
     from .monte_carlo import monte_carlo_nngp, monte_carlo_ntk
     from .networks import FullyConnectedNetwork, default_device
+    from .parameterizations import PARAMETERIZATIONS, Parameterization
     from .predict import gradient_descent_mse, gradient_descent_mse_ensemble
     from .published import (
         NORMALIZATIONS,

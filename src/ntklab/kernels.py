@@ -35,9 +35,7 @@ __all__ = [
     "relu_moments",
     "arc_cosine",
     "laplacian",
-    "laplacian_unchecked",
     "rbf",
-    "rbf_unchecked",
 ]
 
 
@@ -320,7 +318,7 @@ def _distances(X: np.ndarray, Z: np.ndarray, symmetric: bool) -> np.ndarray:
     return np.sqrt(sq, out=sq)
 
 
-def laplacian(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
+def laplacian(X, Z=None, *, length_scale: float = 1.0, check_input: bool = True) -> np.ndarray:
     r"""Laplacian (exponential) kernel, the seed's K1.
 
     .. math:: k(x, z) = \exp(-\lVert x - z\rVert / \ell)
@@ -332,33 +330,27 @@ def laplacian(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
     ----------
     X : array_like (n, d)
     Z : array_like (m, d), optional
-        Defaults to ``X``.
+        Defaults to ``X`` (exactly 0 distance on the diagonal).
     length_scale : float
         :math:`\ell > 0`.
+    check_input : bool, default True
+        ``False`` skips the checks (:mod:`ntklab._validation`): ``X``, ``Z`` are then finite
+        float64 matrices with the same number of columns and ``length_scale > 0``.
 
     Returns
     -------
     ndarray (n, m), float64
     """
-    length_scale = check_float(length_scale, "length_scale", strict=True)
-    X, Z, symmetric = check_pair(X, Z)
-    return laplacian_unchecked(X, None if symmetric else Z, length_scale=length_scale)
-
-
-def laplacian_unchecked(
-    X: np.ndarray, Z: np.ndarray | None = None, *, length_scale: float = 1.0
-) -> np.ndarray:
-    """:func:`laplacian` of float64 matrices that are already valid; checks nothing.
-
-    For callers inside ntklab that made or checked ``X`` and ``Z`` (same column count) and
-    ``length_scale > 0`` themselves. ``Z=None``: ``X`` (exactly 0 distance on the diagonal).
-    """
+    if check_input:
+        length_scale = check_float(length_scale, "length_scale", strict=True)
+        X, Z, symmetric = check_pair(X, Z)
+        Z = None if symmetric else Z
     dist = _distances(X, X if Z is None else Z, Z is None)
     dist /= -length_scale
     return np.exp(dist, out=dist)
 
 
-def rbf(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
+def rbf(X, Z=None, *, length_scale: float = 1.0, check_input: bool = True) -> np.ndarray:
     r"""Squared-exponential (RBF) kernel.
 
     .. math:: k(x, z) = \exp\!\left(-\frac{\lVert x - z\rVert^2}{2\ell^2}\right)
@@ -370,17 +362,13 @@ def rbf(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
         Defaults to ``X``.
     length_scale : float
         :math:`\ell > 0`.
+    check_input : bool, default True
+        As in :func:`laplacian`.
     """
-    length_scale = check_float(length_scale, "length_scale", strict=True)
-    X, Z, symmetric = check_pair(X, Z)
-    return rbf_unchecked(X, None if symmetric else Z, length_scale=length_scale)
-
-
-def rbf_unchecked(
-    X: np.ndarray, Z: np.ndarray | None = None, *, length_scale: float = 1.0
-) -> np.ndarray:
-    """:func:`rbf` of float64 matrices that are already valid; checks nothing (as
-    :func:`laplacian_unchecked`)."""
+    if check_input:
+        length_scale = check_float(length_scale, "length_scale", strict=True)
+        X, Z, symmetric = check_pair(X, Z)
+        Z = None if symmetric else Z
     dist = _distances(X, X if Z is None else Z, Z is None)
     np.multiply(dist, dist, out=dist)
     dist /= -2.0 * length_scale**2

@@ -41,14 +41,15 @@ import numpy as np
 
 from ._validation import check_float, check_int
 from .activations import parse_activation
-from .architecture import PARAMETERIZATIONS, Architecture
+from .architecture import Architecture
 from .data import SEED_BOUNDS, project_to_sphere
 from .empirical import MonteCarloEstimate, monte_carlo_kernels
+from .parameterizations import PARAMETERIZATIONS
 from .published import (
     NORMALIZATIONS,
     PUBLISHED_KERNELS,
     PublishedKernel,
-    published_kernels_unchecked,
+    published_kernels,
 )
 
 __all__ = [
@@ -210,9 +211,13 @@ def verify(
         for p in parameterizations:
             for depth in depths:
                 arch = Architecture(depth, p, activation=act).at_width(width)
-                analytic = dict(zip(("nngp", "ntk"), arch.kernels_unchecked(X), strict=True))
+                analytic = dict(
+                    zip(("nngp", "ntk"), arch.kernels(X, check_input=False), strict=True)
+                )
                 wrong = (
-                    Architecture(depth, p, activation=control).at_width(width).kernels_unchecked(X)
+                    Architecture(depth, p, activation=control)
+                    .at_width(width)
+                    .kernels(X, check_input=False)
                 )
                 estimates = monte_carlo_kernels(
                     arch, X, width=width, n_samples=n_samples, seed=seed,
@@ -398,8 +403,10 @@ def verify_published(
                     arch, X, width=width, n_samples=n_samples, seed=seed, kinds=(kind,),
                     nngp_estimator=nngp_estimator, device=device,
                 )[kind]  # fmt: skip
-            K = published_kernels_unchecked(X, normalization=normalization, names=name)[name]
-            analytic = arch.kernels_unchecked(X)[0 if kind == "nngp" else 1]
+            K = published_kernels(X, normalization=normalization, names=name, check_input=False)[
+                name
+            ]
+            analytic = arch.kernels(X, check_input=False)[0 if kind == "nngp" else 1]
             diff = float(np.max(np.abs(K - analytic)) / np.max(np.abs(analytic)))
             rel, mc = relative_error(estimates[arch, kind], K)
             thr = threshold(mc, arch.depth, width, n_sigma=n_sigma, bias_constant=bias_constant)
