@@ -72,7 +72,7 @@ def test_one_eigendecomposition_and_one_auto_lr_per_kernel_and_rows(tmp_path, mo
     methods = [m for m in cfg.methods if m.kind != "network"] + extra
     cfg = cfg.model_copy(update={"methods": methods})
     calls = {"eigh": 0, "auto_lr": 0}
-    eigh, auto_lr = np.linalg.eigh, training.auto_lr_unchecked  # what a trial calls
+    eigh, auto_lr = np.linalg.eigh, training.auto_lr  # what a trial calls
 
     def counting_eigh(a, *args, **kw):
         calls["eigh"] += 1
@@ -83,7 +83,7 @@ def test_one_eigendecomposition_and_one_auto_lr_per_kernel_and_rows(tmp_path, mo
         return auto_lr(*args, **kw)
 
     monkeypatch.setattr(np.linalg, "eigh", counting_eigh)
-    monkeypatch.setattr(training, "auto_lr_unchecked", counting_auto_lr)
+    monkeypatch.setattr(training, "auto_lr", counting_auto_lr)
     record = study.run_trial(cfg, trial=0)
     assert not record.errors
     assert {m for m, *_ in record.rows} >= {"NTKB1T", "T5", "T20"}
