@@ -211,14 +211,10 @@ def verify(
         for p in parameterizations:
             for depth in depths:
                 arch = Architecture(depth, p, activation=act).at_width(width)
-                analytic = dict(
-                    zip(("nngp", "ntk"), arch.kernels(X, check_input=False), strict=True)
-                )
-                wrong = (
-                    Architecture(depth, p, activation=control)
-                    .at_width(width)
-                    .kernels(X, check_input=False)
-                )
+                nngp, ntk = arch.kernels(X, check_input=False)
+                analytic = {"nngp": nngp, "ntk": ntk}
+                wrong = Architecture(depth, p, activation=control).at_width(width)
+                wrong = wrong.kernels(X, check_input=False)
                 estimates = monte_carlo_kernels(
                     arch, X, width=width, n_samples=n_samples, seed=seed,
                     nngp_estimator=nngp_estimator, device=device,
@@ -403,9 +399,8 @@ def verify_published(
                     arch, X, width=width, n_samples=n_samples, seed=seed, kinds=(kind,),
                     nngp_estimator=nngp_estimator, device=device,
                 )[kind]  # fmt: skip
-            K = published_kernels(X, normalization=normalization, names=name, check_input=False)[
-                name
-            ]
+            K = published_kernels(X, normalization=normalization, names=name, check_input=False)
+            K = K[name]
             analytic = arch.kernels(X, check_input=False)[0 if kind == "nngp" else 1]
             diff = float(np.max(np.abs(K - analytic)) / np.max(np.abs(analytic)))
             rel, mc = relative_error(estimates[arch, kind], K)
