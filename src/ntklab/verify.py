@@ -50,6 +50,19 @@ from .published import (
     PublishedKernel,
     published_kernels_unchecked,
 )
+from .verify_defaults import (
+    ACTIVATIONS,
+    DEPTHS,
+    IN_FEATURES,
+    N_POINTS,
+    N_SAMPLES,
+    NNGP_ESTIMATOR,
+    PUBLISHED_N_SAMPLES,
+    PUBLISHED_WIDTH,
+    SEED,
+    WIDTH,
+)
+from .verify_defaults import PARAMETERIZATIONS as CHECKED_PARAMETERIZATIONS
 
 __all__ = [
     "VerifyRow",
@@ -136,18 +149,18 @@ def threshold(
 
 def verify(
     *,
-    width: int = 128,
-    n_samples: int = 200,
-    n_points: int = 8,
-    seed: int = 0,
-    depths=(1, 2, 3),
-    parameterizations=("jacot", "arora", "paper", "standard"),
-    in_features: int = 4,
-    nngp_estimator: str = "last_hidden",
+    width: int = WIDTH,
+    n_samples: int = N_SAMPLES,
+    n_points: int = N_POINTS,
+    seed: int = SEED,
+    depths=DEPTHS,
+    parameterizations=CHECKED_PARAMETERIZATIONS,
+    in_features: int = IN_FEATURES,
+    nngp_estimator: str = NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
-    activations=("relu",),
+    activations=ACTIVATIONS,
 ) -> list[VerifyRow]:
     """Compare analytic NNGP/NTK with Monte-Carlo estimates for each architecture.
 
@@ -335,11 +348,11 @@ def _seed_network(name: str, kernel: PublishedKernel) -> tuple[Architecture, str
 
 def verify_published(
     *,
-    width: int = 256,
-    n_samples: int = 400,
-    n_points: int = 8,
-    seed: int = 0,
-    nngp_estimator: str = "last_hidden",
+    width: int = PUBLISHED_WIDTH,
+    n_samples: int = PUBLISHED_N_SAMPLES,
+    n_points: int = N_POINTS,
+    seed: int = SEED,
+    nngp_estimator: str = NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
