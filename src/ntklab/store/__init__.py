@@ -22,7 +22,7 @@ across depth for the layer-change analysis (e.g. ``NN``, ``GP``, ``NTKJ``, ``NTK
 a row in ``errors`` and no results: it is *failed*, and a resume reruns exactly those
 (trial, method) pairs (:meth:`RunStore.failed_methods`).
 
-Safety. Only one process writes: :class:`RunLock` holds an exclusive ``fcntl`` lock on
+Safety. Only one process writes: :class:`RunLock` holds an exclusive file lock (filelock: ``flock``) on
 ``RUN_DIR/.ntklab.lock`` for the run's lifetime (the kernel drops it when the process dies,
 so a killed run never blocks the next). A trial's rows, errors and its ``trials`` row are
 committed together and the WAL is checkpointed into ``results.sqlite`` after every trial and
