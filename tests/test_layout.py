@@ -5,7 +5,7 @@ Every module under ``src/ntklab`` is read with :mod:`ast` (nothing is imported).
 ``a -> b`` is any import of ``b`` in ``a``, at module level or inside a function (imports
 under ``if TYPE_CHECKING:`` do not run and are left out). A package ``__init__`` only
 re-exports, so an import of a name from a package is followed to the submodule that defines
-it (the ``from .sub import name`` lines of the ``__init__``, or its ``_LAZY`` table), and
+it (the ``from .sub import name`` lines of the ``__init__`` or of its ``__init__.pyi``), and
 the ``__init__`` modules themselves are not nodes of the cycle check.
 """
 
@@ -70,22 +70,17 @@ def _base(module: str, node: ast.ImportFrom) -> str | None:
 
 
 def _reexports(package: str) -> dict[str, str]:
-    """{name: defining submodule} of a package ``__init__``: its ``from .sub import name``
-    lines and its ``_LAZY = {name: "sub"}`` table."""
-    tree = MODULES[package][1]
+    """{name: defining submodule} of a package ``__init__``: the ``from .sub import name``
+    lines of its ``__init__.py`` and of its stub ``__init__.pyi`` (the public-name table
+    that :mod:`ntklab._lazy` reads)."""
+    path, tree = MODULES[package]
+    stub = path.with_suffix(".pyi")
+    trees = [tree, *([ast.parse(stub.read_text(encoding="utf-8"))] if stub.exists() else [])]
     out = {}
-    for node in ast.walk(tree):
+    for node in (n for t in trees for n in ast.walk(t)):
         if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
             for alias in node.names:
                 out[alias.asname or alias.name] = f"{package}.{node.module}"
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets)
-            and isinstance(node.value, ast.Dict)
-        ):
-            for k, v in zip(node.value.keys, node.value.values, strict=True):
-                if isinstance(k, ast.Constant) and isinstance(v, ast.Constant):
-                    out[k.value] = f"{package}.{v.value}"
     return out
 
 
