@@ -75,27 +75,30 @@ def _base(module: str, node: ast.ImportFrom) -> str | None:
     return name if name == PACKAGE or name.startswith(PACKAGE + ".") else None
 
 
+def _from_imports():
+    """``(importer, module, alias)`` of every name a module imports from the package."""
+    for module, (_, tree) in MODULES.items():
+        for node in _imports(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = _base(module, node)
+                if base is not None:
+                    yield from ((module, base, alias) for alias in node.names)
+
+
 def _private_imports() -> set[tuple[str, str, str]]:
     """(importer, module, name) of every ``from module import _name`` across modules (a
     package ``__init__`` re-exporting from its own submodule is fine; dunders are fine)."""
     out = set()
-    for module, (_, tree) in MODULES.items():
-        for node in _imports(tree):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            base = _base(module, node)
-            if base is None:
-                continue
-            for alias in node.names:
-                name = alias.name
-                if not name.startswith("_") or (name.startswith("__") and name.endswith("__")):
-                    continue
-                if f"{base}.{name}" in MODULES:  # a private *module* (_lazy, _validation)
-                    continue
-                if module in PACKAGES and base.startswith(module + "."):
-                    continue  # a package re-exporting its own submodule's name
-                if base != module:
-                    out.add((module, base, name))
+    for module, base, alias in _from_imports():
+        name = alias.name
+        if not name.startswith("_") or (name.startswith("__") and name.endswith("__")):
+            continue
+        if f"{base}.{name}" in MODULES:  # a private *module* (_lazy, _validation)
+            continue
+        if module in PACKAGES and base.startswith(module + "."):
+            continue  # a package re-exporting its own submodule's name
+        if base != module:
+            out.add((module, base, name))
     return out
 
 
@@ -164,17 +167,13 @@ def test_no_private_names_across_modules():
 def _names_through_own_package() -> set[tuple[str, str, str]]:
     """(importer, package, name) of every ``from <an enclosing package> import name`` whose
     name is not a submodule (an edge that the package's lazy ``__init__`` hides)."""
-    out = set()
-    for module, (_, tree) in MODULES.items():
-        for node in _imports(tree):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            base = _base(module, node)
-            if base in PACKAGES and module.startswith(base + "."):
-                out |= {
-                    (module, base, a.name) for a in node.names if f"{base}.{a.name}" not in MODULES
-                }
-    return out
+    return {
+        (module, base, alias.name)
+        for module, base, alias in _from_imports()
+        if base in PACKAGES
+        and module.startswith(base + ".")
+        and f"{base}.{alias.name}" not in MODULES
+    }
 
 
 def test_no_module_imports_a_name_through_its_own_package():

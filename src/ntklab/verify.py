@@ -35,6 +35,7 @@ architecture it would be the kernel of.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -153,8 +154,8 @@ def verify(
     n_samples: int = N_SAMPLES,
     n_points: int = N_POINTS,
     seed: int = SEED,
-    depths=DEPTHS,
-    parameterizations=CHECKED_PARAMETERIZATIONS,
+    depths: Iterable[int] = DEPTHS,
+    parameterizations: Iterable[str] = CHECKED_PARAMETERIZATIONS,
     in_features: int = IN_FEATURES,
     nngp_estimator: str = NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
