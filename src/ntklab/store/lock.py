@@ -4,8 +4,8 @@ when its holder dies (so a killed run never blocks the next), with the holder's 
 in the file for the one-line message a second run gets.
 
 The pid survives a second run's attempt because filelock opens the file of a lock it does
-not get without truncating it (filelock 4.3 and later; earlier releases opened it with
-``O_TRUNC``, which would erase the holder's pid before the second run read it).
+not get without truncating it: so does the filelock required (4.3 or later); older releases
+(3.x) opened it with ``O_TRUNC``, which erased the holder's pid before the second run read it.
 """
 
 from __future__ import annotations
