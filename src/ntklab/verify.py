@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import verify_defaults as defaults
 from ._validation import check_float, check_int
 from .activations import parse_activation
 from .architecture import PARAMETERIZATIONS, Architecture
@@ -51,19 +52,6 @@ from .published import (
     PublishedKernel,
     published_kernels_unchecked,
 )
-from .verify_defaults import (
-    ACTIVATIONS,
-    DEPTHS,
-    IN_FEATURES,
-    N_POINTS,
-    N_SAMPLES,
-    NNGP_ESTIMATOR,
-    PUBLISHED_N_SAMPLES,
-    PUBLISHED_WIDTH,
-    SEED,
-    WIDTH,
-)
-from .verify_defaults import PARAMETERIZATIONS as CHECKED_PARAMETERIZATIONS
 
 __all__ = [
     "VerifyRow",
@@ -150,18 +138,18 @@ def threshold(
 
 def verify(
     *,
-    width: int = WIDTH,
-    n_samples: int = N_SAMPLES,
-    n_points: int = N_POINTS,
-    seed: int = SEED,
-    depths: Iterable[int] = DEPTHS,
-    parameterizations: Iterable[str] = CHECKED_PARAMETERIZATIONS,
-    in_features: int = IN_FEATURES,
-    nngp_estimator: str = NNGP_ESTIMATOR,
+    width: int = defaults.WIDTH,
+    n_samples: int = defaults.N_SAMPLES,
+    n_points: int = defaults.N_POINTS,
+    seed: int = defaults.SEED,
+    depths: Iterable[int] = defaults.DEPTHS,
+    parameterizations: Iterable[str] = defaults.PARAMETERIZATIONS,
+    in_features: int = defaults.IN_FEATURES,
+    nngp_estimator: str = defaults.NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
-    activations=ACTIVATIONS,
+    activations=defaults.ACTIVATIONS,
 ) -> list[VerifyRow]:
     """Compare analytic NNGP/NTK with Monte-Carlo estimates for each architecture.
 
@@ -349,11 +337,11 @@ def _seed_network(name: str, kernel: PublishedKernel) -> tuple[Architecture, str
 
 def verify_published(
     *,
-    width: int = PUBLISHED_WIDTH,
-    n_samples: int = PUBLISHED_N_SAMPLES,
-    n_points: int = N_POINTS,
-    seed: int = SEED,
-    nngp_estimator: str = NNGP_ESTIMATOR,
+    width: int = defaults.PUBLISHED_WIDTH,
+    n_samples: int = defaults.PUBLISHED_N_SAMPLES,
+    n_points: int = defaults.N_POINTS,
+    seed: int = defaults.SEED,
+    nngp_estimator: str = defaults.NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
