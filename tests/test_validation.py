@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,23 @@ def test_verify_cli_bad_options(args, message):
     assert result.exit_code == 2
     assert result.output.strip().startswith("error:") and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_verify_cli_defaults_are_the_functions_defaults():
+    """The flags' defaults and help show the defaults of the functions they call."""
+    plain = inspect.signature(ntklab.verify.verify).parameters
+    published = inspect.signature(ntklab.verify.verify_published).parameters
+    flags = {p.name: p.default for p in main.commands["verify"].params}
+    assert flags["points"] == plain["n_points"].default == published["n_points"].default
+    assert flags["seed"] == plain["seed"].default
+    assert flags["depths"].split(",") == [str(d) for d in plain["depths"].default]
+    assert flags["parameterizations"].split(",") == list(plain["parameterizations"].default)
+    assert flags["activations"].split(",") == list(plain["activations"].default)
+    assert flags["nngp_estimator"] == published["nngp_estimator"].default
+    text = " ".join(CliRunner().invoke(main, ["verify", "--help"]).output.split())
+    for name, flag in (("width", "width"), ("n_samples", "samples")):
+        default, other = plain[name].default, published[name].default
+        assert f"--{flag}" in text and f"[default: {default}; {other} with --published]" in text
 
 
 # ---- validate once, at the boundary: check_input (_validation's module docstring) ----------

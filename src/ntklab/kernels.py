@@ -18,10 +18,10 @@ Arora, S. et al. (2019). On exact computation with an infinitely wide neural net
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,39 +147,29 @@ def _load_compiled(dispatcher, args) -> None:
     Processes that start together on a fresh install (a study's pool workers, the test
     suite's workers) would each compile the same pass at once; with a file lock the first
     compiles and writes the cache, and the others wait for it and then load it. The lock is
-    an advisory ``flock`` in the temporary directory, released when its holder exits however
-    it ends; a holder stopped for longer than :data:`_COMPILE_WAIT` seconds is not waited
-    for, and where no lock can be taken each process compiles for itself, as numba would.
+    a :class:`filelock.FileLock` (an advisory ``flock``) in the temporary directory, released
+    when its holder exits however it ends; a holder stopped for longer than
+    :data:`_COMPILE_WAIT` seconds is not waited for, and where no lock can be taken each
+    process compiles for itself, as numba would.
     """
     if dispatcher.signatures:  # this process has it already (one signature: float64, C order)
         return
     import numba
+    from filelock import FileLock, Timeout
 
     signature = tuple(numba.typeof(a) for a in args)
+    user = getattr(os, "getuid", getpass.getuser)()  # the user's name where no uid (Windows)
+    path = Path(tempfile.gettempdir()) / f"ntklab-numba-{user}.lock"
+    lock = FileLock(path, timeout=_COMPILE_WAIT)
     try:
-        import fcntl
-
-        user = os.getuid()
-        handle = open(Path(tempfile.gettempdir()) / f"ntklab-numba-{user}.lock", "a")
-    except (ImportError, AttributeError, OSError):  # no flock (Windows), or no such file
+        lock.acquire()
+    except (Timeout, OSError):  # a stopped holder, or no locking here: compile alone
         dispatcher.compile(signature)
         return
-    with handle:
-        deadline = time.monotonic() + _COMPILE_WAIT
-        locked = False
-        while not locked and time.monotonic() < deadline:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
-            except BlockingIOError:
-                time.sleep(0.05)
-            except OSError:  # no locking on this file system: compile alone
-                break
-        try:
-            dispatcher.compile(signature)  # loads numba's cache when another process wrote it
-        finally:
-            if locked:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        dispatcher.compile(signature)  # loads numba's cache when another process wrote it
+    finally:
+        lock.release()
 
 
 def _layer_variances(X: np.ndarray, coef: np.ndarray, inline: bool) -> np.ndarray:
