@@ -54,15 +54,13 @@ def test_metrics_are_consistent():
     np.testing.assert_allclose(eq.curves["curve_test_rmse"][1], res.test_rmse)
     np.testing.assert_allclose(eq.curves["curve_train_loss"][1], res.train_loss)
     # the trial's own kernels and eigendecomposition give the same measures, computing none
-    from ntklab.equivalence import equivalence_metrics_unchecked
-
-    given = equivalence_metrics_unchecked(
+    given = equivalence_metrics(
         res, arch, X, y, Xt, yt, max_kernel_points=12, kernels=(K, Ks), eig=np.linalg.eigh(K)
     )
     for key, value in met.items():
         assert given.metrics[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     # ... and it is those that are used: a different kernel gives a different prediction
-    other = equivalence_metrics_unchecked(
+    other = equivalence_metrics(
         res,
         arch,
         X,

@@ -449,12 +449,12 @@ def test_each_pool_worker_takes_the_next_device():
 
 
 def test_batches_group_whole_trials_of_one_point():
-    from ntklab.execution.trials import batches
+    from ntklab.execution.trials import Task, batches
 
     c = {}
-    tasks = [(c, 0, 0, None), (c, 0, 1, None), (c, 0, 2, ("NN1",)), (c, 0, 3, None),
-             (c, 0, 4, None), (c, 0, 5, None), (c, 1, 0, None), (c, 1, 1, None)]  # fmt: skip
-    got = [[(p, t) for _, p, t, _ in b] for b in batches(iter(tasks), 2)]
+    tasks = [Task(c, 0, 0), Task(c, 0, 1), Task(c, 0, 2, ("NN1",)), Task(c, 0, 3),
+             Task(c, 0, 4), Task(c, 0, 5), Task(c, 1, 0), Task(c, 1, 1)]  # fmt: skip
+    got = [[(t.point, t.trial) for t in b] for b in batches(iter(tasks), 2)]
     # a retry of failed methods runs alone; a batch never mixes sweep points
     assert got == [[(0, 0), (0, 1)], [(0, 2)], [(0, 3), (0, 4)], [(0, 5)], [(1, 0), (1, 1)]]
     assert [len(b) for b in batches(iter(tasks), 1)] == [1] * 8

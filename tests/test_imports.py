@@ -69,3 +69,26 @@ def test_public_names_resolve():
         _ = ntklab.report.nonexistent
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         _ = ntklab.predict.nonexistent
+
+
+def test_the_stub_is_the_one_table_of_public_names(tmp_path):
+    """A package's ``__init__.pyi`` gives ``__all__``, the lazy names and the submodules;
+    a line it cannot read is refused with the line named."""
+    from ntklab._lazy import read_stub
+
+    stub = tmp_path / "__init__.pyi"
+    stub.write_text(
+        '"""doc"""\nfrom . import data as data\nfrom . import cli\n'
+        "from .kernels import rbf as rbf\n__version__: str\n"
+    )
+    names, submodules, public = read_stub(str(stub))
+    assert (names, submodules, public) == (
+        {"rbf": "kernels"},
+        {"data", "cli"},
+        ["data", "rbf", "__version__"],
+    )
+    assert "verify" in dir(ntklab) and "verify" not in ntklab.__all__  # reachable, not public
+    for bad in ("from .kernels import rbf as laplace\n", "import os\n"):
+        stub.write_text(bad)
+        with pytest.raises(ValueError, match="__init__.pyi"):
+            read_stub(str(stub))

@@ -1,18 +1,24 @@
-"""The package's layout: its modules import one another one way only (no
-cycles), and never import another module's private names.
+"""The package's layout: its modules import one another one way only (no cycles), and
+never import another module's private names.
 
-Every module under ``src/ntklab`` is read with :mod:`ast` (nothing is imported). An edge
-``a -> b`` is any import of ``b`` in ``a``, at module level or inside a function (imports
-under ``if TYPE_CHECKING:`` do not run and are left out). A package ``__init__`` only
-re-exports, so an import of a name from a package is followed to the submodule that defines
-it (the ``from .sub import name`` lines of the ``__init__``, or its ``_LAZY`` table), and
-the ``__init__`` modules themselves are not nodes of the cycle check.
+No cycles: the import-linter contract in ``pyproject.toml`` (``[tool.importlinter]``,
+``acyclic_siblings``: at every level of the package, its modules and subpackages import one
+another one way; imports inside functions count, those under ``if TYPE_CHECKING:`` do not).
+import-linter sees ``from .report import load_run`` as an import of the package
+``ntklab.report``, whose ``__init__`` imports its names lazily; so a module must not import
+a name (rather than a submodule) through its own package, where that would hide an edge.
+
+Private names: every module under ``src/ntklab`` is read with :mod:`ast` (nothing is
+imported).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
+
+import tomllib
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "ntklab"
@@ -69,146 +75,106 @@ def _base(module: str, node: ast.ImportFrom) -> str | None:
     return name if name == PACKAGE or name.startswith(PACKAGE + ".") else None
 
 
-def _reexports(package: str) -> dict[str, str]:
-    """{name: defining submodule} of a package ``__init__``: its ``from .sub import name``
-    lines and its ``_LAZY = {name: "sub"}`` table."""
-    tree = MODULES[package][1]
-    out = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-            for alias in node.names:
-                out[alias.asname or alias.name] = f"{package}.{node.module}"
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets)
-            and isinstance(node.value, ast.Dict)
-        ):
-            for k, v in zip(node.value.keys, node.value.values, strict=True):
-                if isinstance(k, ast.Constant) and isinstance(v, ast.Constant):
-                    out[k.value] = f"{package}.{v.value}"
-    return out
-
-
-def _target(base: str, name: str) -> str:
-    """The module that ``from base import name`` really depends on."""
-    if f"{base}.{name}" in MODULES:
-        return f"{base}.{name}"
-    if base in PACKAGES:
-        sub = _reexports(base).get(name)
-        if sub in MODULES and sub != base:
-            return sub
-    return base
-
-
-def _edges() -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+def _from_imports():
+    """``(importer, module, alias)`` of every name a module imports from the package."""
     for module, (_, tree) in MODULES.items():
         for node in _imports(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.startswith(PACKAGE + "."):
-                        graph[module].add(alias.name)
-                continue
-            base = _base(module, node)
-            if base is None:
-                continue
-            for alias in node.names:
-                graph[module].add(_target(base, alias.name))
-    for module in graph:
-        graph[module].discard(module)
-    return graph
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan)."""
-    nodes = [m for m in graph if m not in PACKAGES]
-    edges = {m: [t for t in graph[m] if t in graph and t not in PACKAGES] for m in nodes}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in edges[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in nodes:
-        if v not in index:
-            visit(v)
-    return out
+            if isinstance(node, ast.ImportFrom):
+                base = _base(module, node)
+                if base is not None:
+                    yield from ((module, base, alias) for alias in node.names)
 
 
 def _private_imports() -> set[tuple[str, str, str]]:
     """(importer, module, name) of every ``from module import _name`` across modules (a
     package ``__init__`` re-exporting from its own submodule is fine; dunders are fine)."""
     out = set()
-    for module, (_, tree) in MODULES.items():
-        for node in _imports(tree):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            base = _base(module, node)
-            if base is None:
-                continue
-            for alias in node.names:
-                name = alias.name
-                if not name.startswith("_") or (name.startswith("__") and name.endswith("__")):
-                    continue
-                if f"{base}.{name}" in MODULES:  # a private *module* (_lazy, _validation)
-                    continue
-                if module in PACKAGES and base.startswith(module + "."):
-                    continue  # a package re-exporting its own submodule's name
-                if base != module:
-                    out.add((module, base, name))
+    for module, base, alias in _from_imports():
+        name = alias.name
+        if not name.startswith("_") or (name.startswith("__") and name.endswith("__")):
+            continue
+        if f"{base}.{name}" in MODULES:  # a private *module* (_lazy, _validation)
+            continue
+        if module in PACKAGES and base.startswith(module + "."):
+            continue  # a package re-exporting its own submodule's name
+        if base != module:
+            out.add((module, base, name))
     return out
 
 
-def test_the_graph_sees_the_package():
-    graph = _edges()
-    assert {"ntklab.report.runs", "ntklab.config.schema", "ntklab.execution.runner"} <= set(graph)
-    # module-level, relative, function-level and through-the-package imports all count
-    assert "ntklab.store.db" in graph["ntklab.report.runs"]  # `from ..store import RunStore`
-    assert "ntklab.report.stats" in graph["ntklab.report.tables"]
-    assert "ntklab.report.runs" in graph["ntklab.cli"]  # `from .report import load_run` inside
-    assert "ntklab.config.plan" in graph["ntklab.execution.runstore"]  # through config/__init__
+def _lint(config: Path) -> int:
+    """Exit status of import-linter's contracts in ``config`` (0: all kept)."""
+    from importlinter.cli import lint_imports
+
+    return lint_imports(str(config), no_cache=True, no_logo=True)
 
 
-def test_the_checks_can_fail(monkeypatch):
-    """A cycle and a private import planted in a copy of the modules are found."""
+def _contract_for(tmp_path: Path, package: str) -> Path:
+    """The project's import-linter configuration, for ``package`` instead of ntklab."""
+    text = (SRC.parent / "pyproject.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)["tool"]["importlinter"]
+    contracts = config.pop("contracts")
+    config["root_package"] = package
+    lines = [f"{key} = {json.dumps(value)}" for key, value in config.items()]
+    for contract in contracts:
+        contract["ancestors"] = [package]
+        lines.append("[[tool.importlinter.contracts]]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in contract.items()]
+    path = tmp_path / "importlinter.toml"
+    path.write_text("[tool.importlinter]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_no_import_cycles():
+    assert _lint(SRC.parent / "pyproject.toml") == 0, "modules that import each other (above)"
+
+
+def test_the_checks_can_fail(tmp_path, monkeypatch):
+    """A cycle (through an import inside a function, in a subpackage) and a private import
+    planted in a package are found."""
+    root = tmp_path / "planted"
+    (root / "sub").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "sub" / "__init__.py").write_text("")
+    (root / "sub" / "stats.py").write_text("def f():\n    from .tables import _hidden\n")
+    (root / "sub" / "tables.py").write_text("from . import stats\n_hidden = 1\n")
+    (root / "sub" / "guarded.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import tables\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _lint(_contract_for(tmp_path, "planted")) != 0
+    (root / "sub" / "stats.py").write_text("")  # the cycle gone (TYPE_CHECKING is no edge)
+    assert _lint(_contract_for(tmp_path, "planted")) == 0
     planted = dict(MODULES)
     planted["ntklab.report.stats"] = (
         MODULES["ntklab.report.stats"][0],
         ast.parse("from .tables import _hidden\n"),
     )
-    monkeypatch.setattr(__import__(__name__), "MODULES", planted)
-    assert any({"ntklab.report.stats", "ntklab.report.tables"} <= set(c) for c in _cycles(_edges()))
-    assert ("ntklab.report.stats", "ntklab.report.tables", "_hidden") in _private_imports()
-
-
-def test_no_import_cycles():
-    cycles = _cycles(_edges())
-    assert cycles == [], "modules that import each other: " + "; ".join(
-        " <-> ".join(c) for c in cycles
+    planted["ntklab.report.tables"] = (
+        MODULES["ntklab.report.tables"][0],
+        ast.parse("from ..report import main_table\n"),
     )
+    monkeypatch.setattr(__import__(__name__), "MODULES", planted)
+    assert ("ntklab.report.stats", "ntklab.report.tables", "_hidden") in _private_imports()
+    assert ("ntklab.report.tables", "ntklab.report", "main_table") in _names_through_own_package()
 
 
 def test_no_private_names_across_modules():
     found = _private_imports()
     assert sorted(found) == []
+
+
+def _names_through_own_package() -> set[tuple[str, str, str]]:
+    """(importer, package, name) of every ``from <an enclosing package> import name`` whose
+    name is not a submodule (an edge that the package's lazy ``__init__`` hides)."""
+    return {
+        (module, base, alias.name)
+        for module, base, alias in _from_imports()
+        if base in PACKAGES
+        and module.startswith(base + ".")
+        and f"{base}.{alias.name}" not in MODULES
+    }
+
+
+def test_no_module_imports_a_name_through_its_own_package():
+    assert sorted(_names_through_own_package()) == []

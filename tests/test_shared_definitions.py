@@ -72,7 +72,7 @@ def test_one_eigendecomposition_and_one_auto_lr_per_kernel_and_rows(tmp_path, mo
     methods = [m for m in cfg.methods if m.kind != "network"] + extra
     cfg = cfg.model_copy(update={"methods": methods})
     calls = {"eigh": 0, "auto_lr": 0}
-    eigh, auto_lr = np.linalg.eigh, training.auto_lr_unchecked  # what a trial calls
+    eigh, auto_lr = np.linalg.eigh, training.auto_lr  # what a trial calls
 
     def counting_eigh(a, *args, **kw):
         calls["eigh"] += 1
@@ -83,7 +83,7 @@ def test_one_eigendecomposition_and_one_auto_lr_per_kernel_and_rows(tmp_path, mo
         return auto_lr(*args, **kw)
 
     monkeypatch.setattr(np.linalg, "eigh", counting_eigh)
-    monkeypatch.setattr(training, "auto_lr_unchecked", counting_auto_lr)
+    monkeypatch.setattr(training, "auto_lr", counting_auto_lr)
     record = study.run_trial(cfg, trial=0)
     assert not record.errors
     assert {m for m, *_ in record.rows} >= {"NTKB1T", "T5", "T20"}
@@ -113,6 +113,26 @@ def test_one_letter_per_parameterization():
     letters = [p.letter for p in ntklab.PARAMETERIZATIONS.values()]
     assert letters == ["J", "A", "B", "S", "M"]
     assert MethodConfig(name="L", kind="laplacian").letter == ""
+    # one table, whichever import path reads it
+    assert ntklab.architecture.PARAMETERIZATIONS is ntklab.PARAMETERIZATIONS
+    assert ntklab.architecture.Parameterization is ntklab.Parameterization
+
+
+def test_one_learning_rate_formula():
+    """The automatic rate is half the critical rate m / lambda_max, for the analytic kernel
+    (auto_lr) and the network's own empirical one (regimes.critical_lr) alike."""
+    from ntklab.regimes import critical_lr
+
+    X = np.random.default_rng(5).standard_normal((7, 3))
+    arch = ntklab.Architecture(1, "paper")
+    K = arch.ntk(X)
+    lam = np.linalg.eigvalsh(K)[-1]
+    assert ntklab.auto_lr(K) == pytest.approx(0.5 * 7 / lam, rel=1e-12)
+    assert ntklab.auto_lr(K, c=0.2) == pytest.approx(0.2 * 7 / lam, rel=1e-12)
+    net = arch.network(32, seed=0, in_features=3, device="cpu")
+    eta_crit, lam0 = critical_lr(net, X)
+    assert eta_crit == pytest.approx(7 / lam0, rel=1e-15)
+    assert ntklab.auto_lr(ntklab.empirical_ntk(net, X)) == pytest.approx(eta_crit / 2, rel=1e-9)
 
 
 def test_one_record_every_default(tmp_path):

@@ -141,13 +141,13 @@ def test_network_seed_depends_on_trial_and_name_only():
 def test_shared_kernels_are_computed_once(tmp_path, monkeypatch):
     cfg = _kernel_only(tmp_path)
     calls = []
-    original = ntklab.Architecture.kernels_unchecked
+    original = ntklab.Architecture.kernels
 
     def counting(self, X, Z=None, **kw):
         calls.append((self.depth, self.parameterization))
         return original(self, X, Z, **kw)
 
-    monkeypatch.setattr(ntklab.Architecture, "kernels_unchecked", counting)
+    monkeypatch.setattr(ntklab.Architecture, "kernels", counting)
     run_trial(cfg, trial=0)
     # generator NTKB1 (reused by NTKB1 and NTKB1T) and jacot depth 1 (GP1 and NTKJ1): one pass each
     assert sorted(calls) == [(1, "jacot"), (1, "paper")]
@@ -174,7 +174,7 @@ def test_a_failing_method_records_an_error_and_the_trial_goes_on(tmp_path, monke
     def broken(*args, **kwargs):
         raise FloatingPointError("boom")
 
-    monkeypatch.setattr(study.context, "laplacian_unchecked", broken)
+    monkeypatch.setattr(study.context, "laplacian", broken)
     rec = run_trial(cfg, trial=0)
     assert rec.status == "done"
     assert rec.errors == [("K1", "FloatingPointError: boom")]

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import sys
-from collections import Counter
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 from click.testing import CliRunner
 from conftest import unit_rows
 
 import ntklab
-import ntklab._validation as validation
 import ntklab.data
 import ntklab.empirical
 import ntklab.equivalence
@@ -128,168 +125,24 @@ def test_verify_cli_bad_options(args, message):
     assert "Traceback" not in result.output
 
 
-# ---- validate once, at the boundary (_validation's module docstring) ----------------------
-
-#: The modules a kernel method's trial goes through (study -> data -> architecture ->
-#: kernels / published -> linalg -> predict): none of them re-checks the trial's arrays.
-TRIAL_PATH = {
-    f"ntklab.{m}"
-    for m in "study data architecture kernels published linalg predict regressor".split()
-} | {f"ntklab.study.{m}" for m in ("context", "methods", "stacking", "run")}
-
-KERNEL_TRIAL = """
-[study]
-name = "checks"
-trials = 1
-seed = 3
-
-[data]
-n = 30
-d = 3
-n_train = 20
-
-[data.generator]
-kind = "published"
-kernel = "NTKB1"
-normalization = "corrected"
-
-[[methods]]
-name = "GP1"
-kind = "nngp"
-depth = 1
-parameterization = "jacot"
-
-[[methods]]
-name = "NTKB1"
-kind = "ntk"
-depth = 1
-parameterization = "paper"
-
-[[methods]]
-name = "NTKB1T"
-kind = "ntk_time"
-depth = 1
-parameterization = "paper"
-lr = 0.5
-epochs = 20
-
-[[methods]]
-name = "K1"
-kind = "published"
-kernel = "K1"
-
-[[methods]]
-name = "GP2pub"
-kind = "published"
-kernel = "GP2"
-
-[[methods]]
-name = "L"
-kind = "laplacian"
-
-[[methods]]
-name = "R"
-kind = "rbf"
-ridge = 1e-6
-"""
+def test_verify_cli_defaults_are_the_functions_defaults():
+    """The flags' defaults and help show the defaults of the functions they call."""
+    plain = inspect.signature(ntklab.verify.verify).parameters
+    published = inspect.signature(ntklab.verify.verify_published).parameters
+    flags = {p.name: p.default for p in main.commands["verify"].params}
+    assert flags["points"] == plain["n_points"].default == published["n_points"].default
+    assert flags["seed"] == plain["seed"].default
+    assert flags["depths"].split(",") == [str(d) for d in plain["depths"].default]
+    assert flags["parameterizations"].split(",") == list(plain["parameterizations"].default)
+    assert flags["activations"].split(",") == list(plain["activations"].default)
+    assert flags["nngp_estimator"] == published["nngp_estimator"].default
+    text = " ".join(CliRunner().invoke(main, ["verify", "--help"]).output.split())
+    for name, flag in (("width", "width"), ("n_samples", "samples")):
+        default, other = plain[name].default, published[name].default
+        assert f"--{flag}" in text and f"[default: {default}; {other} with --published]" in text
 
 
-@pytest.fixture
-def checks(monkeypatch):
-    """Record every array check as ``(check, calling module, the array)``.
-
-    The checks are patched in every loaded ``ntklab`` module (each imports them by name);
-    the ``check_matrix`` calls that ``check_pair`` makes itself are not counted. The arrays
-    are kept, so that ``id`` tells distinct arrays apart.
-    """
-    calls: list[tuple[str, str, object]] = []
-    for fname in ("check_matrix", "check_pair", "check_vector"):
-        original = getattr(validation, fname)
-
-        def counting(*args, _fname=fname, _original=original, **kwargs):
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if caller != validation.__name__:
-                calls.append((_fname, caller, args[0] if args else kwargs.get("X")))
-            return _original(*args, **kwargs)
-
-        for name, module in list(sys.modules.items()):
-            if name.startswith("ntklab") and getattr(module, fname, None) is original:
-                monkeypatch.setattr(module, fname, counting)
-    return calls
-
-
-def _checked_twice(calls) -> list:
-    """The arrays that were checked more than once (by id; the calls keep them alive)."""
-    counts = Counter(id(a) for _, _, a in calls)
-    return [(f, m) for f, m, a in calls if counts[id(a)] > 1]
-
-
-def test_a_kernel_trial_does_not_recheck_its_arrays(checks):
-    config = tomllib.loads(KERNEL_TRIAL)
-    rec = ntklab.study.run_trial(config, trial=0)
-    assert rec.status == "done" and not rec.errors, (rec.error, rec.errors)
-    assert {m for m, k, _, _ in rec.rows if k == "rmse"} == {c["name"] for c in config["methods"]}
-    # the trial makes its own data from a validated config: nothing on its path checks again
-    # (the counting works: the public calls below are counted)
-    assert [(f, m) for f, m, _ in checks if m in TRIAL_PATH] == []
-    assert _checked_twice(checks) == []
-
-
-def _network_trial_config() -> dict:
-    """TINY with a second network whose batch size exceeds the training set (full batch,
-    resolved by the unchecked training) and an ``ntk_time`` method that starts from NN1's
-    initial function (``f0 = "network"``)."""
-    from study_helpers import TINY
-
-    config = tomllib.loads(TINY.format(trials=2, width=8, epochs=4))
-    nn1 = next(m for m in config["methods"] if m["name"] == "NN1")
-    config["methods"] += [
-        {**nn1, "name": "NN1b", "batch_size": 100},  # >= n_train: full-batch descent
-        {"name": "NTKB1F0", "kind": "ntk_time", "depth": 1, "parameterization": "paper",
-         "epochs": 4, "network": "NN1", "width": 8, "f0": "network"},
-    ]  # fmt: skip
-    return config
-
-
-@pytest.mark.parametrize("stacked", [False, True])
-def test_a_network_trial_makes_no_array_checks(stacked, checks):
-    config = _network_trial_config()
-    records = ntklab.study.run_trials(config, trials=[0, 1], device="cpu", stacked=stacked)
-    for rec in records:
-        assert rec.status == "done" and not rec.errors, (rec.error, rec.errors)
-        metrics = {(m, k) for m, k, _, _ in rec.rows}
-        # the networks trained (auto lr), were compared with their NTK, and f0 was used
-        assert {("NN1", "nn_lin_rms"), ("NN1b", "nn_lin_rms"), ("NTKB1F0", "rmse")} <= metrics
-    # training, predictions, empirical kernels and the equivalence measures all run on the
-    # trial's own data with the _unchecked versions: no array is checked anywhere (the
-    # counting works: the public calls below are counted)
-    assert [(f, m) for f, m, _ in checks] == []
-
-
-def _public_calls():
-    X2 = unit_rows(4, 3, seed=52)
-    arch = ntklab.Architecture(1, "paper")
-    K, Ks = arch.ntk(X), arch.ntk(X2, X)
-    y = np.linspace(-1.0, 1.0, X.shape[0])
-    return {
-        "kernels": (lambda: arch.kernels(X), 1),
-        "kernels_Z": (lambda: arch.kernels(X, X2), 1),
-        "ntk": (lambda: arch.ntk(X), 1),
-        "nngp": (lambda: arch.nngp(X2, X), 1),
-        "laplacian": (lambda: laplacian(X), 1),
-        "rbf": (lambda: rbf(X, X2), 1),
-        "published_kernels": (lambda: ntklab.published_kernels(X), 1),
-        "published_kernel_K1": (lambda: ntklab.published_kernel("K1", X, X2), 1),
-        "PublishedKernel": (lambda: ntklab.PublishedKernel("NTKB2")(X), 1),
-        "NTKKernel": (lambda: ntklab.NTKKernel(2)(X), 1),
-        "NTKKernel.diag": (lambda: ntklab.NTKKernel(2).diag(X), 1),
-        "project_to_sphere": (lambda: ntklab.data.project_to_sphere(X), 1),
-        "gradient_descent_mse": (
-            lambda: ntklab.gradient_descent_mse(K, Ks, y, lr=0.1, steps=[1.0, np.inf]),
-            3,  # y_train, ntk_train, ntk_test_train
-        ),
-        **_network_calls(arch, X2, y),
-    }
+# ---- validate once, at the boundary: check_input (_validation's module docstring) ----------
 
 
 @functools.cache
@@ -303,153 +156,150 @@ def _trained(centered: bool = False):
     return result
 
 
-def _network_calls(arch, X2, y):
-    y2 = np.linspace(0.5, -0.5, X2.shape[0])
+def _trusted_calls():
+    """``{name: call(check_input)}`` for every public function that takes ``check_input``,
+    each on valid float64 data (``Z=None`` for a symmetric kernel, as the trusted path
+    requires)."""
+    from ntklab.published import published_kernels
+    from ntklab.regimes import EmpiricalKernel
+
+    arch = ntklab.Architecture(1, "paper")
+    X2 = unit_rows(4, 3, seed=53)
+    y, y2 = np.linspace(-1.0, 1.0, X.shape[0]), np.cos(np.arange(X2.shape[0]))
+    K, Ks = arch.ntk(X), arch.ntk(X2, X)
+    f0 = np.cos(np.arange(X.shape[0])), np.sin(np.arange(X2.shape[0]))
     net = arch.network(16, seed=1, in_features=3, device="cpu")
-    opts = dict(seeds=[0, 1], epochs=3, device="cpu")
-    result = _trained()
+    Xk, yk = np.stack([X, X[::-1]]), np.stack([y, -y])
+    Xk2, yk2 = np.stack([X2, X2]), np.stack([y2, y2])
+    lr_auto = ntklab.auto_lr(K)
+    calls = {
+        "auto_lr": lambda c: ntklab.auto_lr(K, c=0.4, check_input=c),
+        "predict_numpy": lambda c: ntklab.networks.predict_numpy(net, X2, check_input=c),
+        "EmpiricalKernel.kernels": lambda c: EmpiricalKernel(net).kernels(X2, X, check_input=c),
+        # shared data, full batch (batch_size >= m), record_every=None resolved alike
+        "train_ensemble": lambda c: ntklab.train_ensemble(
+            arch, 8, X, y, seeds=[0, 1], lr="auto" if c else [lr_auto] * 2, batch_size=9,
+            epochs=4, device="cpu", X_test=X2, y_test=y2, check_input=c,
+        ),
+        # one data set per member, stacked, mini-batches, centered
+        "train_ensemble_stacked": lambda c: ntklab.train_ensemble(
+            arch, 8, Xk, yk, seeds=[2, 3], lr=[0.3, 0.2], X_test=Xk2, y_test=yk2, batch_size=2,
+            centered=True, stacked=True, epochs=3, device="cpu", check_input=c,
+        ),
+    }  # fmt: skip
+    for Z, tag in ((None, ""), (X2, "_Z")):
+        calls |= {
+            "kernels" + tag: lambda c, Z=Z: ARCH.kernels(X, Z, check_input=c),
+            "laplacian" + tag: lambda c, Z=Z: laplacian(X, Z, check_input=c),
+            "rbf" + tag: lambda c, Z=Z: rbf(X, Z, length_scale=2.0, check_input=c),
+            "published_kernels" + tag: lambda c, Z=Z: published_kernels(
+                X, Z, normalization="corrected", check_input=c
+            ),
+            "empirical_ntk" + tag: lambda c, Z=Z: ntklab.empirical_ntk(net, X, Z, check_input=c),
+        }
+    for steps in (7, [0.0, 3.0, np.inf]):
+        calls[f"gradient_descent_mse_{np.ndim(steps)}"] = lambda c, steps=steps: (
+            ntklab.gradient_descent_mse(
+                K, Ks, y, lr=0.2, steps=steps, f0_train=f0[0], f0_test=f0[1], check_input=c
+            )
+        )
+    for centered in (False, True):
+        tag = "_centered" if centered else ""
+        calls |= {
+            "TrainResult.predict" + tag: lambda c, r=centered: _trained(r).predict(
+                X2, check_input=c
+            ),
+            "TrainResult.initial_predict" + tag: lambda c, r=centered: _trained(r).initial_predict(
+                X2, check_input=c
+            ),
+            "equivalence_metrics" + tag: lambda c, r=centered: ntklab.equivalence_metrics(
+                _trained(r), arch, X, y, X2, y2, max_kernel_points=4, seed=1, check_input=c
+            ),
+        }
+    return calls
+
+
+def _assert_identical(a, b, where="result"):
+    """``a`` and ``b`` are equal bit for bit: arrays, numbers, and the fields of a
+    :class:`TrainResult` or an :class:`EquivalenceResult`, in containers."""
+    if isinstance(a, ntklab.TrainResult):
+        for field in ("epochs", "train_loss", "test_rmse", "test_predictions", "lr", "diverged",
+                      "diverged_epoch", "centered", "steps_per_epoch", "batch_size"):  # fmt: skip
+            _assert_identical(getattr(a, field), getattr(b, field), f"{where}.{field}")
+        _assert_identical(a.predict(X), b.predict(X), f"{where}.predict")
+    elif isinstance(a, ntklab.EquivalenceResult):
+        _assert_identical(a.metrics, b.metrics, f"{where}.metrics")
+        _assert_identical(a.curves, b.curves, f"{where}.curves")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for key in a:
+            _assert_identical(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (u, v) in enumerate(zip(a, b, strict=True)):
+            _assert_identical(u, v, f"{where}[{i}]")
+    elif a is None or isinstance(a, (bool, int, str)):
+        assert a == b, where
+    else:
+        assert np.shape(a) == np.shape(b), where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+
+
+@pytest.mark.parametrize("name", list(_trusted_calls()))
+def test_check_input_false_gives_the_checked_result(name):
+    """On valid input, ``check_input=False`` (no checks) gives what the checked call gives."""
+    call = _trusted_calls()[name]
+    _assert_identical(call(True), call(False))
+
+
+def _bad_input_calls():
+    """``{name: (call with a NaN in one array, the argument it names)}``: the checked path."""
+    arch = ntklab.Architecture(1, "paper")
+    bad = X.copy()
+    bad[1, 2] = np.nan
+    y = np.linspace(-1.0, 1.0, X.shape[0])
+    K = arch.ntk(X)
+    K_bad = K.copy()
+    K_bad[0, 1] = np.nan
+    net = arch.network(8, seed=1, in_features=3, device="cpu")
+    opts = dict(seeds=[0], lr=0.1, epochs=1, device="cpu")
     return {
-        # X, y, X_test, y_test once each; lr="auto" computes the NTK of the checked X
-        "train_ensemble": (
-            lambda: ntklab.train_ensemble(arch, 8, X, y, X_test=X2, y_test=y2, lr=0.3, **opts),
-            4,
+        "auto_lr": (lambda: ntklab.auto_lr(K_bad), "ntk_train"),
+        "predict_numpy": (lambda: ntklab.networks.predict_numpy(net, bad), "X"),
+        "published_kernels": (lambda: ntklab.published_kernels(X, bad), "Z"),
+        "empirical_ntk": (lambda: ntklab.empirical_ntk(net, bad), "X"),
+        "gradient_descent_mse": (
+            lambda: ntklab.gradient_descent_mse(K, K_bad, y, lr=0.1, steps=1),
+            "ntk_test_train",
         ),
-        "train_ensemble_auto_lr": (
-            lambda: ntklab.train_ensemble(arch, 8, X, y, lr="auto", batch_size=2, **opts),
-            2,
-        ),
-        "train_auto_lr": (
-            lambda: ntklab.train(net, X, y, lr="auto", epochs=2, X_test=X2, y_test=y2),
-            4,
-        ),
-        "auto_lr": (lambda: ntklab.auto_lr(arch.ntk(X)), 2),  # arch.ntk's X, then its kernel
-        "predict_numpy": (lambda: ntklab.networks.predict_numpy(net, X), 1),
-        "FullyConnectedNetwork.predict": (lambda: net.predict(X), 1),
-        "TrainResult.predict": (lambda: result.predict(X), 1),
-        "TrainResult.initial_predict": (lambda: result.initial_predict(X2), 1),
-        "empirical_ntk": (lambda: ntklab.empirical_ntk(net, X), 1),
-        "empirical_ntk_Z": (lambda: ntklab.empirical_ntk(net, X, X2), 1),  # one check_pair
+        "train_ensemble": (lambda: ntklab.train_ensemble(arch, 8, bad, y, **opts), "X"),
+        "train_ensemble_y": (lambda: ntklab.train_ensemble(arch, 8, X, bad[:, 2], **opts), "y"),
+        "TrainResult.predict": (lambda: _trained().predict(bad), "X"),
+        "TrainResult.initial_predict": (lambda: _trained(True).initial_predict(bad), "X"),
         "equivalence_metrics": (
-            lambda: ntklab.equivalence_metrics(result, arch, X, y, X2, y2, max_kernel_points=3),
-            4,  # X_train, y_train, X_test, y_test
+            lambda: ntklab.equivalence_metrics(_trained(), arch, X, y, bad, y),
+            "X_test",
+        ),
+        "equivalence_metrics_kernels": (
+            lambda: ntklab.equivalence_metrics(_trained(), arch, X, y, X, y, kernels=(K, K[:2])),
+            "kernels",
         ),
     }
 
 
-@pytest.mark.parametrize("name", list(_public_calls()))
-def test_a_public_call_checks_each_input_once(name, checks):
-    call, expected = _public_calls()[name]
-    checks.clear()
-    call()
-    assert len(checks) == expected, [(f, m) for f, m, _ in checks]
-    assert _checked_twice(checks) == []
-
-
-def test_unchecked_versions_equal_the_checked_ones():
-    """The ``_unchecked`` implementations are the public functions minus their checks."""
-    from ntklab.kernels import laplacian_unchecked, rbf_unchecked
-    from ntklab.predict import gradient_descent_mse_unchecked
-    from ntklab.published import published_kernels_unchecked
-
-    X2 = unit_rows(4, 3, seed=53)
-    for Z in (None, X2):
-        for a, b in zip(ARCH.kernels(X, Z), ARCH.kernels_unchecked(X, Z), strict=True):
-            np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(laplacian(X, Z), laplacian_unchecked(X, Z))
-        np.testing.assert_array_equal(
-            rbf(X, Z, length_scale=2.0), rbf_unchecked(X, Z, length_scale=2.0)
-        )
-        pub = ntklab.published_kernels(X, Z, normalization="corrected")
-        raw = published_kernels_unchecked(X, Z, normalization="corrected")
-        assert list(pub) == list(raw)
-        for name in pub:
-            np.testing.assert_array_equal(pub[name], raw[name])
-    K, Ks = ARCH.ntk(X), ARCH.ntk(X2, X)
-    y = np.linspace(-1.0, 1.0, X.shape[0])
-    f0 = np.cos(np.arange(X.shape[0])), np.sin(np.arange(X2.shape[0]))
-    for steps in (7, [0.0, 3.0, np.inf]):
-        a = ntklab.gradient_descent_mse(
-            K, Ks, y, lr=0.2, steps=steps, f0_train=f0[0], f0_test=f0[1]
-        )
-        b = gradient_descent_mse_unchecked(
-            K, Ks, y, lr=0.2, steps=steps, f0_train=f0[0], f0_test=f0[1]
-        )
-        for u, v in zip(a, b, strict=True):
-            assert u.shape == v.shape
-            np.testing.assert_array_equal(u, v)
-
-
-def _assert_same_results(a, b):
-    """Two lists of TrainResult are equal bit for bit (curves, rates, predictions)."""
-    assert len(a) == len(b)
-    for u, v in zip(a, b, strict=True):
-        for field in ("epochs", "train_loss", "test_rmse", "test_predictions"):
-            x, z = getattr(u, field), getattr(v, field)
-            assert (x is None) == (z is None), field
-            if x is not None:
-                np.testing.assert_array_equal(x, z)
-        for field in ("lr", "diverged", "diverged_epoch", "centered", "steps_per_epoch",
-                      "batch_size"):  # fmt: skip
-            assert getattr(u, field) == getattr(v, field), field
-        np.testing.assert_array_equal(u.predict(X), v.predict_unchecked(X))
-
-
-def test_unchecked_network_versions_equal_the_checked_ones():
-    """``train_ensemble``, ``auto_lr``, the predictions, ``empirical_ntk`` and
-    ``equivalence_metrics`` minus their checks give the same results, bit for bit."""
-    from ntklab.empirical import empirical_ntk_unchecked
-    from ntklab.equivalence import equivalence_metrics_unchecked
-    from ntklab.networks import predict_numpy_unchecked
-    from ntklab.training import auto_lr_unchecked, train_ensemble_unchecked
-
-    arch = ntklab.Architecture(1, "paper")
-    X2 = unit_rows(4, 3, seed=54)
-    y = np.linspace(-1.0, 1.0, X.shape[0])
-    y2 = np.cos(np.arange(X2.shape[0]))
-    K = arch.kernels_unchecked(X)[1]
-    lr = auto_lr_unchecked(K, c=0.4)
-    assert lr == ntklab.auto_lr(arch.ntk(X), c=0.4)
-    opts = dict(epochs=4, device="cpu", X_test=X2, y_test=y2)
-    # shared data; batch_size >= m and record_every=None resolved alike
-    a = ntklab.train_ensemble(arch, 8, X, y, seeds=[0, 1], lr="auto", batch_size=9, **opts)
-    b = train_ensemble_unchecked(
-        arch, 8, X, y, seeds=[0, 1], lrs=[auto_lr_unchecked(K)] * 2, batch_size=9, **opts
-    )
-    assert a[0].batch_size is None and len(a[0].epochs) == 5  # full batch, every epoch
-    _assert_same_results(a, b)
-    # one data set per member, stacked, mini-batches, centered
-    Xk, yk = np.stack([X, X[::-1]]), np.stack([y, -y])
-    Xk2, yk2 = np.stack([X2, X2]), np.stack([y2, y2])
-    kw = dict(batch_size=2, centered=True, stacked=True, epochs=3, device="cpu")
-    a = ntklab.train_ensemble(arch, 8, Xk, yk, seeds=[2, 3], lr=[0.3, 0.2], X_test=Xk2,
-                              y_test=yk2, **kw)  # fmt: skip
-    b = train_ensemble_unchecked(arch, 8, Xk, yk, seeds=[2, 3], lrs=[0.3, 0.2], X_test=Xk2,
-                                 y_test=yk2, **kw)  # fmt: skip
-    _assert_same_results(a, b)
-    for result in (a[0], _trained(), _trained(centered=True)):
-        np.testing.assert_array_equal(
-            result.initial_predict(X2), result.initial_predict_unchecked(X2)
-        )
-        net = result.initial_network
-        np.testing.assert_array_equal(
-            ntklab.networks.predict_numpy(net, X2), predict_numpy_unchecked(net, X2)
-        )
-        for Z in (None, X2):
-            np.testing.assert_array_equal(
-                ntklab.empirical_ntk(net, X, Z), empirical_ntk_unchecked(net, X, Z)
-            )
-        e = ntklab.equivalence_metrics(result, arch, X, y, X2, y2, max_kernel_points=4, seed=1)
-        f = equivalence_metrics_unchecked(result, arch, X, y, X2, y2, max_kernel_points=4, seed=1)
-        assert list(e.metrics) == list(f.metrics) and list(e.curves) == list(f.curves)
-        np.testing.assert_array_equal(list(e.metrics.values()), list(f.metrics.values()))
-        for name in e.curves:
-            for u, v in zip(e.curves[name], f.curves[name], strict=True):
-                np.testing.assert_array_equal(u, v)
+@pytest.mark.parametrize("name", list(_bad_input_calls()))
+def test_a_checked_call_rejects_bad_input_in_one_line(name):
+    call, argument = _bad_input_calls()[name]
+    with pytest.raises(ValueError) as info:
+        call()
+    message = str(info.value)
+    assert message.startswith(argument) and "\n" not in message, message
 
 
 #: This helper's modules; the report package has its own owner.
 OWN_MODULES = (
-    "_validation architecture data equivalence kernels linalg predict published regressor "
+    "_validation architecture data equivalence kernels linalg parameterizations predict "
+    "published regressor "
     "sklearn_kernels study verify"
 ).split()
 

@@ -9,40 +9,43 @@ Validate once, at the boundary
 The convention every module follows:
 
 1. **The boundary checks.** Public entry points check each argument once, with the
-   functions of this module, then hand the checked float64 arrays to their implementation.
-   They are: the names that ``ntklab`` re-exports, the functions in a module's ``__all__``
-   (without the suffix below), the public methods of public classes (``Architecture.kernels``,
+   functions of this module, then compute on the checked float64 arrays.
+   They are: the names that ``ntklab`` re-exports, the functions in a module's ``__all__``,
+   the public methods of public classes (``Architecture.kernels``,
    ``PublishedKernel.__call__``, the scikit-learn estimators' and kernels' ``fit``,
    ``predict``, ``__call__``, ``diag``), the config (:mod:`ntklab.config`) and the CLI.
-2. **Implementations trust their input and check nothing.** An implementation used only in
-   its own module is private (``_name``). One that another module calls is a public name
-   ending in ``_unchecked`` (``Architecture.kernels_unchecked``,
-   :func:`ntklab.kernels.laplacian_unchecked`, :func:`ntklab.kernels.rbf_unchecked`,
-   :func:`ntklab.published.published_kernels_unchecked`,
-   :func:`ntklab.predict.gradient_descent_mse_unchecked`,
-   :func:`ntklab.training.train_ensemble_unchecked`, :func:`ntklab.training.auto_lr_unchecked`,
-   :func:`ntklab.networks.predict_numpy_unchecked`, ``TrainResult.predict_unchecked`` and
-   ``initial_predict_unchecked``, :func:`ntklab.empirical.empirical_ntk_unchecked`,
-   :func:`ntklab.equivalence.equivalence_metrics_unchecked`) whose docstring states what it
-   trusts (finite float64 arrays of matching shapes). No private name is imported across
-   modules. Functions that only ever receive arrays made inside ntklab and have no checked
-   twin (:mod:`ntklab.linalg`, :func:`ntklab.predict.kernel_regression`) check nothing
-   either and say so.
-3. **Internal callers use the unchecked versions.** A trial of a study makes its own data
+2. **One public name per function, and** ``check_input`` **for trusted data.** A public
+   function that ntklab itself also calls on arrays it made or checked takes a keyword-only
+   ``check_input: bool = True`` (scikit-learn's name for the same switch, e.g.
+   ``DecisionTreeRegressor.fit(..., check_input=False)``). ``check_input=False`` skips the
+   function's checks of its arguments and converts nothing; the caller guarantees what the
+   function's docstring states under ``check_input`` (finite float64 arrays of matching
+   shapes, ``Z=None`` for the symmetric kernel, numbers in range). The result is the same as
+   with the checks, bit for bit. The functions that take it:
+   :meth:`ntklab.Architecture.kernels`, :func:`ntklab.kernels.laplacian`,
+   :func:`ntklab.kernels.rbf`, :func:`ntklab.published.published_kernels`,
+   :func:`ntklab.predict.gradient_descent_mse`, :func:`ntklab.training.train_ensemble`,
+   :func:`ntklab.training.auto_lr`, :func:`ntklab.networks.predict_numpy`,
+   :meth:`ntklab.TrainResult.predict` and :meth:`~ntklab.TrainResult.initial_predict`,
+   :func:`ntklab.empirical.empirical_ntk`, :func:`ntklab.equivalence.equivalence_metrics` and
+   :meth:`ntklab.regimes.EmpiricalKernel.kernels`. There is no unchecked public twin, and no
+   private name is imported across modules (``tests/test_layout.py``). Functions that only
+   ever receive arrays made inside ntklab (:mod:`ntklab.linalg`,
+   :func:`ntklab.predict.kernel_regression`) check nothing and say so.
+3. **Internal callers pass** ``check_input=False``. A trial of a study makes its own data
    from the validated config (:mod:`ntklab.data`), so it computes kernels, predictions,
-   trained networks and their equivalence measures with the ``_unchecked`` versions and
-   checks no array at all; a public function that has checked its arguments
-   (e.g. :func:`ntklab.equivalence_metrics`) calls the ``_unchecked`` versions too, not
-   another public function on the same arrays (where an ``_unchecked`` version exists).
+   trained networks and their equivalence measures with ``check_input=False`` and checks no
+   array at all; a public function that has checked its arguments (e.g.
+   :func:`ntklab.equivalence_metrics`) passes ``check_input=False`` to the functions it
+   calls on the same arrays.
 
 The rule is about arrays. The scalar checks (:func:`check_int`, :func:`check_float`) cost
-nothing, and a public function keeps them when ntklab itself calls it (e.g. the trial's
-``data.sphere(n, d, rng)``). The checks of a user's own callable's output (the kernel of
-:class:`ntklab.KernelRegressor`) and the diagnostics of a failed factorization
-(:func:`ntklab.linalg.cholesky_jitter`) are not input checks and stay where they are.
-
-Modules import these functions by name (``from ._validation import check_matrix``);
-``tests/test_validation.py`` counts the calls by patching every ``ntklab`` module's binding.
+nothing, and a public function without ``check_input`` keeps them when ntklab itself calls
+it (e.g. the trial's ``data.sphere(n, d, rng)``). The checks of a user's own callable's
+output (the kernel of :class:`ntklab.KernelRegressor`) and the diagnostics of a failed
+factorization (:func:`ntklab.linalg.cholesky_jitter`) are not input checks and stay where
+they are. ``tests/test_validation.py`` checks both paths: bad input gives one clear line,
+and ``check_input=False`` on valid input gives the checked path's results.
 """
 
 from __future__ import annotations

@@ -12,42 +12,8 @@ ReLU :math:`\phi` (or another activation of :mod:`ntklab.activations`), scalar o
 
     f(x) = h^{L+1}(x).
 
-========== ======================= =================== =================== ============ ==========
-name       source                  :math:`a_1`         :math:`v_1`         σ_w (l ≥ 2)  β
-========== ======================= =================== =================== ============ ==========
-``jacot``  Jacot et al. 2018       σ_w1/√d             1                   σ_w (1)      β (0.1)
-``arora``  Arora et al. 2019       1                   1                   √2           0
-``paper``  the seed, §3.1 (NTKB)   1                   σ_w1²/d             σ_w (1)      β (0.1)
-========== ======================= =================== =================== ============ ==========
-
-Two parameterizations leave the lazy (NTK) regime as the width grows (defaults σ_w = √2,
-β = 0, He et al. 2015's initialization; n the width, every layer written as
-:math:`h = \sqrt{g/n_\text{in}}\, W z + \beta b`, :math:`W \sim \mathcal N(0, v)`):
-
-============ =========================== ========================== ========================= ==========================
-name         source                      first layer (g, v)         hidden layers (g, v)      output layer (g, v)
-============ =========================== ========================== ========================= ==========================
-``standard`` standard (SP)               (d, σ_w1²/d)               (n, σ_w²/n)               (n, σ_w²/n)
-``mup``      Yang & Hu 2021, μP          (n d, σ_w1²/(n d))         (n, σ_w²/n)               (1, σ_w²/n)
-============ =========================== ========================== ========================= ==========================
-
-``standard`` has no width multipliers (:math:`g = n_\text{in}`: the multiplier is 1 and
-:math:`W \sim \mathcal N(0, \sigma_w^2/n_\text{in})`); its NNGP is the usual limit, but its
-NTK grows ∝ n: :meth:`Architecture.ntk` gives it at the hidden width ``width`` (the same
-kernel map with the width's coefficients), and refuses without one.
-``mup`` is μP in Yang & Hu's abc form (Definition 3.1: :math:`W^l = n^{-a_l} w^l`,
-:math:`w^l \sim \mathcal N(0, n^{-2b_l})`, one learning rate :math:`\eta n^{-c}`) with
-:math:`a_1 = -\tfrac12`, :math:`a_l = 0` (hidden), :math:`a_{L+1} = \tfrac12`,
-:math:`b_l = \tfrac12`, :math:`c = 0`; by their symmetry :math:`(a, b, c) \to (a + \theta,
-b - \theta, c - 2\theta)` one plain SGD rate on these parameters is SP's initialization with the
-per-layer rates η·n (first layer), η (hidden) and η/n (output layer), their Table 3. The output
-is scaled by 1/n instead of 1/√n, so features move by O(1) however wide the network: there is no
-fixed NTK limit, and :meth:`Architecture.ntk` / :meth:`~Architecture.nngp` refuse it (measure
-the empirical NTK, e.g. its drift, instead). Its biases would need a width multiplier of
-their own, so ``mup`` takes β = 0 only.
-
-References: Yang, G. and Hu, E. J. (2021), Tensor Programs IV: feature learning in
-infinite-width neural networks, ICML. He, K. et al. (2015), Delving deep into rectifiers, ICCV.
+The parameterizations (``jacot``, ``arora``, ``paper``, and ``standard``, ``mup``, which
+leave the lazy regime) and their constants: :mod:`ntklab.parameterizations`.
 
 σ_w1 is the first layer's weight scale; by default σ_w1 = σ_w, which is SPEC §1's table.
 A separate σ_w1 lets the seed's published formulas be written as networks (SPEC §6; e.g.
@@ -57,7 +23,6 @@ Defaults σ_w = 1, β = 0.1 for ``jacot`` and ``paper`` are *assumed* (SPEC §1)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -68,74 +33,9 @@ from .activations import activation_layer
 from .kernels import relu_network_kernels
 from .layers import Dense, ReLU
 from .networks import FullyConnectedNetwork, resolve_device
+from .parameterizations import PARAMETERIZATIONS, Parameterization
 
-__all__ = ["Architecture", "Parameterization", "PARAMETERIZATIONS"]
-
-
-@dataclass(frozen=True)
-class Parameterization:
-    r"""How a parameterization scales the first layer, and its default constants.
-
-    Attributes
-    ----------
-    name, source : str
-    sigma_w, sigma_b : float
-        Defaults for σ_w (layers l ≥ 2) and β.
-    first_layer_scale : str
-        ``"sigma_w/sqrt(d)"`` (a₁ = σ_w1/√d, v₁ = 1: Jacot),
-        ``"unit"`` (a₁ = 1, v₁ = 1: Arora; no σ_w1), or
-        ``"init"`` (a₁ = 1, v₁ = σ_w1²/d: the seed's NTKB).
-    assumed : tuple of str
-        Which defaults SPEC marks *assumed*.
-    letter : str
-        The letter of the seed's kernel names (``NTKJ``, ``NTKA``, ``NTKB``).
-    """
-
-    name: str
-    source: str
-    sigma_w: float
-    sigma_b: float
-    first_layer_scale: str
-    assumed: tuple[str, ...] = ()
-    letter: str = ""
-    #: ``"ntk"`` (the 1/√n layers above), ``"standard"`` or ``"mup"`` (width-dependent layers)
-    scaling: str = "ntk"
-
-    @property
-    def has_kernel_limit(self) -> bool:
-        """Whether the parameterization has a fixed (width-independent or given-width) NTK:
-        every one but ``mup``."""
-        return self.scaling != "mup"
-
-    def first_layer(self, d: int, sigma_w1: float | None) -> tuple[float, float]:
-        """Return ``(a1, v1)`` for input dimension ``d`` and first-layer weight scale σ_w1."""
-        if self.first_layer_scale == "sigma_w/sqrt(d)":
-            return sigma_w1 / math.sqrt(d), 1.0
-        if self.first_layer_scale == "unit":
-            return 1.0, 1.0
-        if self.first_layer_scale == "init":
-            return 1.0, sigma_w1**2 / d
-        raise AssertionError(self.first_layer_scale)  # pragma: no cover
-
-
-PARAMETERIZATIONS: dict[str, Parameterization] = {
-    p.name: p
-    for p in (
-        Parameterization(
-            "jacot", "Jacot et al. 2018", 1.0, 0.1, "sigma_w/sqrt(d)", ("sigma_w", "sigma_b"), "J"
-        ),
-        Parameterization("arora", "Arora et al. 2019", math.sqrt(2.0), 0.0, "unit", (), "A"),
-        Parameterization(
-            "paper", "the seed, section 3.1 (NTKB)", 1.0, 0.1, "init", ("sigma_w", "sigma_b"), "B"
-        ),
-        Parameterization(
-            "standard", "standard (SP)", math.sqrt(2.0), 0.0, "init", (), "S", "standard"
-        ),
-        Parameterization(
-            "mup", "Yang & Hu 2021 (muP)", math.sqrt(2.0), 0.0, "init", (), "M", "mup"
-        ),
-    )
-}
+__all__ = ["Architecture", "Parameterization", "PARAMETERIZATIONS"]  # the last two: re-exported
 
 
 @dataclass(frozen=True)
@@ -151,7 +51,7 @@ class Architecture:
     depth : int
         Number of hidden layers :math:`L \ge 1`.
     parameterization : {"jacot", "arora", "paper", "standard", "mup"}
-        See the module docstring and SPEC §1.
+        See :mod:`ntklab.parameterizations` and SPEC §1.
     sigma_w : float, optional
         Weight scale σ_w of layers l ≥ 2 (and, for ``jacot``/``paper``, of the first layer
         unless ``sigma_w1`` is given). ``None``: the parameterization's default (1, or √2
@@ -314,7 +214,9 @@ class Architecture:
         return base if self.activation == "relu" else f"{base}-{self.activation}"
 
     # -- kernels ----------------------------------------------------------------------------
-    def kernels(self, X, Z=None, *, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def kernels(
+        self, X, Z=None, *, block_rows: int | None = None, check_input: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(nngp, ntk)``, float64 arrays of shape (len(X), len(Z)), in one pass.
 
         Other activations than ReLU: the numpy block recursion of
@@ -334,21 +236,15 @@ class Architecture:
         block_rows : int, optional
             Edge of the tiles (rows, and columns) taken through all layers at a time;
             default 128. The result does not depend on it.
+        check_input : bool, default True
+            ``False`` skips the checks of ``X`` and ``Z`` (:mod:`ntklab._validation`): they
+            are then finite float64 matrices with the same number of columns.
         """
         if Z is X:  # e.g. scikit-learn passes Y=X: the same inputs, so the symmetric path
             Z = None
-        X, Z, symmetric = check_pair(X, Z)
-        return self.kernels_unchecked(X, None if symmetric else Z, block_rows=block_rows)
-
-    def kernels_unchecked(
-        self, X: np.ndarray, Z: np.ndarray | None = None, *, block_rows: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`kernels` of float64 matrices that are already valid; checks nothing.
-
-        For callers inside ntklab that made or checked ``X`` (n, d) and ``Z`` (m, d) (finite
-        float64, same ``d``) themselves, e.g. a trial of a study on its generated data.
-        ``Z=None``: ``X``, with exactly symmetric outputs.
-        """
+        if check_input:
+            X, Z, symmetric = check_pair(X, Z)
+            Z = None if symmetric else Z
         self.check_kernel_limit()
         layers = self.layers(X.shape[1])  # Dense, (activation, Dense) x depth
         dense = [layer.kernel_coefficients for layer in layers if isinstance(layer, Dense)]

@@ -1,7 +1,8 @@
-"""The ``ntklab`` command line: verify, run, presets, status, report.
+"""The ``ntklab`` command line: verify, run, presets, status, report, export.
 
-Each command parses and validates its flags here and calls the library; errors that a user
-can fix are printed as one line (``error: ...``) with a non-zero exit code.
+Each command parses and validates its flags and calls the library; errors that a user can
+fix are printed as one line (``error: ...``, :class:`~ntklab.cli_errors.UserError`) with a
+non-zero exit code. ``verify`` is defined in :mod:`ntklab.cli_verify`, the others here.
 """
 
 from __future__ import annotations
@@ -10,14 +11,8 @@ import sys
 
 import click
 
-
-class UserError(click.ClickException):
-    """A one-line error for the user (exit code 2)."""
-
-    exit_code = 2
-
-    def show(self, file=None):
-        click.echo(f"error: {self.format_message()}", err=True)
+from .cli_errors import UserError
+from .cli_verify import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,120 +21,7 @@ def main() -> None:
     """ntklab: test neural tangent kernel theory against real trained networks."""
 
 
-# ---- verify -------------------------------------------------------------------
-def _csv_ints(value: str, name: str) -> list[int]:
-    try:
-        out = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(
-            f"--{name} must be comma-separated integers, e.g. 1,2,3; got {value!r}"
-        ) from None
-    if not out or min(out) < 1:
-        raise UserError(f"--{name} must be comma-separated integers >= 1; got {value!r}")
-    return out
-
-
-def _csv_activations(value: str) -> list[str]:
-    """Split at the commas outside parentheses: 'relu,abrelu(-0.5, 1)' -> two specs."""
-    out, depth, current = [], 0, ""
-    for ch in value:
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            out.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    out.append(current.strip())
-    return [v for v in out if v]
-
-
-@main.command()
-@click.option(
-    "--width", type=int, default=None,
-    help="Hidden width of the random networks [default: 128; 256 with --published].",
-)  # fmt: skip
-@click.option(
-    "--samples", type=int, default=None,
-    help="Random networks per architecture [default: 200; 400 with --published].",
-)  # fmt: skip
-@click.option(
-    "--points", default=8, show_default=True,
-    help="Unit-norm input points (in R^4; the seed's data in R^15 with --published).",
-)  # fmt: skip
-@click.option("--seed", default=0, show_default=True, help="Root seed (points and networks).")
-@click.option("--depths", default="1,2,3", show_default=True, help="Comma-separated depths.")
-@click.option(
-    "--parameterizations", default="jacot,arora,paper,standard", show_default=True,
-    help="Comma-separated parameterizations.",
-)  # fmt: skip
-@click.option(
-    "--nngp-estimator", type=click.Choice(["last_hidden", "outputs"]), default="last_hidden",
-    show_default=True, help="outputs: raw f(x)f(z) (needs many more samples).",
-)  # fmt: skip
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available).")
-@click.option(
-    "--activations", default="relu", show_default=True,
-    help="Comma-separated activations (relu, erf, leaky_relu, 'abrelu(a, b)', gelu, tanh, "
-    "softplus, silu), or 'all'; each row with a negative control (another activation's kernel).",
-)  # fmt: skip
-@click.option(
-    "--published", is_flag=True,
-    help="Instead: which of the seed's nine published kernels (SPEC 6) are kernels of a "
-    "finite network, under both normalizations (ignores --depths, --parameterizations).",
-)  # fmt: skip
-def verify(
-    width, samples, points, seed, depths, parameterizations, nngp_estimator, device,
-    activations, published,
-):  # fmt: skip
-    """Compare analytic NNGP/NTK with Monte-Carlo estimates from finite networks (SPEC §5).
-
-    Prints one row per parameterization, depth and kernel; exits non-zero if any row fails.
-    With --published, one row per published formula and normalization; informative (exit 0)
-    unless a corrected formula that is a network kernel fails its Monte-Carlo check.
-    """
-    from .verify import format_published_table, format_table, verify_published
-    from .verify import verify as run_verify
-
-    if published:
-        width = 256 if width is None else width
-        samples = 400 if samples is None else samples
-        try:
-            rows = verify_published(
-                width=width, n_samples=samples, n_points=points, seed=seed,
-                nngp_estimator=nngp_estimator, device=device,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        click.echo(format_published_table(rows))
-        failed = [r for r in rows if r.must_pass and not r.passed]
-        required = sum(r.must_pass for r in rows)
-        click.echo(
-            f"{required - len(failed)}/{required} corrected network kernels pass "
-            f"(width={width}, samples={samples})"
-        )
-        if failed:
-            sys.exit(1)
-        return
-    width = 128 if width is None else width
-    samples = 200 if samples is None else samples
-    try:
-        rows = run_verify(
-            width=width, n_samples=samples, n_points=points, seed=seed,
-            depths=_csv_ints(depths, "depths"),
-            parameterizations=[p.strip() for p in parameterizations.split(",") if p.strip()],
-            nngp_estimator=nngp_estimator, device=device,
-            activations="all" if activations.strip() == "all" else _csv_activations(activations),
-        )  # fmt: skip
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    click.echo(format_table(rows))
-    failed = sum(not r.passed for r in rows)
-    click.echo(f"{len(rows) - failed}/{len(rows)} rows pass (width={width}, samples={samples})")
-    kept = [r for r in rows if not r.control_rejected]
-    if kept:
-        click.echo(f"{len(kept)} negative control(s) NOT rejected: the test cannot tell them apart")
-    if failed or kept:
-        sys.exit(1)
+main.add_command(verify)
 
 
 # ---- run / presets / status ---------------------------------------------------

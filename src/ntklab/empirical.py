@@ -63,7 +63,6 @@ from .training import engine
 
 __all__ = [
     "empirical_ntk",
-    "empirical_ntk_unchecked",
     "monte_carlo_nngp",
     "monte_carlo_ntk",
     "monte_carlo_kernels",
@@ -136,6 +135,7 @@ def empirical_ntk(
     method: str = "auto",
     output: str = "trace",
     max_memory: int | None = None,
+    check_input: bool = True,
 ) -> np.ndarray:
     r"""Empirical NTK :math:`\sum_p \partial_p f_a(x)\, \partial_p f_b(z)` of any model.
 
@@ -168,6 +168,11 @@ def empirical_ntk(
     max_memory : int, optional
         Working memory in bytes (generic path; default 1 GiB), not counting the result
         itself; a ValueError says how much one example needs when it is too small.
+    check_input : bool, default True
+        ``False`` skips the checks of the model and the arguments (:mod:`ntklab._validation`):
+        ``model`` is then a module with parameters and one scalar output per row, ``X``
+        (n, d) and ``Z`` (m, d) finite float64 arrays with ``d`` its ``in_features``,
+        ``batch_size`` ``None`` or >= 1 and ``method`` one of the three above.
 
     Returns
     -------
@@ -181,47 +186,33 @@ def empirical_ntk(
     >>> ntklab.empirical_ntk(net, np.eye(3)).shape
     (3, 3)
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {list(_METHODS)}; got {method!r}")
-    if batch_size is not None:
-        batch_size = check_int(batch_size, "batch_size")
-    if method == "generic" or (method == "auto" and engine.dense_specs(model) is None):
-        from . import model_checks, torch_ntk
+    if check_input:
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {list(_METHODS)}; got {method!r}")
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size")
+        if method == "generic" or (method == "auto" and engine.dense_specs(model) is None):
+            from . import model_checks, torch_ntk
 
-        param = model_checks.check_model(model)
-        xt = model_checks.as_batch(X, "X", param)
-        zt = None if Z is None else model_checks.as_batch(Z, "Z", param, tuple(xt.shape[1:]))
-        budget = torch_ntk.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
-        budget = check_int(budget, "max_memory")
-        return torch_ntk.generic_ntk(
-            model, xt, zt, output=output, max_memory=budget, batch_size=batch_size
-        )
-    if output not in ("trace", "mean", "full"):
-        raise ValueError(f"output must be one of ['trace', 'mean', 'full']; got {output!r}")
-    param, X, Z, symmetric = _model_inputs(model, X, Z)
-    out = empirical_ntk_unchecked(
-        model, X, None if symmetric else Z, batch_size=batch_size, method=method
-    )
+            param = model_checks.check_model(model)
+            xt = model_checks.as_batch(X, "X", param)
+            zt = None if Z is None else model_checks.as_batch(Z, "Z", param, tuple(xt.shape[1:]))
+            budget = torch_ntk.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
+            budget = check_int(budget, "max_memory")
+            return torch_ntk.generic_ntk(
+                model, xt, zt, output=output, max_memory=budget, batch_size=batch_size
+            )
+        if output not in ("trace", "mean", "full"):
+            raise ValueError(f"output must be one of ['trace', 'mean', 'full']; got {output!r}")
+        _, X, Z, symmetric = _model_inputs(model, X, Z)
+        Z = None if symmetric else Z
+    out = _dense_or_generic(model, X, Z, batch_size, method)
     return out[:, :, None, None] if output == "full" else out  # one output: trace = mean = block
 
 
-def empirical_ntk_unchecked(
-    model: nn.Module,
-    X: np.ndarray,
-    Z: np.ndarray | None = None,
-    *,
-    batch_size: int | None = None,
-    method: str = "auto",
-) -> np.ndarray:
-    """:func:`empirical_ntk` of arrays that are already valid; checks nothing.
-
-    For callers inside ntklab that made or checked the arrays and the model themselves
-    (:func:`ntklab.equivalence_metrics`): ``model`` a module with parameters and one scalar
-    output per row, ``X`` (n, d) and ``Z`` (m, d) finite float64 arrays with ``d`` the
-    model's ``in_features`` (``Z=None``: ``X``, with an exactly symmetric result),
-    ``batch_size`` ``None`` or an integer >= 1 and ``method`` one of ``"auto"``,
-    ``"structured"``, ``"generic"``. Returns what :func:`empirical_ntk` returns.
-    """
+def _dense_or_generic(model, X, Z, batch_size, method) -> np.ndarray:
+    """The (n, m) empirical NTK of checked inputs (``Z=None``: ``X``, exactly symmetric):
+    the structured path for a dense stack, else the generic one."""
     symmetric = Z is None
     if symmetric:
         Z = X

@@ -41,12 +41,12 @@ import numpy as np
 
 from ._validation import check_int, check_matrix, check_vector
 from .architecture import Architecture
-from .empirical import empirical_ntk_unchecked
+from .empirical import empirical_ntk
 from .metrics import rms, rmse
-from .predict import gradient_descent_mse_unchecked
+from .predict import gradient_descent_mse, spectral_lr
 from .training import CenteredNetwork, TrainResult
 
-__all__ = ["EquivalenceResult", "equivalence_metrics", "equivalence_metrics_unchecked"]
+__all__ = ["EquivalenceResult", "equivalence_metrics"]
 
 
 @dataclass
@@ -91,6 +91,9 @@ def equivalence_metrics(
     max_kernel_points: int = 200,
     seed: int = 0,
     elin: bool = True,
+    kernels: tuple[np.ndarray, np.ndarray] | None = None,
+    eig: tuple[np.ndarray, np.ndarray] | None = None,
+    check_input: bool = True,
 ) -> EquivalenceResult:
     r"""All equivalence measures of a trained network against its NTK at the same T.
 
@@ -117,72 +120,40 @@ def equivalence_metrics(
         and test points (``nn_elin_rms``, ``nn_elin_rel``); costs an empirical NTK of size
         (m + n_test) × m (cheap for :class:`~ntklab.FullyConnectedNetwork`, whose empirical
         NTK is computed layer by layer).
+    kernels : (ndarray (m, m), ndarray (n, m)), optional
+        The analytic NTK ``(Θ(X_train, X_train), Θ(X_test, X_train))`` when the caller has
+        it already (a study's trial computes each kernel once,
+        :class:`~ntklab.study.TrialContext`); computed here otherwise.
+    eig : (ndarray (m,), ndarray (m, m)), optional
+        ``np.linalg.eigh`` of its training block, likewise.
+    check_input : bool, default True
+        ``False`` skips the checks (:mod:`ntklab._validation`): ``result`` is then a
+        :class:`TrainResult` of a network of ``arch`` (or of an object with ``arch``'s
+        ``kernels(X, Z, check_input=False)``, e.g. :class:`ntklab.regimes.EmpiricalKernel`),
+        ``X_train`` (m, d) and ``X_test`` (n, d) finite float64 arrays with ``d`` the
+        network's ``in_features``, ``y_train`` (m,) and ``y_test`` (n,) finite float64,
+        ``max_kernel_points`` >= 2, ``seed`` >= 0 and ``kernels``, ``eig`` of the shapes above.
 
     Returns
     -------
     EquivalenceResult
     """
-    if not isinstance(result, TrainResult):
-        raise ValueError(
-            f"result must be a TrainResult from ntklab.train; got {type(result).__name__}"
+    if check_input:
+        X_train, y_train, X_test, y_test, kernels = _checked_data(
+            result, arch, X_train, y_train, X_test, y_test, kernels, eig
         )
-    if not isinstance(arch, Architecture):
-        raise ValueError(
-            f"arch must be the network's ntklab.Architecture; got {type(arch).__name__}"
-        )
-    X_train = check_matrix(X_train, "X_train")
-    y_train = check_vector(y_train, "y_train", length=X_train.shape[0])
-    X_test = check_matrix(X_test, "X_test", n_features=X_train.shape[1])
-    y_test = check_vector(y_test, "y_test", length=X_test.shape[0])
-    max_kernel_points = check_int(max_kernel_points, "max_kernel_points", minimum=2)
-    seed = check_int(seed, "seed", minimum=0)
-    d = getattr(result.network, "in_features", X_train.shape[1])
-    if X_train.shape[1] != d:
-        raise ValueError(f"X_train has {X_train.shape[1]} features but the network expects {d}")
-    return equivalence_metrics_unchecked(
-        result, arch, X_train, y_train, X_test, y_test,
-        max_kernel_points=max_kernel_points, seed=seed, elin=elin,
-    )  # fmt: skip
-
-
-def equivalence_metrics_unchecked(
-    result: TrainResult,
-    arch: Architecture,
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
-    *,
-    max_kernel_points: int = 200,
-    seed: int = 0,
-    elin: bool = True,
-    kernels: tuple[np.ndarray, np.ndarray] | None = None,
-    eig: tuple[np.ndarray, np.ndarray] | None = None,
-) -> EquivalenceResult:
-    """:func:`equivalence_metrics` of arguments that are already valid; checks nothing.
-
-    For callers inside ntklab that made or checked them themselves (a trial of a study):
-    ``result`` a :class:`TrainResult` of a network of ``arch``, ``X_train`` (m, d) and
-    ``X_test`` (n, d) finite float64 arrays with ``d`` the network's ``in_features``,
-    ``y_train`` (m,) and ``y_test`` (n,) finite float64 vectors, ``max_kernel_points`` an
-    integer >= 2 and ``seed`` an integer >= 0. Returns what :func:`equivalence_metrics`
-    returns.
-
-    ``kernels``: the analytic NTK ``(Θ(X_train, X_train), Θ(X_test, X_train))`` and ``eig``
-    its training block's ``np.linalg.eigh``, when the caller has them already (a trial
-    computes each kernel and its eigendecomposition once, :class:`~ntklab.study.TrialContext`);
-    computed here otherwise.
-    """
+        max_kernel_points = check_int(max_kernel_points, "max_kernel_points", minimum=2)
+        seed = check_int(seed, "seed", minimum=0)
     nan = float("nan")
     m = X_train.shape[0]
-    # trusted input: the kernels and predictions below check nothing either (_validation)
+    # checked input: the kernels and predictions below check nothing again (_validation)
     if kernels is None:
-        ntk_train = arch.kernels_unchecked(X_train)[1]
-        ntk_test_train = arch.kernels_unchecked(X_test, X_train)[1]
+        ntk_train = arch.kernels(X_train, check_input=False)[1]
+        ntk_test_train = arch.kernels(X_test, X_train, check_input=False)[1]
     else:
         ntk_train, ntk_test_train = kernels
-    f0_train = result.initial_predict_unchecked(X_train)
-    f0_test = result.initial_predict_unchecked(X_test)
+    f0_train = result.initial_predict(X_train, check_input=False)
+    f0_test = result.initial_predict(X_test, check_input=False)
     steps = result.steps
     step_curve = result.epochs.astype(np.float64) * result.steps_per_epoch
 
@@ -192,7 +163,7 @@ def equivalence_metrics_unchecked(
 
     def predict(lr, steps, f0_tr, f0_te):
         steps = np.atleast_1d(np.asarray(steps, dtype=np.float64))
-        return gradient_descent_mse_unchecked(
+        return gradient_descent_mse(
             ntk_train,
             ntk_test_train,
             y_train,
@@ -201,13 +172,14 @@ def equivalence_metrics_unchecked(
             f0_train=f0_tr,
             f0_test=f0_te,
             eig=eig,
+            check_input=False,
         )[1]
 
     lin_curve = predict(result.lr, step_curve, f0_train, f0_test)
     lin_t = lin_curve[-1]
     mean_t = predict(result.lr, steps, zeros_train, zeros_test)[0]
-    # T = inf does not depend on a stable rate; for an unstable one use the gradient-flow limit
-    inf_lr = min(result.lr, 0.5 * m / max(float(eig[0][-1]), np.finfo(float).tiny))
+    # T = inf does not depend on a stable rate; for an unstable one use the automatic rate
+    inf_lr = min(result.lr, spectral_lr(m, max(float(eig[0][-1]), np.finfo(float).tiny)))
     lin_inf = predict(inf_lr, np.inf, f0_train, f0_test)[0]
     mean_inf = predict(inf_lr, np.inf, zeros_train, zeros_test)[0]
 
@@ -218,10 +190,10 @@ def equivalence_metrics_unchecked(
         "ntk_mean_inf_rmse": rmse(mean_inf, y_test),
     }
     ok = not result.diverged
-    f_nn = result.predict_unchecked(X_test) if ok else None
+    f_nn = result.predict(X_test, check_input=False) if ok else None
     if ok:
         metrics["rmse"] = rmse(f_nn, y_test)
-        metrics["train_rmse"] = rmse(result.predict_unchecked(X_train), y_train)
+        metrics["train_rmse"] = rmse(result.predict(X_train, check_input=False), y_train)
         metrics["nn_lin_rms"] = rmse(f_nn, lin_t)
         metrics["nn_lin_rel"] = _rel(metrics["nn_lin_rms"], rms(lin_t))
         metrics["nn_mean_rms"] = rmse(f_nn, mean_t)
@@ -234,24 +206,24 @@ def equivalence_metrics_unchecked(
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(m, size=min(m, max_kernel_points), replace=False))
     Xs = X_train[idx]
-    emp0 = empirical_ntk_unchecked(result.initial_network, Xs)
+    emp0 = empirical_ntk(result.initial_network, Xs, check_input=False)
     ntk_s = ntk_train[np.ix_(idx, idx)]
     metrics["finite_width_error"] = float(np.linalg.norm(emp0 - ntk_s) / np.linalg.norm(ntk_s))
     if ok:
-        empT = empirical_ntk_unchecked(_trainable(result.network), Xs)
+        empT = empirical_ntk(_trainable(result.network), Xs, check_input=False)
         metrics["kernel_drift"] = float(np.linalg.norm(empT - emp0) / np.linalg.norm(emp0))
     else:
         metrics["kernel_drift"] = nan
 
     if elin:
         if ok:
-            emp_all = empirical_ntk_unchecked(
-                result.initial_network, np.vstack([X_train, X_test]), X_train
+            emp_all = empirical_ntk(
+                result.initial_network, np.vstack([X_train, X_test]), X_train, check_input=False
             )
             emp_train = 0.5 * (emp_all[:m] + emp_all[:m].T)
-            _, elin_t = gradient_descent_mse_unchecked(
+            _, elin_t = gradient_descent_mse(
                 emp_train, emp_all[m:], y_train, lr=result.lr, steps=steps,
-                f0_train=f0_train, f0_test=f0_test,
+                f0_train=f0_train, f0_test=f0_test, check_input=False,
             )  # fmt: skip
             metrics["nn_elin_rms"] = rmse(f_nn, elin_t)
             metrics["nn_elin_rel"] = _rel(metrics["nn_elin_rms"], rms(elin_t))
@@ -266,3 +238,37 @@ def equivalence_metrics_unchecked(
         rmse(lin_curve, y_test),
     )
     return EquivalenceResult(metrics=metrics, curves=curves)
+
+
+def _checked_data(result, arch, X_train, y_train, X_test, y_test, kernels, eig):
+    """The checks of :func:`equivalence_metrics`' network, architecture and arrays; returns
+    the arrays (and ``kernels``) as float64."""
+    if not isinstance(result, TrainResult):
+        raise ValueError(
+            f"result must be a TrainResult from ntklab.train; got {type(result).__name__}"
+        )
+    if not isinstance(arch, Architecture):
+        raise ValueError(
+            f"arch must be the network's ntklab.Architecture; got {type(arch).__name__}"
+        )
+    X_train = check_matrix(X_train, "X_train")
+    y_train = check_vector(y_train, "y_train", length=X_train.shape[0])
+    X_test = check_matrix(X_test, "X_test", n_features=X_train.shape[1])
+    y_test = check_vector(y_test, "y_test", length=X_test.shape[0])
+    d = getattr(result.network, "in_features", X_train.shape[1])
+    if X_train.shape[1] != d:
+        raise ValueError(f"X_train has {X_train.shape[1]} features but the network expects {d}")
+    m, n = X_train.shape[0], X_test.shape[0]
+    if kernels is not None:
+        kernels = tuple(check_matrix(k, f"kernels[{i}]") for i, k in enumerate(kernels))
+    if kernels is not None and tuple(map(np.shape, kernels)) != ((m, m), (n, m)):
+        raise ValueError(
+            f"kernels must be (ntk(X_train), ntk(X_test, X_train)) of shapes ({m}, {m}) and "
+            f"({n}, {m}); got {[np.shape(k) for k in kernels]}"
+        )
+    if eig is not None and tuple(map(np.shape, eig)) != ((m,), (m, m)):
+        raise ValueError(
+            f"eig must be np.linalg.eigh(ntk(X_train)): shapes ({m},) and ({m}, {m}); "
+            f"got {[np.shape(e) for e in eig]}"
+        )
+    return X_train, y_train, X_test, y_test, kernels

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .architecture import PARAMETERIZATIONS, Architecture
+from .architecture import Architecture
+from .parameterizations import PARAMETERIZATIONS
 
 __all__ = ["HYPERPARAMETERS", "MOMENTS", "ReLUMoments", "dense_tangents", "kernels_and_gradients"]
 

@@ -18,10 +18,10 @@ Arora, S. et al. (2019). On exact computation with an infinitely wide neural net
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,9 +35,7 @@ __all__ = [
     "relu_moments",
     "arc_cosine",
     "laplacian",
-    "laplacian_unchecked",
     "rbf",
-    "rbf_unchecked",
 ]
 
 
@@ -149,39 +147,29 @@ def _load_compiled(dispatcher, args) -> None:
     Processes that start together on a fresh install (a study's pool workers, the test
     suite's workers) would each compile the same pass at once; with a file lock the first
     compiles and writes the cache, and the others wait for it and then load it. The lock is
-    an advisory ``flock`` in the temporary directory, released when its holder exits however
-    it ends; a holder stopped for longer than :data:`_COMPILE_WAIT` seconds is not waited
-    for, and where no lock can be taken each process compiles for itself, as numba would.
+    a :class:`filelock.FileLock` (an advisory ``flock``) in the temporary directory, released
+    when its holder exits however it ends; a holder stopped for longer than
+    :data:`_COMPILE_WAIT` seconds is not waited for, and where no lock can be taken each
+    process compiles for itself, as numba would.
     """
     if dispatcher.signatures:  # this process has it already (one signature: float64, C order)
         return
     import numba
+    from filelock import FileLock, Timeout
 
     signature = tuple(numba.typeof(a) for a in args)
+    user = getattr(os, "getuid", getpass.getuser)()  # the user's name where no uid (Windows)
+    path = Path(tempfile.gettempdir()) / f"ntklab-numba-{user}.lock"
+    lock = FileLock(path, timeout=_COMPILE_WAIT)
     try:
-        import fcntl
-
-        user = os.getuid()
-        handle = open(Path(tempfile.gettempdir()) / f"ntklab-numba-{user}.lock", "a")
-    except (ImportError, AttributeError, OSError):  # no flock (Windows), or no such file
+        lock.acquire()
+    except (Timeout, OSError):  # a stopped holder, or no locking here: compile alone
         dispatcher.compile(signature)
         return
-    with handle:
-        deadline = time.monotonic() + _COMPILE_WAIT
-        locked = False
-        while not locked and time.monotonic() < deadline:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
-            except BlockingIOError:
-                time.sleep(0.05)
-            except OSError:  # no locking on this file system: compile alone
-                break
-        try:
-            dispatcher.compile(signature)  # loads numba's cache when another process wrote it
-        finally:
-            if locked:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        dispatcher.compile(signature)  # loads numba's cache when another process wrote it
+    finally:
+        lock.release()
 
 
 def _layer_variances(X: np.ndarray, coef: np.ndarray, inline: bool) -> np.ndarray:
@@ -320,7 +308,7 @@ def _distances(X: np.ndarray, Z: np.ndarray, symmetric: bool) -> np.ndarray:
     return np.sqrt(sq, out=sq)
 
 
-def laplacian(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
+def laplacian(X, Z=None, *, length_scale: float = 1.0, check_input: bool = True) -> np.ndarray:
     r"""Laplacian (exponential) kernel, the seed's K1.
 
     .. math:: k(x, z) = \exp(-\lVert x - z\rVert / \ell)
@@ -332,33 +320,27 @@ def laplacian(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
     ----------
     X : array_like (n, d)
     Z : array_like (m, d), optional
-        Defaults to ``X``.
+        Defaults to ``X`` (exactly 0 distance on the diagonal).
     length_scale : float
         :math:`\ell > 0`.
+    check_input : bool, default True
+        ``False`` skips the checks (:mod:`ntklab._validation`): ``X``, ``Z`` are then finite
+        float64 matrices with the same number of columns and ``length_scale > 0``.
 
     Returns
     -------
     ndarray (n, m), float64
     """
-    length_scale = check_float(length_scale, "length_scale", strict=True)
-    X, Z, symmetric = check_pair(X, Z)
-    return laplacian_unchecked(X, None if symmetric else Z, length_scale=length_scale)
-
-
-def laplacian_unchecked(
-    X: np.ndarray, Z: np.ndarray | None = None, *, length_scale: float = 1.0
-) -> np.ndarray:
-    """:func:`laplacian` of float64 matrices that are already valid; checks nothing.
-
-    For callers inside ntklab that made or checked ``X`` and ``Z`` (same column count) and
-    ``length_scale > 0`` themselves. ``Z=None``: ``X`` (exactly 0 distance on the diagonal).
-    """
+    if check_input:
+        length_scale = check_float(length_scale, "length_scale", strict=True)
+        X, Z, symmetric = check_pair(X, Z)
+        Z = None if symmetric else Z
     dist = _distances(X, X if Z is None else Z, Z is None)
     dist /= -length_scale
     return np.exp(dist, out=dist)
 
 
-def rbf(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
+def rbf(X, Z=None, *, length_scale: float = 1.0, check_input: bool = True) -> np.ndarray:
     r"""Squared-exponential (RBF) kernel.
 
     .. math:: k(x, z) = \exp\!\left(-\frac{\lVert x - z\rVert^2}{2\ell^2}\right)
@@ -370,17 +352,13 @@ def rbf(X, Z=None, *, length_scale: float = 1.0) -> np.ndarray:
         Defaults to ``X``.
     length_scale : float
         :math:`\ell > 0`.
+    check_input : bool, default True
+        As in :func:`laplacian`.
     """
-    length_scale = check_float(length_scale, "length_scale", strict=True)
-    X, Z, symmetric = check_pair(X, Z)
-    return rbf_unchecked(X, None if symmetric else Z, length_scale=length_scale)
-
-
-def rbf_unchecked(
-    X: np.ndarray, Z: np.ndarray | None = None, *, length_scale: float = 1.0
-) -> np.ndarray:
-    """:func:`rbf` of float64 matrices that are already valid; checks nothing (as
-    :func:`laplacian_unchecked`)."""
+    if check_input:
+        length_scale = check_float(length_scale, "length_scale", strict=True)
+        X, Z, symmetric = check_pair(X, Z)
+        Z = None if symmetric else Z
     dist = _distances(X, X if Z is None else Z, Z is None)
     np.multiply(dist, dist, out=dist)
     dist /= -2.0 * length_scale**2

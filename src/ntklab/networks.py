@@ -16,7 +16,6 @@ __all__ = [
     "FullyConnectedNetwork",
     "default_device",
     "predict_numpy",
-    "predict_numpy_unchecked",
     "resolve_device",
 ]
 
@@ -43,25 +42,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def predict_numpy(model: nn.Module, X, *, batch_size: int = 65536) -> np.ndarray:
+def predict_numpy(
+    model: nn.Module, X, *, batch_size: int = 65536, check_input: bool = True
+) -> np.ndarray:
     """Evaluate a scalar-output ``model`` on a numpy array: float64 numpy of shape (n,).
 
     ``X`` is validated (finite, 2-D, ``model.in_features`` columns when the model has that
     attribute) and sent in batches in the dtype and device of the model's parameters.
+    ``check_input=False`` skips that check (:mod:`ntklab._validation`): ``X`` is then a
+    finite float64 array (n, d), ``d`` the model's ``in_features``.
     """
-    X = check_matrix(X, "X", n_features=getattr(model, "in_features", None))
-    return predict_numpy_unchecked(model, X, batch_size=batch_size)
-
-
-def predict_numpy_unchecked(
-    model: nn.Module, X: np.ndarray, *, batch_size: int = 65536
-) -> np.ndarray:
-    """:func:`predict_numpy` of an array that is already valid; checks nothing.
-
-    For callers inside ntklab that made or checked ``X`` themselves (a trial of a study,
-    :func:`ntklab.equivalence_metrics`): a finite float64 array (n, d), ``d`` the model's
-    ``in_features``, and a model with parameters and one scalar output per row.
-    """
+    if check_input:
+        X = check_matrix(X, "X", n_features=getattr(model, "in_features", None))
     param = next(model.parameters())
     outs = []
     with torch.no_grad():

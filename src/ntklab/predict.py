@@ -39,8 +39,9 @@ __all__ = [
     "kernel_regression",
     "kernel_ridge_coef",
     "gradient_descent_mse",
-    "gradient_descent_mse_unchecked",
     "gradient_descent_mse_ensemble",
+    "AUTO_LR_FRACTION",
+    "spectral_lr",
 ]
 
 
@@ -143,6 +144,23 @@ def _check_psd(lam: np.ndarray, name: str) -> None:
         )
 
 
+#: The fraction :math:`c` of the stability limit that the automatic learning rate takes
+#: (:func:`ntklab.auto_lr`).
+AUTO_LR_FRACTION = 0.5
+
+
+def spectral_lr(m: int, lambda_max: float, c: float = AUTO_LR_FRACTION) -> float:
+    r"""The learning rate :math:`c\, m / \lambda_{\max}(\Theta)`, ntklab's one formula for it.
+
+    Full-batch gradient descent on :math:`\frac1m\sum_i (f(x_i) - y_i)^2` is stable for the
+    linearized network while :math:`\eta < m / \lambda_{\max}(\Theta)` (SPEC §3): ``c = 1``
+    is that critical rate, the default ``c`` the automatic one (:func:`ntklab.auto_lr`).
+    ``m`` is the number of fitted rows and ``lambda_max > 0`` the top eigenvalue of the
+    kernel on them; nothing is checked.
+    """
+    return c * m / lambda_max
+
+
 def _gd_modes(ntk_train: np.ndarray, lr: float, steps: np.ndarray, eig=None):
     r"""Eigen-decomposition of Θ and the spectral factors of gradient descent.
 
@@ -160,7 +178,8 @@ def _gd_modes(ntk_train: np.ndarray, lr: float, steps: np.ndarray, eig=None):
     lam_max = max(float(lam[-1]), 0.0)
     if a * lam_max >= 2.0:
         warnings.warn(
-            f"lr={lr:.4g} is above the stability limit m / lambda_max = {m / lam_max:.4g}: "
+            f"lr={lr:.4g} is above the stability limit m / lambda_max = "
+            f"{spectral_lr(m, lam_max, 1.0):.4g}: "
             "gradient descent diverges and so does this prediction",
             RuntimeWarning,
             stacklevel=3,
@@ -194,6 +213,7 @@ def gradient_descent_mse(
     f0_train=None,
     f0_test=None,
     eig=None,
+    check_input: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Outputs of the linearized network after ``steps`` steps of gradient descent (SPEC §3).
 
@@ -232,6 +252,10 @@ def gradient_descent_mse(
         ``np.linalg.eigh(ntk_train)`` when the caller already has it (one eigendecomposition
         shared by several predictions with the same :math:`\Theta`); computed here if not
         given.
+    check_input : bool, default True
+        ``False`` skips the checks (:mod:`ntklab._validation`): the arrays are then float64
+        of the shapes above (``ntk_train`` symmetric PSD), ``lr > 0``, ``steps >= 0`` (a
+        number or a 1-D array) and ``eig`` of shapes (m,) and (m, m) or ``None``.
 
     Returns
     -------
@@ -252,6 +276,28 @@ def gradient_descent_mse(
     >>> np.allclose(f_train, y)
     True
     """
+    if check_input:
+        ntk_train, ntk_test_train, y_train, lr, steps, f0_train, f0_test, eig = _checked_gd(
+            ntk_train, ntk_test_train, y_train, lr, steps, f0_train, f0_test, eig
+        )
+    steps_arr = np.asarray(steps, dtype=np.float64)
+    m, n = ntk_train.shape[0], ntk_test_train.shape[0]
+    f0_tr = np.zeros(m) if f0_train is None else np.asarray(f0_train, dtype=np.float64)
+    f0_te = np.zeros(n) if f0_test is None else np.asarray(f0_test, dtype=np.float64)
+    V, decay, gain = _gd_modes(ntk_train, float(lr), np.atleast_1d(steps_arr), eig)
+    r0 = V.T @ (f0_tr - y_train)  # residual at initialization, in the eigenbasis
+    KsV = ntk_test_train @ V
+    with np.errstate(over="ignore", invalid="ignore"):
+        f_train = y_train + (decay * r0) @ V.T  # (S, m)
+        f_test = f0_te - (gain * r0) @ KsV.T  # (S, n)
+    if steps_arr.ndim == 0:
+        return f_train[0], f_test[0]
+    return f_train, f_test
+
+
+def _checked_gd(ntk_train, ntk_test_train, y_train, lr, steps, f0_train, f0_test, eig):
+    """The arguments of :func:`gradient_descent_mse`, checked (float64; ``eig`` computed
+    when not given, its eigenvalues checked PSD)."""
     y = check_vector(y_train, "y_train")
     m = y.shape[0]
     K = _check_square(ntk_train, "ntk_train", m)
@@ -272,51 +318,7 @@ def gradient_descent_mse(
     else:
         eig = np.linalg.eigh(K)
     _check_psd(np.asarray(eig[0], dtype=np.float64), "ntk_train")
-
-    return gradient_descent_mse_unchecked(
-        K,
-        Ks,
-        y,
-        lr=lr,
-        steps=steps_arr[0] if scalar else steps_arr,
-        f0_train=f0_tr,
-        f0_test=f0_te,
-        eig=eig,
-    )
-
-
-def gradient_descent_mse_unchecked(
-    ntk_train: np.ndarray,
-    ntk_test_train: np.ndarray,
-    y_train: np.ndarray,
-    *,
-    lr: float,
-    steps,
-    f0_train: np.ndarray | None = None,
-    f0_test: np.ndarray | None = None,
-    eig=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`gradient_descent_mse` on arrays that are already valid; checks nothing.
-
-    For callers inside ntklab that made or checked the arrays themselves (a trial of a
-    study, :func:`ntklab.equivalence_metrics`): float64 ``ntk_train`` (m, m) symmetric,
-    ``ntk_test_train`` (n, m), ``y_train`` (m,), ``lr > 0``, ``steps >= 0`` (a number or a
-    1-D array), ``f0_train`` (m,) and ``f0_test`` (n,) or ``None`` (0), ``eig`` of shapes
-    (m,) and (m, m). Returns what :func:`gradient_descent_mse` returns.
-    """
-    steps_arr = np.asarray(steps, dtype=np.float64)
-    m, n = ntk_train.shape[0], ntk_test_train.shape[0]
-    f0_tr = np.zeros(m) if f0_train is None else np.asarray(f0_train, dtype=np.float64)
-    f0_te = np.zeros(n) if f0_test is None else np.asarray(f0_test, dtype=np.float64)
-    V, decay, gain = _gd_modes(ntk_train, float(lr), np.atleast_1d(steps_arr), eig)
-    r0 = V.T @ (f0_tr - y_train)  # residual at initialization, in the eigenbasis
-    KsV = ntk_test_train @ V
-    with np.errstate(over="ignore", invalid="ignore"):
-        f_train = y_train + (decay * r0) @ V.T  # (S, m)
-        f_test = f0_te - (gain * r0) @ KsV.T  # (S, n)
-    if steps_arr.ndim == 0:
-        return f_train[0], f_test[0]
-    return f_train, f_test
+    return K, Ks, y, lr, steps_arr[0] if scalar else steps_arr, f0_tr, f0_te, eig
 
 
 def gradient_descent_mse_ensemble(

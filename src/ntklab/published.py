@@ -94,7 +94,7 @@ import numpy as np
 
 from ._validation import check_float, check_pair
 from .architecture import Architecture
-from .kernels import arc_cosine, laplacian_unchecked, relu_moments
+from .kernels import arc_cosine, laplacian, relu_moments
 from .linalg import symmetrize
 
 __all__ = [
@@ -105,7 +105,6 @@ __all__ = [
     "PublishedKernel",
     "published_kernel",
     "published_kernels",
-    "published_kernels_unchecked",
 ]
 
 PUBLISHED_KERNELS = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKB1", "NTKB2", "NTKJ1", "NTKJ2", "K1")
@@ -254,7 +253,7 @@ def published_kernel(name, X, Z=None, *, normalization="published", **constants)
 
 
 def published_kernels(
-    X, Z=None, *, normalization="published", names=None, **constants
+    X, Z=None, *, normalization="published", names=None, check_input: bool = True, **constants
 ) -> dict[str, np.ndarray]:
     """Several published kernels at once, sharing their intermediates.
 
@@ -269,6 +268,10 @@ def published_kernels(
     normalization : {"published", "corrected"}
     names : iterable of str, optional
         Default: all of :data:`PUBLISHED_KERNELS`.
+    check_input : bool, default True
+        ``False`` skips the checks of ``X`` and ``Z`` (:mod:`ntklab._validation`): they are
+        then finite float64 matrices with the same number of columns. ``names``,
+        ``normalization`` and the constants are checked either way.
     **constants
         As for :func:`published_kernel`.
 
@@ -277,26 +280,9 @@ def published_kernels(
     dict
         ``{name: ndarray (n, m)}`` in the order of ``names``.
     """
-    X, Z, symmetric = _check_inputs(X, Z)
-    return published_kernels_unchecked(
-        X, None if symmetric else Z, normalization=normalization, names=names, **constants
-    )
-
-
-def published_kernels_unchecked(
-    X: np.ndarray,
-    Z: np.ndarray | None = None,
-    *,
-    normalization="published",
-    names=None,
-    **constants,
-) -> dict[str, np.ndarray]:
-    """:func:`published_kernels` of float64 matrices that are already valid.
-
-    Checks ``names``, ``normalization`` and the constants but not the arrays: for callers
-    inside ntklab that made or checked ``X`` (n, d) and ``Z`` (m, d) themselves (a trial of a
-    study, :mod:`ntklab.verify`). ``Z=None``: ``X`` (every result exactly symmetric).
-    """
+    if check_input:
+        X, Z, symmetric = _check_inputs(X, Z)
+        Z = None if symmetric else Z
     names = PUBLISHED_KERNELS if names is None else names
     names = (names,) if isinstance(names, str) else tuple(dict.fromkeys(names))
     if not names:
@@ -430,7 +416,7 @@ class _Terms:
 
     def _K1(self):
         Z = None if self.symmetric else self.Z
-        K = laplacian_unchecked(self.X, Z, length_scale=self.spec.length_scale)
+        K = laplacian(self.X, Z, length_scale=self.spec.length_scale, check_input=False)
         K *= self.spec.amplitude
         if self.symmetric:
             symmetrize(K)

@@ -18,7 +18,7 @@ converges in a flatter region (the *catapult*). :class:`LambdaTracker` records
 :math:`\lambda_{\max}(\hat\Theta_t)` at the recorded epochs of training so that this shows
 in the curves (``curve_lambda_max``).
 
-:class:`EmpiricalKernel` gives the analytic-kernel interface (``kernels_unchecked``) of a
+:class:`EmpiricalKernel` gives the analytic-kernel interface (``kernels``) of a
 network's empirical NTK at initialization, the kernel of its exact linearization (Lee et al.
 2019), for parameterizations with no fixed NTK limit (``mup``).
 
@@ -39,6 +39,8 @@ import re
 
 import numpy as np
 import scipy.linalg
+
+from .predict import spectral_lr
 
 __all__ = [
     "parse_lr_multiple",
@@ -86,9 +88,9 @@ def lambda_max(net, X: np.ndarray) -> float:
     X : ndarray (m, d)
         Finite float64 rows (not checked: for callers inside ntklab).
     """
-    from .empirical import empirical_ntk_unchecked
+    from .empirical import empirical_ntk
 
-    K = empirical_ntk_unchecked(net, X)
+    K = empirical_ntk(net, X, check_input=False)
     if not np.all(np.isfinite(K)):
         return float("nan")
     m = K.shape[0]
@@ -107,7 +109,7 @@ def critical_lr(net, X: np.ndarray) -> tuple[float, float]:
             f"the network's empirical NTK on its fitted rows has no positive eigenvalue "
             f"(largest {lam:.3g}); a learning rate relative to it is undefined"
         )
-    return X.shape[0] / lam, lam
+    return spectral_lr(X.shape[0], lam, 1.0), lam
 
 
 class LambdaTracker:
@@ -137,15 +139,16 @@ class EmpiricalKernel:
     r"""The kernel-map interface of :class:`ntklab.Architecture` for a network's empirical
     NTK at initialization, :math:`\hat\Theta_0` (the kernel of its exact linearization).
 
-    ``kernels_unchecked(X, Z)`` returns ``(None, Θ̂₀(X, Z))``: what
-    :func:`ntklab.equivalence.equivalence_metrics_unchecked` reads, so that a network of a
-    parameterization with no fixed NTK (``mup``) is compared with its own linearization.
+    ``kernels(X, Z, check_input=False)`` returns ``(None, Θ̂₀(X, Z))``: what
+    :func:`ntklab.equivalence_metrics` reads (with ``check_input=False``), so that a network of
+    a parameterization with no fixed NTK (``mup``) is compared with its own linearization.
     """
 
     def __init__(self, initial_network):
         self.initial_network = initial_network
 
-    def kernels_unchecked(self, X: np.ndarray, Z: np.ndarray | None = None):
-        from .empirical import empirical_ntk_unchecked
+    def kernels(self, X, Z=None, *, check_input: bool = True):
+        """``(None, Θ̂₀(X, Z))``; ``check_input`` as in :func:`ntklab.empirical_ntk`."""
+        from .empirical import empirical_ntk
 
-        return None, empirical_ntk_unchecked(self.initial_network, X, Z)
+        return None, empirical_ntk(self.initial_network, X, Z, check_input=check_input)

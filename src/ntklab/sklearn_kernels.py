@@ -155,7 +155,9 @@ class _ArchitectureKernel(Kernel):
         out = np.empty(X.shape[0])
         for start in range(0, X.shape[0], _DIAG_BLOCK):
             block = X[start : start + _DIAG_BLOCK]
-            out[start : start + _DIAG_BLOCK] = np.diag(arch.kernels_unchecked(block)[self._index])
+            out[start : start + _DIAG_BLOCK] = np.diag(
+                arch.kernels(block, check_input=False)[self._index]
+            )
         return out
 
     def is_stationary(self) -> bool:

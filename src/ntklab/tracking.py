@@ -251,7 +251,7 @@ class Tracker:
         lr = self.lrs[0]
 
         def predict(t: int) -> np.ndarray:
-            out = gradient_descent_mse(*args, lr=lr, steps=t, eig=eig, **f0)[1]
+            out = gradient_descent_mse(*args, lr=lr, steps=t, eig=eig, check_input=False, **f0)[1]
             return out.reshape(self.f0_test.shape)
 
         self._closed = predict

@@ -218,13 +218,13 @@ def run_tuned(method: MethodConfig, ctx, record: TrialRecord, *, seed: int, devi
 
 def _kernel_on(X: np.ndarray):
     """``kernel(spec)`` on the rows ``X`` (for :func:`fit_predict`, outside a study)."""
-    from .kernels import laplacian_unchecked, rbf_unchecked
+    from .kernels import laplacian, rbf
 
     def kernel(spec: KernelSpec) -> np.ndarray:
         if spec.kind in ("ntk", "nngp"):
-            return spec.architecture().kernels_unchecked(X)[spec.kind == "ntk"]
-        fn = laplacian_unchecked if spec.kind == "laplacian" else rbf_unchecked
-        return fn(X, length_scale=spec.length_scale)
+            return spec.architecture().kernels(X, check_input=False)[spec.kind == "ntk"]
+        fn = laplacian if spec.kind == "laplacian" else rbf
+        return fn(X, length_scale=spec.length_scale, check_input=False)
 
     return kernel
 

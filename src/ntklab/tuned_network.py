@@ -35,7 +35,7 @@ def network_cv(
     """Early-stopped networks chosen on validation; ``(test predictions (n_test, k), hp)``.
 
     ``Y`` (m, k): centered training targets, one column per output."""
-    from .training import auto_lr_unchecked, train_ensemble_unchecked
+    from .training import auto_lr, train_ensemble
 
     arch = method.architecture()
     rng = np.random.default_rng(seed)
@@ -50,7 +50,7 @@ def network_cv(
     val, fit = perm[:n_val], perm[n_val:]
     X_fit, Y_fit = X[fit], Y[fit]
     X_eval = np.vstack([X[val], X_test])
-    lr_auto = auto_lr_unchecked(arch.kernels_unchecked(X_fit)[1])
+    lr_auto = auto_lr(arch.kernels(X_fit, check_input=False)[1], check_input=False)
     epochs = int(method.epochs)
     record_every = max(1, -(-epochs // RECORDS))
     best = None
@@ -66,19 +66,20 @@ def network_cv(
                     X_test=np.broadcast_to(X_eval, (k,) + X_eval.shape).copy(),
                     y_test=np.zeros((k, X_eval.shape[0])),
                 )
-            results = train_ensemble_unchecked(
+            results = train_ensemble(
                 arch,
                 int(width),
                 data["X"],
                 data["y"],
                 seeds=seeds,
-                lrs=[scale * lr_auto] * k,
+                lr=[scale * lr_auto] * k,
                 epochs=epochs,
                 record_every=record_every,
                 X_test=data["X_test"],
                 y_test=data["y_test"],
                 device=device,
                 stacked=k > 1,
+                check_input=False,
             )
             # (recorded epochs, eval rows, outputs)
             preds = np.stack([r.test_predictions for r in results], axis=-1)

@@ -35,20 +35,23 @@ architecture it would be the kernel of.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import verify_defaults as defaults
 from ._validation import check_float, check_int
 from .activations import parse_activation
-from .architecture import PARAMETERIZATIONS, Architecture
+from .architecture import Architecture
 from .data import SEED_BOUNDS, project_to_sphere
 from .empirical import MonteCarloEstimate, monte_carlo_kernels
+from .parameterizations import PARAMETERIZATIONS
 from .published import (
     NORMALIZATIONS,
     PUBLISHED_KERNELS,
     PublishedKernel,
-    published_kernels_unchecked,
+    published_kernels,
 )
 
 __all__ = [
@@ -136,18 +139,18 @@ def threshold(
 
 def verify(
     *,
-    width: int = 128,
-    n_samples: int = 200,
-    n_points: int = 8,
-    seed: int = 0,
-    depths=(1, 2, 3),
-    parameterizations=("jacot", "arora", "paper", "standard"),
-    in_features: int = 4,
-    nngp_estimator: str = "last_hidden",
+    width: int = defaults.WIDTH,
+    n_samples: int = defaults.N_SAMPLES,
+    n_points: int = defaults.N_POINTS,
+    seed: int = defaults.SEED,
+    depths: Iterable[int] = defaults.DEPTHS,
+    parameterizations: Iterable[str] = defaults.PARAMETERIZATIONS,
+    in_features: int = defaults.IN_FEATURES,
+    nngp_estimator: str = defaults.NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
-    activations=("relu",),
+    activations=defaults.ACTIVATIONS,
 ) -> list[VerifyRow]:
     """Compare analytic NNGP/NTK with Monte-Carlo estimates for each architecture.
 
@@ -210,10 +213,10 @@ def verify(
         for p in parameterizations:
             for depth in depths:
                 arch = Architecture(depth, p, activation=act).at_width(width)
-                analytic = dict(zip(("nngp", "ntk"), arch.kernels_unchecked(X), strict=True))
-                wrong = (
-                    Architecture(depth, p, activation=control).at_width(width).kernels_unchecked(X)
-                )
+                nngp, ntk = arch.kernels(X, check_input=False)
+                analytic = {"nngp": nngp, "ntk": ntk}
+                wrong = Architecture(depth, p, activation=control).at_width(width)
+                wrong = wrong.kernels(X, check_input=False)
                 estimates = monte_carlo_kernels(
                     arch, X, width=width, n_samples=n_samples, seed=seed,
                     nngp_estimator=nngp_estimator, device=device,
@@ -335,11 +338,11 @@ def _seed_network(name: str, kernel: PublishedKernel) -> tuple[Architecture, str
 
 def verify_published(
     *,
-    width: int = 256,
-    n_samples: int = 400,
-    n_points: int = 8,
-    seed: int = 0,
-    nngp_estimator: str = "last_hidden",
+    width: int = defaults.PUBLISHED_WIDTH,
+    n_samples: int = defaults.PUBLISHED_N_SAMPLES,
+    n_points: int = defaults.N_POINTS,
+    seed: int = defaults.SEED,
+    nngp_estimator: str = defaults.NNGP_ESTIMATOR,
     n_sigma: float = N_SIGMA,
     bias_constant: float = BIAS_CONSTANT,
     device=None,
@@ -398,8 +401,9 @@ def verify_published(
                     arch, X, width=width, n_samples=n_samples, seed=seed, kinds=(kind,),
                     nngp_estimator=nngp_estimator, device=device,
                 )[kind]  # fmt: skip
-            K = published_kernels_unchecked(X, normalization=normalization, names=name)[name]
-            analytic = arch.kernels_unchecked(X)[0 if kind == "nngp" else 1]
+            K = published_kernels(X, names=name, normalization=normalization, check_input=False)
+            K = K[name]
+            analytic = arch.kernels(X, check_input=False)[0 if kind == "nngp" else 1]
             diff = float(np.max(np.abs(K - analytic)) / np.max(np.abs(analytic)))
             rel, mc = relative_error(estimates[arch, kind], K)
             thr = threshold(mc, arch.depth, width, n_sigma=n_sigma, bias_constant=bias_constant)

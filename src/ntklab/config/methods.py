@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .._validation import check_lr
 from ..activations import canonical_activation, check_degree
-from ..architecture import PARAMETERIZATIONS, Architecture
+from ..architecture import Architecture
+from ..parameterizations import PARAMETERIZATIONS
 from ..published import K1_AMPLITUDE, K1_LENGTH_SCALE, PUBLISHED_KERNELS
 from ..regimes import parse_lr_multiple
 from ..training import default_record_every

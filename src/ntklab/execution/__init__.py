@@ -47,54 +47,9 @@ first use (the command line starts the fork server before anything heavy is load
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .._lazy import attach_stub
 
-from .._lazy import lazy_attributes
-
-#: Public name -> the submodule that defines it, imported on first use: the command line
-#: starts the pool's fork server (:mod:`.forkserver`) before anything heavy is imported.
-_LAZY = {
-    "ExecutionError": "errors",
-    "Interrupted": "errors",
-    "Progress": "progress",
-    "RunSummary": "runner",
-    "TRIAL_RESOURCE": "dask",
-    "connect_dask": "dask",
-    "limit_threads": "threads",
-    "open_store": "runstore",
-    "run_status": "status",
-    "run_study": "runner",
-    "start_pool_server": "forkserver",
-    "versions": "runstore",
-}
-
-_SUBMODULES = frozenset(
-    "dask devices errors forkserver memory pool progress runner runstore status threads trials".split()
-)
-
-__all__ = [
-    "ExecutionError",
-    "Interrupted",
-    "Progress",
-    "RunSummary",
-    "TRIAL_RESOURCE",
-    "connect_dask",
-    "limit_threads",
-    "open_store",
-    "run_status",
-    "run_study",
-    "start_pool_server",
-    "versions",
-]
-
-__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBMODULES)
-
-if TYPE_CHECKING:  # what static analysers and IDEs see
-    from .dask import TRIAL_RESOURCE, connect_dask
-    from .errors import ExecutionError, Interrupted
-    from .forkserver import start_pool_server
-    from .progress import Progress
-    from .runner import RunSummary, run_study
-    from .runstore import open_store, versions
-    from .status import run_status
-    from .threads import limit_threads
+#: The public names, each imported from the submodule that defines it on first use (the
+#: command line starts the pool's fork server, :mod:`.forkserver`, before anything heavy is
+#: imported), and the submodules: listed once, in ``__init__.pyi``.
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__, globals())

@@ -12,7 +12,7 @@ from ..store import TrialRecord
 from .errors import ExecutionError
 from .progress import Progress
 from .threads import THREADS
-from .trials import Task, failed_record, run_task
+from .trials import Task
 
 __all__ = [
     "TRIAL_RESOURCE",
@@ -64,17 +64,11 @@ def _keep_trial_threads(worker, threads: int | None, client_pid: int) -> None:
         THREADS.keep(trial_threads(worker, threads))
 
 
-def _dask_trial(
-    config: dict,
-    point: int,
-    trial: int,
-    device,
-    methods: tuple[str, ...] | None = None,
-) -> TrialRecord:
+def _dask_trial(task: Task, device) -> TrialRecord:
     """The task run on a Dask worker (module-level, so workers import it from ntklab); its
     threads were set when the worker joined (:func:`register_trial_threads`)."""
     THREADS.sync_thread()
-    return run_task(config, point, trial, device, methods)
+    return task.run(device)
 
 
 def _unanswered(scheduler: str, timeout: float, why: str = "") -> str:
@@ -186,10 +180,8 @@ def run_dask(
 
     def submit(n: int) -> None:
         for task in itertools.islice(tasks, max(0, n)):
-            config, point, trial, methods = task
             fut = client.submit(
-                _dask_trial, config, point, trial, device, methods, pure=False,
-                resources=resources,
+                _dask_trial, task, device, pure=False, resources=resources
             )  # fmt: skip
             futures[fut] = task
             completed.add(fut)
@@ -197,11 +189,11 @@ def run_dask(
     try:
         submit(window())
         for fut in completed:
-            _, point, trial, methods = futures.pop(fut)
+            task = futures.pop(fut)
             try:
                 record = fut.result()
             except Exception as exc:  # e.g. KilledWorker: the trial is retried on resume
-                record = failed_record(point, trial, exc, methods)
+                record = task.failed(exc)
             yield record
             submit(window() - len(futures))
     finally:

@@ -22,7 +22,7 @@ from .errors import ExecutionError
 from .forkserver import pool_context
 from .progress import Progress
 from .threads import THREADS
-from .trials import Task, batches, failed_record, run_batch
+from .trials import Task, batches, run_batch
 
 __all__ = ["run_pool"]
 
@@ -154,7 +154,7 @@ def run_pool(
                     lost = [*batch, *itertools.chain(*running.values())]
                     raise ExecutionError(_worker_died(lost)) from None
                 except Exception as exc:  # pragma: no cover - run_trials catches everything
-                    records = [failed_record(p, t, exc, m) for _, p, t, m in batch]
+                    records = [task.failed(exc) for task in batch]
                 yield from records
     finally:
         # Stop every worker, idle, still starting or busy, before the progress queue goes:
@@ -181,7 +181,7 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
 
 
 def _worker_died(tasks) -> str:
-    trials = sorted({(t[1], t[2]) for t in tasks})
+    trials = sorted({(t.point, t.trial) for t in tasks})
     names = ", ".join(f"{t}" + (f" (point {p})" if p else "") for p, t in trials[:6])
     more = f" and {len(trials) - 6} more" if len(trials) > 6 else ""
     return (

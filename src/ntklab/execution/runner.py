@@ -86,9 +86,9 @@ def plan_tasks(plan: StudyPlan, store: RunStore) -> tuple[Iterator[Task], int, i
             for trial in range(n_trials):
                 key = (point.index, trial)
                 if key in retry:
-                    yield (point_config, point.index, trial, tuple(sorted(retry[key])))
+                    yield Task(point_config, point.index, trial, tuple(sorted(retry[key])))
                 elif key not in done:
-                    yield (point_config, point.index, trial, None)
+                    yield Task(point_config, point.index, trial)
 
     return tasks(), n_tasks, n_done - n_retry, n_retry
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from ..store import TrialRecord
 from ..study import run_trial, run_trials
@@ -32,8 +33,34 @@ def run_task(
     return record
 
 
-#: (point config, point, trial, methods to retry or None for the whole trial)
-Task = tuple[dict, int, int, "tuple[str, ...] | None"]
+@dataclass(frozen=True)
+class Task:
+    """What one task runs: a whole trial, or the methods of a trial to retry.
+
+    Plain fields, so that a task pickles to a worker process or a Dask worker as it is.
+
+    Attributes
+    ----------
+    config : dict
+        The sweep point's config (the study config with the point's values set).
+    point, trial : int
+        The sweep point's index and the trial's.
+    methods : tuple of str or None
+        The methods to retry; ``None`` runs the whole trial.
+    """
+
+    config: dict
+    point: int
+    trial: int
+    methods: tuple[str, ...] | None = None
+
+    def run(self, device, on_method: Callable[[str], None] | None = None) -> TrialRecord:
+        """:func:`run_task` on this task's fields."""
+        return run_task(self.config, self.point, self.trial, device, self.methods, on_method)
+
+    def failed(self, exc: BaseException) -> TrialRecord:
+        """:func:`failed_record` of this task."""
+        return failed_record(self.point, self.trial, exc, self.methods)
 
 
 def batches(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
@@ -45,10 +72,10 @@ def batches(tasks: Iterator[Task], size: int) -> Iterator[list[Task]]:
     for task in itertools.chain(tasks, [None]):
         joins = (
             task is not None
-            and task[3] is None
+            and task.methods is None
             and pending
-            and pending[0][3] is None
-            and pending[0][1] == task[1]
+            and pending[0].methods is None
+            and pending[0].point == task.point
             and len(pending) < size
         )
         if pending and not joins:
@@ -67,15 +94,16 @@ def run_batch(
     """The records of a batch from :func:`batches`: one task by :func:`run_task`, several
     whole trials of one point by :func:`~ntklab.study.run_trials` (networks stacked across
     the trials when ``stacked``, default on CUDA). ``on_method(point, trial, name)``."""
+    first = batch[0]
     if len(batch) == 1:
-        config, point, trial, methods = batch[0]
-        hook = None if on_method is None else (lambda name: on_method(point, trial, name))
-        return [run_task(config, point, trial, device, methods, hook)]
-    config, point = batch[0][0], batch[0][1]
-    hook = None if on_method is None else (lambda trial, name: on_method(point, trial, name))
+        hook = (
+            None if on_method is None else (lambda name: on_method(first.point, first.trial, name))
+        )
+        return [first.run(device, hook)]
+    hook = None if on_method is None else (lambda trial, name: on_method(first.point, trial, name))
     return run_trials(
-        config, point=point, trials=[t[2] for t in batch], device=device, on_method=hook,
-        stacked=stacked,
+        first.config, point=first.point, trials=[t.trial for t in batch], device=device,
+        on_method=hook, stacked=stacked,
     )  # fmt: skip
 
 

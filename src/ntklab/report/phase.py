@@ -87,16 +87,11 @@ def phase_settings(run: Run) -> dict[str, float]:
     }
 
 
-def _field(params: dict[str, Any], info: dict[str, Any], method: str, name: str) -> Any:
-    """The value of a method field at a sweep point: the point's ``methods.<method>.<name>``
-    or ``methods.*.<name>``, else the methods table, else the method's spec (else None)."""
-    for key in (f"methods.{method}.{name}", f"methods.*.{name}"):
-        if key in params:
-            return params[key]
-    if name in ("depth", "parameterization") and info.get(name) is not None:
-        return info[name]
-    spec = info.get("spec") or {}
-    return spec.get(name) if isinstance(spec, dict) else None
+def _fields(run: Run, method: str, point: int) -> dict[str, Any]:
+    """The :data:`_FIELDS` of a network method at a sweep point, from its resolved
+    :class:`~ntklab.config.schema.MethodConfig` there (:meth:`Run.method_config`)."""
+    config = run.method_config(method, point)
+    return {name: getattr(config, name) for name in _FIELDS}
 
 
 def _extra_keys(all_params: list[dict[str, Any]], method: str) -> list[str]:
@@ -156,7 +151,7 @@ def _raw_grid(run: Run) -> pd.DataFrame:
             extra = _extra_keys(list(all_params.values()), method)
             for point, params in all_params.items():
                 row = {"point": point, "method": method}
-                row.update({f: _field(params, info, method, f) for f in _FIELDS})
+                row.update(_fields(run, method, point))
                 row.update({key: params.get(key) for key in extra})
                 row["family"] = _family(info, params, row["lazy_scale"] is not None)
                 row["group"] = info.get("family") or method

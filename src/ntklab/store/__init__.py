@@ -22,9 +22,9 @@ across depth for the layer-change analysis (e.g. ``NN``, ``GP``, ``NTKJ``, ``NTK
 a row in ``errors`` and no results: it is *failed*, and a resume reruns exactly those
 (trial, method) pairs (:meth:`RunStore.failed_methods`).
 
-Safety. Only one process writes: :class:`RunLock` holds an exclusive ``fcntl`` lock on
-``RUN_DIR/.ntklab.lock`` for the run's lifetime (the kernel drops it when the process dies,
-so a killed run never blocks the next). A trial's rows, errors and its ``trials`` row are
+Safety. Only one process writes: :class:`RunLock` holds an exclusive file lock (filelock's
+``flock``) on ``RUN_DIR/.ntklab.lock`` for the run's lifetime (the kernel drops it when the
+process dies, so a killed run never blocks the next). A trial's rows, errors and its ``trials`` row are
 committed together and the WAL is checkpointed into ``results.sqlite`` after every trial and
 on close, so a ``kill -9`` loses at most the trials in flight and ``results.sqlite`` alone
 holds every stored trial (:func:`export` writes a self-contained copy with the backup API).

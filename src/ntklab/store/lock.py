@@ -1,56 +1,65 @@
-"""The run directory's lock: one writer at a time, an exclusive ``flock`` on
-``RUN_DIR/.ntklab.lock`` that the kernel drops when its holder dies (so a killed run never
-blocks the next), with the holder's pid and host in the file for the one-line message a
-second run gets.
+"""The run directory's lock: one writer at a time, an exclusive lock on
+``RUN_DIR/.ntklab.lock`` (:class:`filelock.FileLock`: ``flock`` on Unix) that the kernel drops
+when its holder dies (so a killed run never blocks the next), with the holder's pid and host
+in the file for the one-line message a second run gets.
+
+The pid survives a second run's attempt because filelock opens the file of a lock it does
+not get without truncating it: so does the filelock required (4.3 or later); older releases
+(3.x) opened it with ``O_TRUNC``, which erased the holder's pid before the second run read it.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import socket
 import time
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from .messages import StoreError, unwritable_dir_message
 from .schema import LOCK_NAME
 
 __all__ = ["RunLock"]
 
+#: Errors of taking the lock that mean the directory (or the lock file) cannot be written.
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR)
+
 
 class RunLock:
     """Exclusive lock on a run directory for the lifetime of a run.
 
-    ``fcntl.flock`` on ``RUN_DIR/.ntklab.lock``: the kernel releases it when its holder
-    exits, however it exits (``kill -9`` included), so a killed run never blocks the next.
-    The holder writes its pid and host into the file for the message a second run gets
+    An exclusive, non-blocking :class:`filelock.FileLock` on ``RUN_DIR/.ntklab.lock`` (an
+    ``flock``, never its soft fallback): the kernel releases it when its holder exits,
+    however it exits (``kill -9`` included), so a killed run never blocks the next. The
+    holder writes its pid and host into the file for the message a second run gets
     (:class:`StoreError`, one line).
     """
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
-        self._fd: int | None = None
+        self._lock: FileLock | None = None
 
     def acquire(self) -> RunLock:
+        if not self.run_dir.is_dir():  # filelock would make the directory: a run makes it
+            missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+            raise StoreError(unwritable_dir_message(self.run_dir, missing))
+        lock = FileLock(self.path, timeout=0, mode=0o644, fallback_to_soft=False)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock.acquire()
+        except Timeout:
+            raise StoreError(self._held_message()) from None
         except OSError as exc:
-            raise StoreError(unwritable_dir_message(self.run_dir, exc)) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise StoreError(self._held_message()) from None
+            if exc.errno in _UNWRITABLE:
+                raise StoreError(unwritable_dir_message(self.run_dir, exc)) from None
             raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from None
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            self.path.write_text(f"{os.getpid()} {socket.gethostname()}\n")
         except OSError:  # e.g. a full disk: the pid is only for another run's message
             pass
-        self._fd = fd
+        self._lock = lock
         return self
 
     def _held_message(self) -> str:
@@ -73,12 +82,11 @@ class RunLock:
         )
 
     def release(self) -> None:
-        if self._fd is not None:
+        if self._lock is not None:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._lock.release()
             finally:
-                os.close(self._fd)
-                self._fd = None
+                self._lock = None
 
     def __enter__(self) -> RunLock:
         return self.acquire()

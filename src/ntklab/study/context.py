@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import KernelSpec, MethodConfig, StudyConfig
 from ..data import SEED_BOUNDS, Dataset, fit_rows, real, real_cv, simulate
-from ..kernels import laplacian_unchecked, rbf_unchecked
+from ..kernels import laplacian, rbf
 
 __all__ = ["trial_seed", "network_seed", "TrialContext", "make_data", "methods_due"]
 
@@ -91,12 +91,12 @@ class TrialContext:
         """:func:`ntklab.auto_lr` of the kernel on the rows a method fits, computed once per
         trial and shared by every method with the same kernel and rows (a network and the
         ntk_time method of the same architecture)."""
-        from ..training import auto_lr_unchecked
+        from ..training import auto_lr
 
         key = ("auto_lr", _cache_key(spec), holdout_fraction)
         if key not in self.spectra:
-            self.spectra[key] = auto_lr_unchecked(
-                self.blocks(self.kernel(spec), holdout_fraction)[0]
+            self.spectra[key] = auto_lr(
+                self.blocks(self.kernel(spec), holdout_fraction)[0], check_input=False
             )
         return self.spectra[key]
 
@@ -104,26 +104,26 @@ class TrialContext:
 def _compute(key: tuple, X: np.ndarray, published: tuple) -> dict:
     """The kernel matrices of ``key`` on all rows (and those computed in the same pass).
 
-    ``X`` is the trial's own data (made by :mod:`ntklab.data`), so the kernels' unchecked
-    versions are used (:mod:`ntklab._validation`: validate once, at the boundary)."""
+    ``X`` is the trial's own data (made by :mod:`ntklab.data`), so the kernels are computed
+    with ``check_input=False`` (:mod:`ntklab._validation`: validate once, at the boundary)."""
     kind = key[0]
     if kind in ("ntk", "nngp"):
-        nngp, ntk = key[1].kernels_unchecked(X)
+        nngp, ntk = key[1].kernels(X, check_input=False)
         return {("nngp", key[1]): nngp, ("ntk", key[1]): ntk}
     if kind == "published":
-        from ..published import published_kernels_unchecked
+        from ..published import published_kernels
 
         wanted = key[1]
         group = [k for k in published if k.normalization == wanted.normalization] or [wanted]
         group = [k for k in group if k.name != "K1" or k == wanted]  # K1: own constants
-        mats = published_kernels_unchecked(
-            X, normalization=wanted.normalization, names=[k.name for k in group],
+        mats = published_kernels(
+            X, normalization=wanted.normalization, names=[k.name for k in group], check_input=False,
             **({"amplitude": wanted.amplitude, "length_scale": wanted.length_scale}
                if wanted.name == "K1" else {}),
         )  # fmt: skip
         return {("published", k): mats[k.name] for k in group}
-    fn = laplacian_unchecked if kind == "laplacian" else rbf_unchecked
-    return {key: fn(X, length_scale=key[1])}
+    fn = laplacian if kind == "laplacian" else rbf
+    return {key: fn(X, length_scale=key[1], check_input=False)}
 
 
 def make_data(config: StudyConfig, trial: int) -> tuple[TrialContext, float]:

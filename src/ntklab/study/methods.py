@@ -97,11 +97,11 @@ def initial_outputs(
         in_features=ctx.data.X.shape[1],
         device=device,
     )
-    from ..networks import predict_numpy_unchecked
+    from ..networks import predict_numpy
 
     X = ctx.data.X
     fit, test = X[ctx.fit(method.holdout_fraction)], X[ctx.data.test]
-    return predict_numpy_unchecked(net, fit), predict_numpy_unchecked(net, test)
+    return predict_numpy(net, fit, check_input=False), predict_numpy(net, test, check_input=False)
 
 
 def _kernel_method(
@@ -113,7 +113,7 @@ def _kernel_method(
     K_train, K_test = ctx.blocks(K, method.holdout_fraction)
     y_train, y_test = ctx.data.y[ctx.fit(method.holdout_fraction)], ctx.data.y_test
     if method.kind == "ntk_time":
-        from ..predict import gradient_descent_mse_unchecked
+        from ..predict import gradient_descent_mse
 
         lr = method_lr(method, ctx, study_seed=study_seed, trial=trial, device=device)
         steps = sgd_steps(method.epochs, method.batch_size, K_train.shape[0])
@@ -122,9 +122,9 @@ def _kernel_method(
             f0_train, f0_test = initial_outputs(
                 method, ctx, study_seed=study_seed, trial=trial, device=device
             )
-        f_train, f_test = gradient_descent_mse_unchecked(
+        f_train, f_test = gradient_descent_mse(
             K_train, K_test, y_train, lr=lr, steps=steps, f0_train=f0_train, f0_test=f0_test,
-            eig=ctx.eigh(method, method.holdout_fraction),
+            eig=ctx.eigh(method, method.holdout_fraction), check_input=False,
         )  # fmt: skip
         record.add(method.name, "lr", lr)
         record.add(method.name, "steps", float(steps))
@@ -156,7 +156,7 @@ def _network_method(
 ) -> None:
     """Record a network method; ``trained`` is its :class:`TrainResult` if
     :func:`train_networks` trained it already (stacked with others), else it trains here."""
-    from ..training import train_ensemble_unchecked
+    from ..training import train_ensemble
 
     # a network trained stacked counts its share of the stacked run's time
     start = time.perf_counter() - (0.0 if trained is None else trained.wall_time)
@@ -174,19 +174,20 @@ def _network_method(
             from ..regimes import LambdaTracker
 
             tracker = LambdaTracker(X_train)
-        (result,) = train_ensemble_unchecked(
+        (result,) = train_ensemble(
             arch,
             method.width,
             X_train,
             y_train,
             seeds=[seed],
-            lrs=[lr],
+            lr=[lr],
             X_test=X_test,
             y_test=y_test,
             device=device,
             lazy_scale=method.lazy_scale,
             on_record=tracker,
             **schedule(method),
+            check_input=False,
         )
     name = method.name
     diverged = bool(result.diverged)
@@ -199,8 +200,8 @@ def _network_method(
                        trial=trial, device=device)  # fmt: skip
     if diverged:
         record.add(name, "diverged_epoch", float(result.diverged_epoch))
-    train_pred = result.predict_unchecked(X_train)
-    test_pred = result.predict_unchecked(X_test)
+    train_pred = result.predict(X_train, check_input=False)
+    test_pred = result.predict(X_test, check_input=False)
     record.add(name, "rmse", rmse(test_pred, y_test))
     record.add(name, "train_rmse", rmse(train_pred, y_train))
     epochs = np.asarray(result.epochs)
@@ -212,7 +213,7 @@ def _network_method(
         for metric in DIVERGED_NAN:  # counted as diverged, never silently missing
             record.add(name, metric, float("nan"))
     if method.equivalence and not diverged:
-        from ..equivalence import equivalence_metrics_unchecked
+        from ..equivalence import equivalence_metrics
 
         kernels = eig = None
         if not arch.has_kernel_limit:  # mup: its own linearization (empirical NTK)
@@ -225,7 +226,7 @@ def _network_method(
         with warnings.catch_warnings():
             if method.lr_multiple is not None:  # above the critical rate f_lin diverges: known
                 warnings.filterwarnings("ignore", message=".*above the stability limit")
-            eq = equivalence_metrics_unchecked(
+            eq = equivalence_metrics(
                 result,
                 arch,
                 X_train,
@@ -236,6 +237,7 @@ def _network_method(
                 seed=seed,
                 kernels=kernels,
                 eig=eig,
+                check_input=False,
             )
         for metric, value in eq.metrics.items():
             if metric in ("rmse", "train_rmse"):

@@ -64,7 +64,7 @@ def train_networks(
     is the network its method would train alone (same seed, learning rate, data and batch
     orders). The other methods (and those of a group whose run fails, which then report
     their own errors) train alone in :func:`run_trials`."""
-    from ..training import train_ensemble_unchecked
+    from ..training import train_ensemble
 
     if not stacking_on(stacked, device):
         return {}
@@ -89,18 +89,19 @@ def train_networks(
                 continue  # trials of different sizes cannot share one stacked run
             X, y, X_test, y_test = (np.stack(parts) for parts in zip(*sets, strict=True))
         try:
-            results = train_ensemble_unchecked(
+            results = train_ensemble(
                 first.architecture(),
                 first.width,
                 X,
                 y,
                 seeds=[network_seed(study_seed, trial, m.name) for trial, _, m in group],
-                lrs=[method_lr(m, ctx) for _, ctx, m in group],
+                lr=[method_lr(m, ctx) for _, ctx, m in group],
                 X_test=X_test,
                 y_test=y_test,
                 device=device,
                 stacked=True,
                 **schedule(first),
+                check_input=False,
             )
         except Exception:  # noqa: BLE001 - each method retries alone and records its error
             continue

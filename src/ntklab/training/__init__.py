@@ -18,8 +18,8 @@ Modules, by idea:
 
 from __future__ import annotations
 
-from .arguments import auto_lr, auto_lr_unchecked, default_record_every
-from .ensemble import train_ensemble, train_ensemble_unchecked
+from .arguments import auto_lr, default_record_every
+from .ensemble import train_ensemble
 from .loop import train
 from .results import CenteredNetwork, TrainResult
 
@@ -27,9 +27,7 @@ __all__ = [
     "TrainResult",
     "CenteredNetwork",
     "auto_lr",
-    "auto_lr_unchecked",
     "default_record_every",
     "train",
     "train_ensemble",
-    "train_ensemble_unchecked",
 ]

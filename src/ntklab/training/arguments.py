@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._validation import check_float, check_int, check_lr, check_matrix, check_vector
+from ..predict import AUTO_LR_FRACTION, spectral_lr
 
 __all__ = [
     "auto_lr",
-    "auto_lr_unchecked",
     "auto_lr_of",
     "check_common",
     "check_lrs",
@@ -22,14 +22,15 @@ __all__ = [
 ]
 
 
-def auto_lr(ntk_train, *, c: float = 0.5) -> float:
+def auto_lr(ntk_train, *, c: float = AUTO_LR_FRACTION, check_input: bool = True) -> float:
     r"""A stable learning rate :math:`\eta = c\, m / \lambda_{\max}(\Theta)`.
 
     Full-batch gradient descent on :math:`\frac1m\sum_i (f(x_i) - y_i)^2` is stable for the
     linearized network while :math:`\eta < m / \lambda_{\max}(\Theta)` (SPEC §3); the
     default :math:`c = 0.5` is half of that limit, which leaves room for the finite-width
     kernel to exceed the analytic one, and makes the slowest-converging mode's factor per
-    step :math:`1 - 2c\,\lambda_{\min}/\lambda_{\max}`.
+    step :math:`1 - 2c\,\lambda_{\min}/\lambda_{\max}` (the formula:
+    :func:`ntklab.predict.spectral_lr`).
 
     Parameters
     ----------
@@ -37,34 +38,29 @@ def auto_lr(ntk_train, *, c: float = 0.5) -> float:
         The analytic NTK on the training inputs, e.g. ``arch.ntk(X_train)``.
     c : float, default 0.5
         Fraction of the stability limit, ``0 < c < 1`` for a stable linearized model.
+    check_input : bool, default True
+        ``False`` skips the checks (:mod:`ntklab._validation`): ``ntk_train`` is then a
+        finite float64 (m, m) matrix and ``c > 0``. A kernel with no positive eigenvalue
+        raises ``ValueError`` either way (a property of its spectrum, not an input check).
 
     Returns
     -------
     float
     """
-    K = check_matrix(ntk_train, "ntk_train")
-    if K.shape[0] != K.shape[1]:
-        raise ValueError(f"ntk_train must be a square (m, m) kernel matrix; got shape {K.shape}")
-    c = check_float(c, "c", strict=True)
-    return auto_lr_unchecked(K, c=c)
-
-
-def auto_lr_unchecked(ntk_train: np.ndarray, *, c: float = 0.5) -> float:
-    """:func:`auto_lr` of a kernel matrix that is already valid; checks nothing.
-
-    For callers inside ntklab that made the kernel themselves (a trial of a study,
-    :func:`train_ensemble` on its checked data): ``ntk_train`` a finite float64 (m, m)
-    matrix, ``c > 0``. A kernel with no positive eigenvalue still raises ``ValueError``
-    (a property of the computed spectrum, not an input check).
-    """
+    if check_input:
+        ntk_train = check_matrix(ntk_train, "ntk_train")
+        if ntk_train.shape[0] != ntk_train.shape[1]:
+            raise ValueError(
+                f"ntk_train must be a square (m, m) kernel matrix; got shape {ntk_train.shape}"
+            )
+        c = check_float(c, "c", strict=True)
     K = ntk_train
-    m = K.shape[0]
     lam_max = float(np.linalg.eigvalsh(0.5 * (K + K.T))[-1])
     if not lam_max > 0:
         raise ValueError(
             f"ntk_train has no positive eigenvalue (largest {lam_max:.3g}); is it a kernel?"
         )
-    return c * m / lam_max
+    return spectral_lr(K.shape[0], lam_max, c)
 
 
 def default_record_every(epochs: int) -> int:
@@ -88,7 +84,7 @@ def check_lrs(lr, n: int, auto) -> list[float]:
 def auto_lr_of(arch, X: np.ndarray, width: int | None = None) -> float:
     """:func:`auto_lr` of ``arch``'s analytic NTK on the checked ``X`` (nothing rechecked);
     ``width``: the networks' width, for ``standard``'s width-dependent NTK."""
-    return auto_lr_unchecked(arch.at_width(width).kernels_unchecked(X)[1])
+    return auto_lr(arch.at_width(width).kernels(X, check_input=False)[1], check_input=False)
 
 
 def check_common(X, y, X_test, y_test, *, in_features, epochs, batch_size, record_every, check_every,

@@ -23,7 +23,7 @@ from .epochs import functional_one, run, stacked_sgd
 from .fused import fused_sgd
 from .results import CenteredNetwork, TrainResult, lazy_scaled, steps_per_epoch
 
-__all__ = ["train_ensemble", "train_ensemble_unchecked"]
+__all__ = ["train_ensemble"]
 
 
 def train_ensemble(
@@ -48,6 +48,7 @@ def train_ensemble(
     stacked: bool | None = None,
     lazy_scale: float | None = None,
     on_record=None,
+    check_input: bool = True,
 ) -> list[TrainResult]:
     r"""Train ``arch.network(width, seed=s)`` for every ``s`` in ``seeds``, all at once.
 
@@ -95,6 +96,13 @@ def train_ensemble(
         ``on_record(member, epoch, network)`` at every recorded epoch of each member
         (``member`` its index in ``seeds``; ``network`` the plain network :math:`f` with its
         parameters after ``epoch`` steps); not with ``stacked`` training.
+    check_input : bool, default True
+        ``False`` skips the checks (:mod:`ntklab._validation`): ``X`` (m, d) and ``y`` (m,),
+        or (k, m, d) and (k, m), are then finite float64 (``X_test``, ``y_test`` likewise, or
+        both ``None``); ``seeds`` k integers >= 0; ``lr`` a float > 0 or one per seed (no
+        ``"auto"``); ``width``, ``epochs``, ``check_every``, ``divergence_factor``,
+        ``group_size``, ``stacked``, ``lazy_scale`` and ``on_record`` valid as above. The
+        defaults are resolved either way.
 
     Returns
     -------
@@ -103,6 +111,64 @@ def train_ensemble(
         :class:`~ntklab.FullyConnectedNetwork` (wrapped in :class:`CenteredNetwork` when
         ``centered``). ``wall_time`` is the batched run's time divided by its number of members.
     """
+    if check_input:
+        checked = _check_arguments(
+            arch, width, X, y, X_test, y_test, seeds=seeds, lr=lr, epochs=epochs,
+            batch_size=batch_size, record_every=record_every, check_every=check_every,
+            divergence_factor=divergence_factor, group_size=group_size, stacked=stacked,
+            lazy_scale=lazy_scale, on_record=on_record,
+        )  # fmt: skip
+        (seeds, width, X, y, X_test, y_test, lr, epochs, batch_size, record_every, check_every,
+         divergence_factor, group_size, lazy_scale) = checked  # fmt: skip
+    seeds = list(seeds)
+    lrs = [float(v) for v in lr] if np.ndim(lr) else [float(lr)] * len(seeds)
+    k = len(seeds)
+    per_member = np.ndim(X) == 3  # one data set per seed
+    m = np.shape(X)[-2]
+    if batch_size is not None and batch_size >= m:
+        batch_size = None  # one batch per epoch is full-batch gradient descent
+    if record_every is None:
+        record_every = default_record_every(epochs)
+    dev = resolve_device(device)
+    force = stacked is True  # stack even groups of one member
+    if stacked is None:  # the fastest path measured (benchmarks/bench_training.py)
+        stacked = (dev.type == "cuda" and k > 1) or (group_size is not None and group_size > 1)
+        stacked = stacked and on_record is None  # the hook reads one network at a time
+    if lazy_scale is not None:  # f_alpha = alpha (f - f0): centered, on the targets y / alpha
+        centered = True
+        y = np.asarray(y) / lazy_scale
+    if group_size is None:
+        group_size = k if stacked else 1
+    Xt = torch.as_tensor(X, dtype=dtype, device=dev)
+    yt = torch.as_tensor(y, dtype=dtype, device=dev)
+    Xtt = None if X_test is None else torch.as_tensor(X_test, dtype=dtype, device=dev)
+    opts = dict(epochs=epochs, batch_size=batch_size, record_every=record_every,
+                check_every=check_every, divergence_factor=divergence_factor, device=dev)  # fmt: skip
+    results = []
+    for g in range(0, k, group_size):
+        sl = slice(g, g + group_size)
+        stack = bool(stacked) and (force or len(seeds[sl]) > 1)
+        hook = None
+        if on_record is not None:
+            hook = (lambda g0: lambda epoch, net: on_record(g0, epoch, net))(g)
+        results += _train_group(
+            arch, width, seeds[sl], lrs[sl], Xt[sl] if per_member else Xt,
+            yt[sl] if per_member else yt,
+            None if Xtt is None else (Xtt[sl] if per_member else Xtt),
+            None if y_test is None else (y_test[sl] if per_member else y_test),
+            centered=centered, dtype=dtype, stacked=stack, on_record=hook, **opts,
+        )  # fmt: skip
+    if lazy_scale is not None:
+        targets = [y_test[j] if per_member and y_test is not None else y_test for j in range(k)]
+        results = [lazy_scaled(r, lazy_scale, t) for r, t in zip(results, targets, strict=True)]
+    return results
+
+
+def _check_arguments(arch, width, X, y, X_test, y_test, *, seeds, lr, epochs, batch_size,
+                     record_every, check_every, divergence_factor, group_size, stacked,
+                     lazy_scale, on_record):  # fmt: skip
+    """The checks of :func:`train_ensemble`: its arguments checked (arrays float64, one
+    learning rate per seed with ``"auto"`` resolved), or a one-line ``ValueError``."""
     if isinstance(seeds, (int, np.integer)) or not isinstance(seeds, (Sequence, np.ndarray)):
         raise ValueError(f"seeds must be a sequence of integers >= 0, e.g. range(8); got {seeds!r}")
     seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
@@ -155,7 +221,6 @@ def train_ensemble(
             record_every=record_every, check_every=check_every, divergence_factor=divergence_factor,
         )  # fmt: skip
         lrs = check_lrs(lr, k, lambda: auto_lr_of(arch, X, width))
-    dev = resolve_device(device)
     if group_size is not None:
         group_size = check_int(group_size, "group_size")
     if stacked is not None and not isinstance(stacked, (bool, np.bool_)):
@@ -168,94 +233,8 @@ def train_ensemble(
         lazy_scale = check_float(lazy_scale, "lazy_scale", strict=True)
     if on_record is not None and (stacked or (group_size or 1) > 1):
         raise ValueError("on_record needs networks trained one at a time (stacked=False)")
-    return train_ensemble_unchecked(
-        arch, width, X, y, seeds=seeds, lrs=lrs, epochs=epochs, batch_size=batch_size,
-        record_every=record_every, X_test=X_test, y_test=y_test, centered=centered,
-        dtype=dtype, device=dev, check_every=check_every, divergence_factor=divergence_factor,
-        group_size=group_size, stacked=stacked, lazy_scale=lazy_scale, on_record=on_record,
-    )  # fmt: skip
-
-
-def train_ensemble_unchecked(
-    arch,
-    width: int,
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    seeds: Sequence[int],
-    lrs: Sequence[float],
-    epochs: int,
-    batch_size: int | None = None,
-    record_every: int | None = None,
-    X_test: np.ndarray | None = None,
-    y_test: np.ndarray | None = None,
-    centered: bool = False,
-    dtype: torch.dtype = torch.float32,
-    device=None,
-    check_every: int = 50,
-    divergence_factor: float = 1e6,
-    group_size: int | None = None,
-    stacked: bool | None = None,
-    lazy_scale: float | None = None,
-    on_record=None,
-) -> list[TrainResult]:
-    """:func:`train_ensemble` of arguments that are already valid; checks nothing.
-
-    For callers inside ntklab that made or checked the data themselves (a trial of a
-    study): ``X`` (m, d) and ``y`` (m,), or (k, m, d) and (k, m) with one data set per seed,
-    finite float64 (``X_test``, ``y_test`` likewise, or both ``None``); ``seeds`` k integers
-    >= 0; ``lrs`` one float > 0 per seed (no ``"auto"``: see :func:`auto_lr_unchecked`);
-    ``epochs`` >= 0, ``check_every`` >= 1, ``divergence_factor`` >= 1 and ``width`` >= 1
-    integers / floats; ``group_size`` ``None`` or >= 1, consistent with ``stacked``;
-    ``lazy_scale`` ``None`` or > 0; ``on_record`` only with networks trained one at a time.
-
-    It resolves the defaults as :func:`train_ensemble` does: ``record_every=None`` is
-    :func:`default_record_every`, a ``batch_size`` of at least m is full-batch gradient
-    descent (``None``), ``device=None`` is :func:`ntklab.networks.resolve_device`'s default,
-    and ``stacked``/``group_size`` default as documented there. Returns what
-    :func:`train_ensemble` returns.
-    """
-    seeds, lrs = list(seeds), [float(v) for v in lrs]
-    k = len(seeds)
-    per_member = np.ndim(X) == 3  # one data set per seed
-    m = np.shape(X)[-2]
-    if batch_size is not None and batch_size >= m:
-        batch_size = None  # one batch per epoch is full-batch gradient descent
-    if record_every is None:
-        record_every = default_record_every(epochs)
-    dev = resolve_device(device)
-    force = stacked is True  # stack even groups of one member
-    if stacked is None:  # the fastest path measured (benchmarks/bench_training.py)
-        stacked = (dev.type == "cuda" and k > 1) or (group_size is not None and group_size > 1)
-        stacked = stacked and on_record is None  # the hook reads one network at a time
-    if lazy_scale is not None:  # f_alpha = alpha (f - f0): centered, on the targets y / alpha
-        centered = True
-        y = np.asarray(y) / lazy_scale
-    if group_size is None:
-        group_size = k if stacked else 1
-    Xt = torch.as_tensor(X, dtype=dtype, device=dev)
-    yt = torch.as_tensor(y, dtype=dtype, device=dev)
-    Xtt = None if X_test is None else torch.as_tensor(X_test, dtype=dtype, device=dev)
-    opts = dict(epochs=epochs, batch_size=batch_size, record_every=record_every,
-                check_every=check_every, divergence_factor=divergence_factor, device=dev)  # fmt: skip
-    results = []
-    for g in range(0, k, group_size):
-        sl = slice(g, g + group_size)
-        stack = bool(stacked) and (force or len(seeds[sl]) > 1)
-        hook = None
-        if on_record is not None:
-            hook = (lambda g0: lambda epoch, net: on_record(g0, epoch, net))(g)
-        results += _train_group(
-            arch, width, seeds[sl], lrs[sl], Xt[sl] if per_member else Xt,
-            yt[sl] if per_member else yt,
-            None if Xtt is None else (Xtt[sl] if per_member else Xtt),
-            None if y_test is None else (y_test[sl] if per_member else y_test),
-            centered=centered, dtype=dtype, stacked=stack, on_record=hook, **opts,
-        )  # fmt: skip
-    if lazy_scale is not None:
-        targets = [y_test[j] if per_member and y_test is not None else y_test for j in range(k)]
-        results = [lazy_scaled(r, lazy_scale, t) for r, t in zip(results, targets, strict=True)]
-    return results
+    return (seeds, width, X, y, X_test, y_test, lrs, epochs, batch_size, record_every,
+            check_every, divergence_factor, group_size, lazy_scale)  # fmt: skip
 
 
 def _train_group(arch, width, seeds, lrs, Xt, yt, Xtt, y_test, *, centered, dtype, stacked,

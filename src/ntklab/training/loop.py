@@ -53,12 +53,11 @@ from ..networks import resolve_device
 from .arguments import (
     auto_lr,
     auto_lr_of,
-    auto_lr_unchecked,
     check_common,
     check_lrs,
     default_record_every,
 )
-from .ensemble import train_ensemble, train_ensemble_unchecked
+from .ensemble import train_ensemble
 from .epochs import Curves, functional_one, run, stacked_sgd
 from .fused import fused_sgd
 from .results import CenteredNetwork, TrainResult, steps_per_epoch
@@ -66,13 +65,11 @@ from .results import CenteredNetwork, TrainResult, steps_per_epoch
 __all__ = [
     "Curves",
     "auto_lr",
-    "auto_lr_unchecked",
     "default_record_every",
     "run",
     "stacked_sgd",
     "train",
     "train_ensemble",
-    "train_ensemble_unchecked",
 ]
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from .._validation import check_matrix
 from ..metrics import rmse
-from ..networks import predict_numpy, predict_numpy_unchecked
+from ..networks import predict_numpy
 
 __all__ = ["CenteredNetwork", "TrainResult", "lazy_scaled", "steps_per_epoch"]
 
@@ -130,28 +130,22 @@ class TrainResult:
         """Gradient steps taken: last recorded epoch × ``steps_per_epoch``."""
         return int(self.epochs[-1]) * self.steps_per_epoch
 
-    def predict(self, X) -> np.ndarray:
-        """Predictions of the final network on ``X`` (n, d): float64 (n,), centered if trained so."""
-        return predict_numpy(self.network, X)
+    def predict(self, X, *, check_input: bool = True) -> np.ndarray:
+        """Predictions of the final network on ``X`` (n, d): float64 (n,), centered if trained
+        so. ``check_input=False``: ``X`` is a finite float64 (n, d) array, ``d`` the network's
+        ``in_features``, and is not checked (:mod:`ntklab._validation`)."""
+        return predict_numpy(self.network, X, check_input=check_input)
 
-    def initial_predict(self, X) -> np.ndarray:
-        r"""Outputs at initialization of the model that was trained: :math:`f_0(X)`, or 0 if centered."""
+    def initial_predict(self, X, *, check_input: bool = True) -> np.ndarray:
+        r"""Outputs at initialization of the model that was trained: :math:`f_0(X)`, or 0 if
+        centered. ``check_input``: as in :meth:`predict`."""
         if self.centered:
-            d = getattr(self.initial_network, "in_features", None)
-            return np.zeros(check_matrix(X, "X", n_features=d).shape[0])
-        return predict_numpy(self.initial_network, X)
-
-    def predict_unchecked(self, X: np.ndarray) -> np.ndarray:
-        """:meth:`predict` of an array that is already valid (finite float64 (n, d), ``d``
-        the network's ``in_features``); checks nothing. For callers inside ntklab."""
-        return predict_numpy_unchecked(self.network, X)
-
-    def initial_predict_unchecked(self, X: np.ndarray) -> np.ndarray:
-        """:meth:`initial_predict` of an array that is already valid (finite float64 (n, d),
-        ``d`` the network's ``in_features``); checks nothing. For callers inside ntklab."""
-        if self.centered:
+            if check_input:
+                X = check_matrix(
+                    X, "X", n_features=getattr(self.initial_network, "in_features", None)
+                )
             return np.zeros(X.shape[0])
-        return predict_numpy_unchecked(self.initial_network, X)
+        return predict_numpy(self.initial_network, X, check_input=check_input)
 
 
 def lazy_scaled(result: TrainResult, alpha: float, y_test) -> TrainResult:
