@@ -236,6 +236,10 @@ def test_defaults_are_resolved():
             "length_scale: input should be a valid number",
         ),
         (lambda r: r.update(sweep={"study.seed": [1, 2]}), "must start with 'data.' or 'methods.'"),
+        (
+            lambda r: r.update(report={"phase_measure": "rmse"}),
+            "report.phase_measure: input should be 'nn_elin_rel' or 'nn_lin_rel'",
+        ),
     ],
 )
 def test_bad_configs_give_one_line_naming_the_key(mutate, expected):

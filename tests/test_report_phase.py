@@ -28,8 +28,14 @@ from ntklab.report.phase import (
     phase_axis,
     phase_cells,
     phase_grid,
+    phase_measure,
 )
-from ntklab.report.phase_claims import PHASE_CLAIMS, phase_details, phase_verdicts
+from ntklab.report.phase_claims import (
+    PHASE_CLAIMS,
+    exponent_table,
+    phase_details,
+    phase_verdicts,
+)
 from ntklab.report.phase_figures import phase_heatmap
 from ntklab.store import RunStore, TrialRecord
 
@@ -43,6 +49,7 @@ N_TRIALS = 3
 EXPONENT = {"jacot": -0.5, "mup": 0.0}
 NOISE = 0.05  # sd of the per-trial log noise
 K_REL = 0.5  # nn_lin_rel = K_REL width^b / alpha: crossover alpha* = K_REL / (thr sqrt n)
+K_ELIN = 0.05  # nn_elin_rel (when stored) = K_ELIN width^b / alpha: alpha* 10x smaller
 
 
 def _name(prefix: str, value: float) -> str:
@@ -67,6 +74,7 @@ def write_phase_run(
     depths: tuple[int, ...] = tuple(DEPTHS),
     trials: int = N_TRIALS,
     inputs: tuple[str, ...] = (),
+    elin: bool = False,
 ) -> Path:
     """A phase grid over parameterization x depth x width (the sweep) with, in every point,
     one network per lazy scale (family NN-alpha, lr "x0.5") and per lr multiple (family
@@ -74,7 +82,8 @@ def write_phase_run(
     whose lr multiple is swept (``layout="swept-lr"``, parameterization x lr x width, depth 1).
     ``trials`` trials (``small``: only the first 2 widths, 1 trial). Divergence: lr 2.5 x
     critical diverges in trial 0 of every cell; mup at the smallest lazy scale and width 64 in
-    trials 0 and 1 (``diverged = 1``, NaN measures).
+    trials 0 and 1 (``diverged = 1``, NaN measures). ``elin``: store nn_elin_rel too (else
+    the run has none, as networks trained without their own linearization).
     """
     rng = np.random.default_rng(seed)
     kernel = {"method": "K1", "kind": "laplacian", "family": "K1", "depth": None,
@@ -130,6 +139,10 @@ def write_phase_run(
                     rec.add(method, "rmse", math.nan if diverged else 0.2)
                     rec.add(method, "kernel_drift", math.nan if diverged else drift)
                     rec.add(method, "nn_lin_rel", math.nan if diverged else rel)
+                    if elin:
+                        rec.add(
+                            method, "nn_elin_rel", math.nan if diverged else rel * K_ELIN / K_REL
+                        )
                     rec.add(method, "diverged", float(diverged))
                     if field == "lr" and layout == "methods":  # a catapult above C = 1
                         for step in range(4):
@@ -341,6 +354,41 @@ def test_settings_from_the_report_table(tmp_path):
     run = load_run(write_phase_run(tmp_path / "r", report={"phase_threshold": 2}, small=True))
     with pytest.raises(ReportError, match=r"report.phase_threshold: input should be less than 1"):
         phase_verdicts(run)
+    assert ReportSection().phase_measure == "nn_elin_rel"
+    run = load_run(write_phase_run(tmp_path / "m", report={"phase_measure": "rmse"}, small=True))
+    for show in (phase_verdicts, crossovers, phase_heatmap):
+        with pytest.raises(
+            ReportError,
+            match=r"report.phase_measure: input should be 'nn_elin_rel' or 'nn_lin_rel' \(got 'rmse'\)$",
+        ) as info:
+            show(run)
+        assert "\n" not in str(info.value)
+
+
+def test_crossover_and_lazy_cells_follow_the_phase_measure(tmp_path):
+    """nn_elin_rel (K_ELIN w^b / alpha) and nn_lin_rel (K_REL w^b / alpha, the same noise)
+    reach the threshold at alphas K_REL / K_ELIN = 10x apart: each report.phase_measure gives
+    its own crossover, and its own lazy cells, where claim 1's fits decide."""
+    thr, crossover = 0.1, {}
+    for measure, k in (("nn_elin_rel", K_ELIN), ("nn_lin_rel", K_REL)):
+        path = tmp_path / measure
+        report = {"phase_measure": measure}
+        run = load_run(write_phase_run(path, small=True, depths=(1,), elin=True, report=report))
+        assert phase_measure(run) == (measure, "")  # stored: no fallback, no note
+        cross = crossovers(run)
+        jac = cross[(cross["axis"] == "lazy_scale") & (cross["parameterization"] == "jacot")]
+        assert not jac["censored"].any()
+        # measure = k w^-1/2 e^eps / alpha: alpha* = k e^eps / (thr sqrt w), eps sd 0.05
+        assert np.allclose(jac["crossover"], k / (thr * np.sqrt(jac["width"])), rtol=0.25)
+        crossover[measure] = jac["crossover"].to_numpy()
+        table = exponent_table(run)
+        sel = table[(table["axis"] == "lazy_scale") & (table["parameterization"] == "jacot")]
+        # lazy at widths 64 and 256 where k 64^-1/2 / alpha < thr (no grid alpha near the edge)
+        lazy = [a for a in ALPHAS if k / (8 * a) < thr]
+        assert sorted(sel.loc[sel["role"] == "decides", "x"]) == lazy
+    # log-log interpolation of a power law is exact: the ratio is K_ELIN / K_REL per trial
+    ratio = crossover["nn_elin_rel"] / crossover["nn_lin_rel"]
+    assert np.allclose(ratio, K_ELIN / K_REL, rtol=1e-9)
 
 
 def test_report_shows_heatmaps_verdicts_and_divergence(phase_run, tmp_path):
@@ -377,6 +425,10 @@ def test_report_shows_heatmaps_verdicts_and_divergence(phase_run, tmp_path):
     assert "width_slopes" not in keys  # width slopes would mix the axis values
     text = render_markdown(phase_run, sections, saved, tmp_path)
     assert "figs/phase_nn_lin_rel_lazy_scale.png" in text
+    # the run stored no nn_elin_rel (the default phase_measure): nn_lin_rel, said once
+    measure, note = phase_measure(phase_run)
+    assert measure == "nn_lin_rel" and "stored no nn_elin_rel" in note
+    assert text.count(note) == 1 and "Threshold 0.1 on nn_lin_rel" in text
     assert "anchor claims" in text and text.count("| reproduced") >= 3
     assert "C = 2.5, width 64: 1/3" in text  # divergence listed per cell
     write_csv(sections, tmp_path / "csv")

@@ -172,8 +172,14 @@ class ReportSection(StrictModel):
 
     equivalence_margin: Annotated[float, Field(gt=0, lt=1)] = 0.02
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    #: Phase diagram: the nn_lin_rel (||f_NN - f_lin|| / ||f_lin||) above which the NTK no
-    #: longer describes the network (the heatmaps' contour, the lazy/rich crossover).
+    #: Phase diagram: the measure of how far the trained network is from lazy training:
+    #: ``nn_elin_rel`` = ||f_NN - f_elin|| / ||f_elin||, f_elin the network's own
+    #: linearization around its initialization (lazy training, Chizat, Oyallon & Bach 2019),
+    #: or ``nn_lin_rel`` = ||f_NN - f_lin|| / ||f_lin||, f_lin the analytic NTK's prediction
+    #: (which also holds Theta_0's finite-width error, so it floors at large alpha).
+    phase_measure: Literal["nn_elin_rel", "nn_lin_rel"] = "nn_elin_rel"
+    #: Phase diagram: the phase_measure above which the NTK no longer describes the network
+    #: (the heatmaps' contour, the lazy/rich crossover, the lazy cells of the anchor claims).
     phase_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.10
     #: Phase diagram: a fitted exponent reproduces theory's when |b - b_theory| < this.
     phase_exponent_margin: Annotated[float, Field(gt=0, lt=1)] = 0.15

@@ -11,16 +11,21 @@ lazy_scale and lr), never from names. A run may have both axes (two families).
 
 * :func:`phase_grid` -- one row per (sweep point, network method, trial): the method's
   parameterization, depth, width, axis value, any other swept field, and its measures
-  ``nn_lin_rel`` (:math:`\|f_{NN} - f_{lin}\| / \|f_{lin}\|` on test points) and
-  ``kernel_drift`` (:math:`\|\Theta_T - \Theta_0\|_F / \|\Theta_0\|_F`), ``diverged``.
+  ``nn_elin_rel`` (:math:`\|f_{NN} - f_{elin}\| / \|f_{elin}\|` on test points, f_elin the
+  network's own linearization around its initialization), ``nn_lin_rel`` (the same against
+  the analytic NTK's prediction f_lin) and ``kernel_drift``
+  (:math:`\|\Theta_T - \Theta_0\|_F / \|\Theta_0\|_F`), ``diverged``.
+* :func:`phase_measure` -- which of the two discrepancies the diagram reads
+  (``[report] phase_measure``, default ``nn_elin_rel``: lazy training is f_NN ≈ its own
+  linearization; ``nn_lin_rel`` also holds :math:`\Theta_0`'s finite-width error).
 * :func:`phase_cells` -- per panel, axis value and width: means and SEs over the trials,
   with the count of diverged trials (never dropped).
 * :func:`drift_exponents` -- the fitted exponent :math:`b` of :math:`\text{drift} \propto
   \text{width}^{b}` per panel and axis value: least squares of :math:`\log` drift on
   :math:`\log` width over the per-trial values (trials as replicates), with the regression's
   t interval (df = N − 2).
-* :func:`crossovers` -- per trial and width, the axis value where ``nn_lin_rel`` crosses the
-  threshold (interpolated in log–log between the grid's values; a trial's curve over the
+* :func:`crossovers` -- per trial and width, the axis value where the phase measure crosses
+  the threshold (interpolated in log–log between the grid's values; a trial's curve over the
   axis is one network initialization), and the exponent of :math:`\alpha^*` against width.
 """
 
@@ -42,6 +47,7 @@ __all__ = [
     "CELL_METRICS",
     "AXES",
     "phase_settings",
+    "phase_measure",
     "phase_axis",
     "has_phase_grid",
     "phase_grid",
@@ -53,8 +59,8 @@ __all__ = [
     "crossover_exponents",
 ]
 
-#: The per-network measures a phase grid maps.
-PHASE_METRICS = ("nn_lin_rel", "kernel_drift")
+#: The per-network measures a phase grid maps (the first two: the phase measure's choices).
+PHASE_METRICS = ("nn_elin_rel", "nn_lin_rel", "kernel_drift")
 #: Further per-network measures the cells carry when the run stored them (test RMSE, the NTK
 #: prediction's at the same training time, λ_max of the empirical NTK at the start and end).
 CELL_METRICS = (*PHASE_METRICS, "rmse", "ntk_same_t_rmse", "lambda_max_0", "lambda_max_T")
@@ -68,10 +74,11 @@ _FIELDS = ("parameterization", "depth", "width", "lazy_scale", "lr")
 _NOT_FAMILY = ("name", "label", "lazy_scale", "lr", "trials")
 
 
-def phase_settings(run: Run) -> dict[str, float]:
-    """``phase_threshold`` (the ``nn_lin_rel`` above which the NTK no longer describes the
-    network), ``phase_exponent_margin`` (the band around a theoretical exponent) and
-    ``alpha``: the run config's ``[report]`` table
+def phase_settings(run: Run) -> dict[str, Any]:
+    """``phase_measure`` (the discrepancy the diagram reads, as set: see
+    :func:`phase_measure`), ``phase_threshold`` (the measure above which the NTK no longer
+    describes the network), ``phase_exponent_margin`` (the band around a theoretical
+    exponent) and ``alpha``: the run config's ``[report]`` table
     (:class:`~ntklab.config.schema.ReportSection`, with its defaults).
 
     Raises
@@ -81,10 +88,26 @@ def phase_settings(run: Run) -> dict[str, float]:
     """
     section = report_section(run)
     return {
+        "phase_measure": section.phase_measure,
         "phase_threshold": float(section.phase_threshold),
         "phase_exponent_margin": float(section.phase_exponent_margin),
         "alpha": report_settings(run)["alpha"],
     }
+
+
+def phase_measure(run: Run) -> tuple[str, str]:
+    """The discrepancy the phase diagram reads, and a one-line note when it is not the
+    ``phase_measure`` setting: the setting, or ``nn_lin_rel`` when the run stored no finite
+    value of the setting's measure (e.g. networks trained without their own linearization)
+    but stored ``nn_lin_rel`` -- never silently: the note says so ("" when no fallback)."""
+    want, grid = phase_settings(run)["phase_measure"], phase_grid(run)
+    stored = {m: bool(np.isfinite(grid[m].to_numpy(float)).any()) for m in PHASE_METRICS[:2]}
+    if stored[want] or not stored["nn_lin_rel"]:
+        return want, ""
+    return "nn_lin_rel", (
+        f"report.phase_measure is {want}, but the run stored no {want}: the phase diagram "
+        "(threshold line, crossover, lazy cells) reads nn_lin_rel instead."
+    )
 
 
 def _fields(run: Run, method: str, point: int) -> dict[str, Any]:
@@ -209,7 +232,7 @@ def phase_grid(run: Run) -> pd.DataFrame:
     Columns: ``point, method``; the panel keys (:func:`panel_columns`): ``group`` (the
     networks' family), ``axis`` (``lazy_scale``, ``lr_multiple`` or ``lr``),
     ``parameterization, depth`` and any other swept field; then ``x`` (the axis value),
-    ``width, trial``, ``nn_lin_rel``, ``kernel_drift`` and the other :data:`CELL_METRICS`
+    ``width, trial``, the :data:`PHASE_METRICS`, the other :data:`CELL_METRICS`
     (NaN where not finite or not stored, e.g. when training diverged) and ``diverged`` (True when the trial stored ``diverged = 1``).
 
     Raises
@@ -384,19 +407,23 @@ def _crossing(x: np.ndarray, v: np.ndarray, threshold: float, lazy_high: bool) -
 
 
 def crossovers(
-    run: Run, grid: pd.DataFrame | None = None, threshold: float | None = None
+    run: Run,
+    grid: pd.DataFrame | None = None,
+    threshold: float | None = None,
+    measure: str | None = None,
 ) -> pd.DataFrame:
     """Per panel, width and trial: the axis value ``crossover`` where that trial's
-    ``nn_lin_rel`` reaches ``threshold`` (default the ``phase_threshold`` setting), from the
-    lazy end of the axis (:func:`_crossing`; diverged trials count as above the threshold).
+    ``measure`` (default :func:`phase_measure`) reaches ``threshold`` (default the
+    ``phase_threshold`` setting), from the lazy end of the axis (:func:`_crossing`; diverged trials count as above the threshold).
     ``censored`` marks trials whose curve is above the threshold already at the lazy end or
     never reaches it (no crossover inside the grid)."""
     grid = phase_grid(run) if grid is None else grid
     thr = phase_settings(run)["phase_threshold"] if threshold is None else threshold
+    measure = measure or phase_measure(run)[0]
     panel = panel_columns(grid)
     rows = []
     for key, grp in _groups(grid, [*panel, "width", "trial"]):
-        v = np.where(grp["diverged"].to_numpy(bool), math.inf, grp["nn_lin_rel"].to_numpy(float))
+        v = np.where(grp["diverged"].to_numpy(bool), math.inf, grp[measure].to_numpy(float))
         c = _crossing(grp["x"].to_numpy(float), v, thr, AXES[key["axis"]])
         rows.append(dict(key, crossover=c, censored=not np.isfinite(c)))
     return pd.DataFrame(rows, columns=[*panel, "width", "trial", "crossover", "censored"])

@@ -7,7 +7,8 @@ The claims (theory a phase grid tests, :mod:`ntklab.report.phase`):
 2. in μP (``mup``) the kernel drift does not fall with width, :math:`\text{width}^{0}`
    (Yang & Hu 2021);
 3. in NTK parameterization the lazy/rich crossover -- the lazy-scale :math:`\alpha^*` where
-   ``nn_lin_rel`` reaches the threshold -- scales like :math:`\alpha^* \sim 1/\sqrt{\text{width}}`
+   the phase measure (:func:`~ntklab.report.phase.phase_measure`, default ``nn_elin_rel``)
+   reaches the threshold -- scales like :math:`\alpha^* \sim 1/\sqrt{\text{width}}`
    (Geiger et al. 2019).
 
 How a verdict is decided (as for the seed's claims, :mod:`ntklab.report.verdicts`)
@@ -26,7 +27,7 @@ test that :math:`b` lies outside the band.
 
 Which components decide: the theory of claims 1 and 3 is that of the lazy (NTK) regime,
 so for claim 1 an axis value decides only where the network is lazy at every width of the
-fit (mean ``nn_lin_rel`` below the threshold in every cell, none diverged); for claims 1–2 an
+fit (mean phase measure below the threshold in every cell, none diverged); for claims 1–2 an
 lr multiple at or above the critical rate (C ≥ 1: catapult or divergence) never decides.
 The other components are shown as ``context``.
 """
@@ -47,6 +48,7 @@ from .phase import (
     panel_columns,
     phase_cells,
     phase_grid,
+    phase_measure,
     phase_settings,
 )
 from .runs import Run
@@ -75,7 +77,8 @@ PHASE_CLAIMS: dict[str, str] = {
     "drift ∝ width^0 (μP)": "in the maximal-update parameterization the NTK moves by O(1) "
     "at every width: drift ∝ width^0 (Yang & Hu 2021)",
     "crossover α* ∝ width^−1/2": "the lazy/feature crossover lies at α* ~ 1/√width "
-    "(Geiger et al. 2019), here where nn_lin_rel reaches the threshold",
+    "(Geiger et al. 2019), here where the phase measure (report.phase_measure) reaches the "
+    "threshold",
 }
 _CLAIM1, _CLAIM2, _CLAIM3 = PHASE_CLAIMS
 
@@ -100,12 +103,12 @@ def _label(row: dict[str, Any], keys: list[str]) -> str:
     return " · ".join(parts)
 
 
-def _lazy_everywhere(cells: pd.DataFrame, panel: list[str], thr: float) -> set:
-    """(panel values..., axis value) where every width's cell is lazy: mean nn_lin_rel below
+def _lazy_everywhere(cells: pd.DataFrame, panel: list[str], thr: float, measure: str) -> set:
+    """(panel values..., axis value) where every width's cell is lazy: mean ``measure`` below
     ``thr`` and no trial diverged."""
     out = set()
     for key, grp in cells.groupby([*panel, "x"], sort=False, dropna=False):
-        rel = grp["nn_lin_rel"].to_numpy(float)
+        rel = grp[measure].to_numpy(float)
         if np.all(np.isfinite(rel) & (rel < thr)) and not (grp["diverged"] > 0).any():
             out.add(key if isinstance(key, tuple) else (key,))
     return out
@@ -119,7 +122,7 @@ def exponent_table(run: Run, grid: pd.DataFrame | None = None) -> pd.DataFrame:
     thr = phase_settings(run)["phase_threshold"]
     panel = panel_columns(grid)
     table = drift_exponents(run, grid)
-    lazy = _lazy_everywhere(phase_cells(run, grid), panel, thr)
+    lazy = _lazy_everywhere(phase_cells(run, grid), panel, thr, phase_measure(run)[0])
     theory, role = [], []
     for row in table.to_dict("records"):
         param = row.get("parameterization")
@@ -273,6 +276,7 @@ def phase_sections(run: Run) -> list[dict[str, Any]]:
     s = phase_settings(run)
     thr, margin, alpha = s["phase_threshold"], s["phase_exponent_margin"], s["alpha"]
     grid = phase_grid(run)
+    measure, fallback = phase_measure(run)
     axes = ", ".join(dict.fromkeys(grid["axis"]))
     verdicts = phase_verdicts(run)
     rule = (
@@ -281,15 +285,16 @@ def phase_sections(run: Run) -> list[dict[str, Any]]:
         "shown for every deciding fit (intersection-union test); not reproduced: b outside the "
         "band shown for at least one deciding fit, Holm-adjusted across the claim's deciding "
         "fits; cannot tell: neither. Claim 1 is judged where the network is lazy at every width "
-        f"(mean nn_lin_rel < {thr:g}, none diverged); lr multiples ≥ 1 never decide; other fits "
+        f"(mean {measure} < {thr:g}, none diverged); lr multiples ≥ 1 never decide; other fits "
         "are context."
     )
     sections = [
         {"key": "phase_verdicts", "title": "Where the NTK stops describing the network: anchor "
          "claims", "table": verdicts, "display": verdicts.drop(columns="theory"),
          "notes": [f"Theory ({c}): {w}." for c, w in PHASE_CLAIMS.items()] + [rule],
-         "intro": f"Threshold {thr:g} on nn_lin_rel (report.phase_threshold), margin "
-         f"{margin:g} on exponents, α = {alpha:g}; laziness axes: {axes}.",
+         "intro": (f"{fallback}\n\n" if fallback else "") + f"Threshold {thr:g} on "
+         f"{measure} (report.phase_threshold, report.phase_measure), margin {margin:g} on "
+         f"exponents, α = {alpha:g}; laziness axes: {axes}.",
          "findings": [f for f in (claims_table_finding(
              verdicts, f"The phase diagram's {len(verdicts)} anchor claims"),) if f]},
     ]  # fmt: skip
@@ -304,12 +309,12 @@ def phase_sections(run: Run) -> list[dict[str, Any]]:
                    "−1/2 in NTK parameterization, 0 in μP; role: whether the fit decides its "
                    "claim."]}
     )  # fmt: skip
-    if np.isfinite(grid["nn_lin_rel"].to_numpy(float)).any():
+    if np.isfinite(grid[measure].to_numpy(float)).any():
         cross = crossover_exponents(run, crossovers(run, grid))
         sections.append(
             {"key": "phase_crossover", "title": f"Lazy/rich crossover: the axis value where "
-             f"nn_lin_rel reaches {thr:g}", "table": cross, "display": None, "intro": "",
-             "notes": ["Per trial and width, the axis value where nn_lin_rel reaches the "
+             f"{measure} reaches {thr:g}", "table": cross, "display": None, "intro": "",
+             "notes": [f"Per trial and width, the axis value where {measure} reaches the "
                        "threshold coming from the lazy end, interpolated in log–log between "
                        "grid values (a diverged cell counts as above it: geometric midpoint); "
                        "crossover_by_width: geometric mean over trials; exponent: least "

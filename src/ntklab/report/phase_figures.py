@@ -1,16 +1,17 @@
 r"""Figures of the phase diagram (matplotlib object API, no pyplot state; saved as PNG and SVG
 by :func:`~ntklab.report.figures.save_figures`).
 
-* :func:`phase_heatmap` -- a measure (``nn_lin_rel`` or ``kernel_drift``) over the laziness
-  axis × width, one panel per parameterization (and other swept fields: rows) and depth
-  (columns), log colour scale shared by the panels, the contour where ``nn_lin_rel`` crosses
-  the threshold, and every cell with diverged trials hatched and labelled with their count.
-* :func:`crossover_plot` -- the crossover (axis value where ``nn_lin_rel`` reaches the
+* :func:`phase_heatmap` -- a measure (``nn_elin_rel``, ``nn_lin_rel`` or ``kernel_drift``)
+  over the laziness axis × width, one panel per parameterization (and other swept fields:
+  rows) and depth (columns), log colour scale shared by the panels, the contour where the
+  phase measure (:func:`~ntklab.report.phase.phase_measure`) crosses the threshold, and
+  every cell with diverged trials hatched and labelled with their count.
+* :func:`crossover_plot` -- the crossover (axis value where the phase measure reaches the
   threshold) against width, log–log, with the :math:`\text{width}^{-1/2}` guide.
 * :func:`training_curves_plot` -- training loss and :math:`\lambda_{max}(\Theta_t)` along the
   axis (the catapult of lr multiples between 1 and 2).
 * :func:`phase_figures` -- every phase figure the run supports, by name (suffixed by the
-  axis: ``phase_nn_lin_rel_lazy_scale``, ``phase_kernel_drift_lr_multiple``, ...).
+  axis: ``phase_nn_elin_rel_lazy_scale``, ``phase_kernel_drift_lr_multiple``, ...).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .phase import (
     panel_label,
     phase_cells,
     phase_grid,
+    phase_measure,
     phase_settings,
 )
 from .runs import ReportError, Run
@@ -49,23 +51,32 @@ __all__ = [
 _AXIS_LABEL = {"lazy_scale": "lazy scale α", "lr_multiple": "lr / critical lr", "lr": "lr"}
 
 #: Captions of the figures :func:`phase_figures` makes (by name prefix).
+_LINE = (
+    "Line: where the phase measure (report.phase_measure, named in the title) crosses the "
+    "threshold (report.phase_threshold; a cell where at least half the trials diverged counts "
+    "as above it). Hatched: cells with diverged trials (count / trials); grey: every trial "
+    "diverged."
+)
 PHASE_CAPTIONS = {
+    "phase_nn_elin_rel": "Relative discrepancy ||f_NN − f_elin|| / ||f_elin|| of the trained "
+    "network from its own linearization around its initialization, trained alongside it "
+    "(lazy training: f_NN ≈ f_elin), over the laziness axis × width, mean over converged "
+    "trials; one panel per parameterization and depth. " + _LINE,
     "phase_nn_lin_rel": "Relative discrepancy ||f_NN − f_lin|| / ||f_lin|| of the trained "
-    "network from its linearization (NTK prediction at the same training time and "
-    "initialization) over the laziness axis × width, mean over converged trials; one panel "
-    "per parameterization and depth. Line: where the discrepancy crosses the threshold "
-    "(report.phase_threshold; a cell where at least half the trials diverged counts as above "
-    "it). Hatched: cells with diverged trials (count / trials); grey: every trial diverged.",
+    "network from the analytic NTK's prediction at the same training time and "
+    "initialization (which also holds Θ_0's finite-width error) over the laziness axis × "
+    "width, mean over converged trials; one panel per parameterization and depth. " + _LINE,
     "phase_kernel_drift": "Relative change of the empirical NTK during training, "
     "||Θ_T − Θ_0||_F / ||Θ_0||_F, over the laziness axis × width, mean over converged trials; "
-    "same panels, threshold line of the discrepancy and divergence marks as the discrepancy "
-    "heatmap.",
+    "same panels, threshold line of the phase measure and divergence marks as the "
+    "discrepancy heatmaps.",
     "phase_curves": "Training loss and λ_max of the empirical NTK relative to its initial "
     "value during training, median over trials, one line per axis value, at the widest "
     "width and smallest depth; dotted (lr multiples C): 1/C, below which gradient descent at "
     "that rate is stable for the linearized network. A catapult (Lewkowycz et al. 2020) is a "
     "loss spike with λ_max pushed below 1/C.",
-    "phase_crossover": "Crossover: the axis value where nn_lin_rel reaches the threshold, "
+    "phase_crossover": "Crossover: the axis value where the phase measure (report."
+    "phase_measure) reaches the threshold, "
     "geometric mean over trials, against width (log–log), fitted exponent in the legend; "
     "dashed: width^−1/2 (Geiger et al. 2019).",
 }
@@ -103,10 +114,14 @@ def _matrix(grp: pd.DataFrame, xs: list, ws: list, col: str) -> np.ndarray:
     return z
 
 
-def phase_heatmap(run: Run, metric: str = "nn_lin_rel", axis: str | None = None) -> Figure:
-    """Heatmap of the cell means of ``metric`` over (axis value, width), one panel per
-    family, parameterization (× other swept fields) and depth (module docstring); ``axis``
-    (default the first of the run's, :func:`~ntklab.report.phase.phase_axis`)."""
+def phase_heatmap(run: Run, metric: str | None = None, axis: str | None = None) -> Figure:
+    """Heatmap of the cell means of ``metric`` (default the phase measure,
+    :func:`~ntklab.report.phase.phase_measure`) over (axis value, width), one panel per
+    family, parameterization (× other swept fields) and depth (module docstring), with the
+    phase measure's threshold line; ``axis`` (default the first of the run's,
+    :func:`~ntklab.report.phase.phase_axis`)."""
+    measure = phase_measure(run)[0]
+    metric = metric or measure
     if metric not in PHASE_METRICS:
         raise ReportError(f"no phase heatmap of {metric!r}; choose one of {PHASE_METRICS}")
     grid = phase_grid(run)
@@ -146,7 +161,7 @@ def phase_heatmap(run: Run, metric: str = "nn_lin_rel", axis: str | None = None)
         ax.set_facecolor("#d0d0d0")
         image = ax.imshow(np.ma.masked_invalid(np.where(z > 0, z, np.nan)), origin="lower",
                           aspect="auto", cmap="viridis", norm=norm)  # fmt: skip
-        rel = _matrix(grp, xs, ws, "nn_lin_rel")
+        rel = _matrix(grp, xs, ws, measure)
         rel = np.where((div >= 0.5 * n) & (n > 0), 1e3 * thr, rel)
         if len(xs) >= 2 and len(ws) >= 2 and np.isfinite(rel).sum() >= 4:
             lr = np.ma.masked_invalid(np.log(np.where(rel > 0, rel, np.nan)))
@@ -175,7 +190,7 @@ def phase_heatmap(run: Run, metric: str = "nn_lin_rel", axis: str | None = None)
         if not u:
             axes[i, j].set_visible(False)
     fig.colorbar(image, ax=axes.ravel().tolist(), label=f"{metric} (mean)", shrink=0.9)
-    fig.suptitle(f"{run.name}: {metric}\nline: nn_lin_rel = {thr:g}; ÷k/n: k of n trials diverged",
+    fig.suptitle(f"{run.name}: {metric}\nline: {measure} = {thr:g}; ÷k/n: k of n trials diverged",
                  fontsize="medium")  # fmt: skip
     return fig
 
@@ -184,10 +199,11 @@ def crossover_plot(run: Run, axis: str = "lazy_scale") -> Figure:
     """Geometric-mean crossover along ``axis`` against width per panel (log–log), exponent in
     the legend."""
     grid = phase_grid(run)
-    cross = crossovers(run, grid[grid["axis"] == axis])
+    measure = phase_measure(run)[0]
+    cross = crossovers(run, grid[grid["axis"] == axis], measure=measure)
     ok = cross[~cross["censored"]]
     if not len(ok):
-        raise ReportError(f"no trial's nn_lin_rel crosses the threshold along {axis} in the grid")
+        raise ReportError(f"no trial's {measure} crosses the threshold along {axis} in the grid")
     panel = [c for c in cross.columns if c not in ("width", "trial", "crossover", "censored")]
     fits = crossover_exponents(run, cross)
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
@@ -202,7 +218,7 @@ def crossover_plot(run: Run, axis: str = "lazy_scale") -> Figure:
         ax.plot(by_w.index, by_w.to_numpy(), "o-", label=f"{panel_label(key)} (b = {b:+.2f})")
     width_axes(ax, ok, "crossover", "width")
     ax.set_ylabel(f"crossover {_AXIS_LABEL.get(axis, axis)}")
-    ax.set_title(f"{run.name}: lazy/rich crossover")
+    ax.set_title(f"{run.name}: lazy/rich crossover ({measure} = threshold)")
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
@@ -271,18 +287,20 @@ def training_curves_plot(run: Run, axis: str = "lr_multiple") -> Figure:
 
 
 def phase_figures(run: Run) -> dict[str, Figure]:
-    """``phase_nn_lin_rel``, ``phase_kernel_drift`` (the measures the run stored) and
-    ``phase_crossover`` (when a trial crosses the threshold); empty without a phase grid."""
+    """``phase_nn_elin_rel``, ``phase_nn_lin_rel``, ``phase_kernel_drift`` (the measures the
+    run stored) and ``phase_crossover`` (when a trial's phase measure crosses the threshold);
+    empty without a phase grid."""
     if not has_phase_grid(run):
         return {}
     grid = phase_grid(run)
+    measure = phase_measure(run)[0]
     figs = {}
     for metric in PHASE_METRICS:
         for axis in dict.fromkeys(grid["axis"]):
             if np.isfinite(grid.loc[grid["axis"] == axis, metric].to_numpy(float)).any():
                 figs[f"phase_{metric}_{axis}"] = phase_heatmap(run, metric, axis)
     for axis in dict.fromkeys(grid["axis"]):
-        if np.isfinite(grid.loc[grid["axis"] == axis, "nn_lin_rel"].to_numpy(float)).any():
+        if np.isfinite(grid.loc[grid["axis"] == axis, measure].to_numpy(float)).any():
             try:
                 figs[f"phase_crossover_{axis}"] = crossover_plot(run, axis)
             except ReportError:  # no trial crosses the threshold inside the grid
