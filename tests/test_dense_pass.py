@@ -23,7 +23,9 @@ def _nets(depth, parameterization, activation, k):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("depth, parameterization", [(1, "jacot"), (2, "arora"), (3, "paper")])
+@pytest.mark.parametrize(
+    "depth, parameterization", [(1, "jacot"), (1, "arora"), (2, "arora"), (3, "paper")]
+)
 @pytest.mark.parametrize("inputs", ["one network", "shared", "per member"])
 def test_forward_and_gradients_equal_autograd(depth, parameterization, activation, inputs):
     """f and d(c . f)/d theta of one network (weights (out, in)) or of 3 stacked ones
@@ -57,6 +59,37 @@ def test_forward_and_gradients_equal_autograd(depth, parameterization, activatio
             gj = g if inputs == "one network" else g[j]
             assert gj.shape == r.shape
             torch.testing.assert_close(gj, r, rtol=1e-12, atol=1e-13 * r.abs().max().item())
+
+
+@pytest.mark.parametrize("parameterization", ["jacot", "arora"])
+@pytest.mark.parametrize("inputs", ["one network", "shared", "per member"])
+def test_rank_one_gradients_of_one_hidden_relu_layer(parameterization, inputs, monkeypatch):
+    """The rank-one form of one hidden ReLU layer's gradients (taken from RANK_ONE_MIN_ROWS
+    rows) equals the general chain rule and autograd, with and without biases."""
+    k = 1 if inputs == "one network" else 3
+    nets = _nets(1, parameterization, "relu", k)
+    specs, _ = network_layers(nets[0])
+    gen = torch.Generator().manual_seed(7)
+    X = torch.randn(k, 9, 3, dtype=F64, generator=gen)
+    c = torch.randn(k, 9, dtype=F64, generator=gen)
+    params = engine.parameters(nets[0]) if k == 1 else engine.stack_parameters(nets)
+    x = X[0] if inputs != "per member" else X
+    cot = c[0] if k == 1 else c
+    layers = dense_pass.dense_layers(params, specs)
+    grads = {}
+    for min_rows in (1, 10**9):
+        monkeypatch.setattr(dense_pass, "RANK_ONE_MIN_ROWS", min_rows)
+        with torch.no_grad():
+            fwd = dense_pass.forward(layers, x)
+            grads[min_rows] = dense_pass.parameter_gradients(layers, fwd, cot)
+    for j, net in enumerate(nets):
+        ref = torch.autograd.grad((c[j] * net(X[0] if inputs != "per member" else X[j])).sum(),
+                                  list(net.parameters()))  # fmt: skip
+        for rank_one, general, r in zip(grads[1], grads[10**9], ref, strict=True):
+            got = rank_one if k == 1 else rank_one[j]
+            assert got.shape == r.shape
+            torch.testing.assert_close(got, r, rtol=1e-12, atol=1e-13 * r.abs().max().item())
+            torch.testing.assert_close(rank_one, general, rtol=1e-12, atol=1e-14)
 
 
 def test_dense_is_the_modules_formula():

@@ -55,6 +55,13 @@ class DenseLayer:
     beta: float
 
 
+#: Rows from which one hidden ReLU layer's gradients take the rank-one form
+#: (:func:`_one_hidden_relu_gradients`); measured on one CPU thread, 8 stacked networks of
+#: width 512, d = 15 (one run, ms an epoch, rank-one vs general): 800 rows 5.8 vs 6.9-9.5,
+#: 128 rows 6.9 vs 7.3, 32 rows 9.4 vs 8.8, 8 rows 20.2 vs 16.3.
+RANK_ONE_MIN_ROWS = 128
+
+
 def dense_layers(params, specs) -> list[DenseLayer]:
     """The layers of a network from its parameter dict (:func:`ntklab.training.engine.
     parameters`, or stacked with a leading member axis) and its layer description
@@ -163,6 +170,8 @@ def parameter_gradients(
     \Delta_l^\top Z_l`, then its bias :math:`\beta_l \sum_i \Delta_{l,i}` (when it has
     one); stacked members keep their leading axis. Consumes ``fwd`` (for ReLU its hidden
     activations are overwritten by their derivative)."""
+    if len(layers) == 2 and activation is None and cotangent.shape[-1] >= RANK_ONE_MIN_ROWS:
+        return _one_hidden_relu_gradients(layers, fwd, cotangent)
     out = []
     for k, delta in _deltas(layers, fwd, cotangent, activation, consume=True):
         layer = layers[k]
@@ -176,3 +185,28 @@ def parameter_gradients(
             gw = _scaled_product(delta.transpose(-1, -2), z, layer.scale, layer.weight)
         out.append(gw)
     return out[::-1]
+
+
+def _one_hidden_relu_gradients(layers, fwd: Forward, cotangent: torch.Tensor):
+    r""":func:`parameter_gradients` of one hidden ReLU layer, where the delta of the hidden
+    layer is rank one per row, :math:`\Delta_{1,ij} = 1[h_{ij} > 0]\, c_i\, s_2 w_j`: then
+    :math:`\partial/\partial W^1 = s_1 \Delta_1^\top X = s_1 s_2\, w^\top \odot (M^\top (c
+    \odot X))` and :math:`\partial/\partial b^1 = \beta_1 s_2\, w^\top \odot M^\top c`,
+    :math:`M = 1[h > 0]`: one product over the (n, width) mask and no (n, width) delta (the
+    same numbers as the general chain rule up to float round-off; faster from
+    :data:`RANK_ONE_MIN_ROWS` rows on, slower below)."""
+    first, last = layers
+    c = cotangent.unsqueeze(-1)  # (..., n, 1)
+    z = fwd.inputs[1]  # phi(h), (..., n, width)
+    out = [_scaled_product(c.transpose(-1, -2), z, last.scale, last.weight)]
+    if last.bias is not None:
+        out.append(c.sum(dim=-2).mul_(last.beta))
+    x = fwd.inputs[0]
+    cx = c * x if first.bias is None else torch.cat([c * x, c], -1)  # (..., n, d[+1])
+    grad = torch.matmul(z.sign_().transpose(-1, -2), cx)  # M^T [c x, c], (..., width, d[+1])
+    grad.mul_((last.weight * last.scale).transpose(-1, -2))
+    d = x.shape[-1]
+    head = [grad[..., :d].mul_(first.scale)]
+    if first.bias is not None:
+        head.append(grad[..., d].mul_(first.beta))
+    return head + out

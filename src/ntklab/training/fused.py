@@ -20,8 +20,9 @@ in one run on one CPU thread (float32; ratio torch.func time / hand-written time
   512 and 1.19x at 1024. So networks with two or more hidden layers take the torch.func
   path for steps of more than :data:`DEEP_MAX_ROWS` = 256 rows whose rows x width^2 is
   also above :data:`DEEP_MAX_WORK` = 2^26 (full batch on 800 points from width 512 up);
-* 8 stacked networks of width 512 against ``vmap`` of the torch.func step: 1.9x full batch
-  and 6.0x at batch 8 at depth 1; 1.6x at batch 8 but 1.35x full batch at depth 2 (4 of
+* 8 stacked networks of width 512 against ``vmap`` of the torch.func step: 3.4x full batch
+  (one hidden layer's gradients in their rank-one form, :data:`ntklab.dense_pass.
+  RANK_ONE_MIN_ROWS`; 1.9x without it) and 6.0-6.7x at batch 8 at depth 1; 1.6x at batch 8 but 1.35x full batch at depth 2 (4 of
   width 256: 3.4x and 1.53x), the same rule.
 """
 
