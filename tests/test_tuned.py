@@ -40,7 +40,8 @@ def test_repeated_folds_partition_the_rows_and_are_shared():
     assert np.bincount(again.y[again.test].astype(int)).tolist() == [10, 10, 10]
     sub = [real_cv("digits", n=100, folds=4, trial=t, seed=seed) for t in range(4)]
     assert all(s.X.shape[0] == 100 for s in sub)
-    np.testing.assert_array_equal(sub[0].X, sub[3].X)  # one subset per repeat
+    assert sorted(np.concatenate([s.test for s in sub]).tolist()) == list(range(100))
+    np.testing.assert_array_equal(sub[0].y, sub[3].y)  # one subset (labels) per repeat
 
 
 def test_loo_ridge_equals_brute_force_leave_one_out():
