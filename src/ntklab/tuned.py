@@ -44,6 +44,7 @@ import warnings
 import numpy as np
 
 from .config import KernelSpec, MethodConfig
+from .config.kinds import FEATURE_KINDS
 from .config.schema import TUNED_KINDS
 from .data import Dataset, check_target
 from .metrics import rmse
@@ -192,7 +193,7 @@ def _predict(method: MethodConfig, data: Dataset, kernel, *, seed: int, device=N
     X, X_test = data.X[fit], data.X_test
     Y = one_hot(data.y[fit], data.classes) if data.classes else data.y[fit][:, None]
     mean = Y.mean(axis=0)
-    if method.kind in ("random_forest", "gradient_boosting"):
+    if method.kind in FEATURE_KINDS:
         features = data.X if data.X_features is None else data.X_features
         pred, hp = _trees(
             method, features[fit], data.y[fit], features[data.test], data.classes, seed
