@@ -198,7 +198,7 @@ def test_diabetes_gp_with_learned_ntk_hyperparameters():
     """ConstantKernel · NTKKernel(depth 2, `paper`) + WhiteKernel, with σ_w, β, amplitude
     and noise by marginal likelihood, on three folds of the benchmark's 5-fold split of all
     442 rows: it beats the ridgeless NTK (λ = 0, which interpolates the noise) on every fold,
-    and its mean test RMSE on the standardized target is consistent with ≤ 0.70 (mean − 2 SE;
+    and its mean test RMSE on the target standardized by the training rows is consistent with ≤ 0.70 (mean − 2 SE;
     one fold's RMSE varies by about ±0.05 with its 88 test rows)."""
     from ntklab import Architecture
     from ntklab.predict import kernel_regression
