@@ -31,6 +31,8 @@ __all__ = [
     "gp_sample",
     "split",
     "load_dataset",
+    "load_raw",
+    "standardize",
     "n_test_from_fraction",
     "fit_rows",
     "TASKS",
