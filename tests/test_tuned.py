@@ -10,7 +10,16 @@ from scipy import stats
 
 from ntklab.config import ConfigError, load_config
 from ntklab.config.schema import MethodConfig, validate
-from ntklab.data import DATASETS, TASKS, check_target, cv_split, load_dataset, real_cv
+from ntklab.data import (
+    DATASETS,
+    TASKS,
+    Dataset,
+    check_target,
+    cv_split,
+    load_dataset,
+    real_cv,
+    standardize,
+)
 from ntklab.study import run_trial
 from ntklab.tuned import fit_predict, loo_ridge
 
@@ -40,7 +49,52 @@ def test_repeated_folds_partition_the_rows_and_are_shared():
     assert np.bincount(again.y[again.test].astype(int)).tolist() == [10, 10, 10]
     sub = [real_cv("digits", n=100, folds=4, trial=t, seed=seed) for t in range(4)]
     assert all(s.X.shape[0] == 100 for s in sub)
-    np.testing.assert_array_equal(sub[0].X, sub[3].X)  # one subset per repeat
+    assert sorted(np.concatenate([s.test for s in sub]).tolist()) == list(range(100))
+    np.testing.assert_array_equal(sub[0].y, sub[3].y)  # one subset (labels) per repeat
+
+
+def test_trial_preprocessing_is_fitted_on_the_training_rows_only():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    X[:, 2] = 1.0  # constant on the training rows ...
+    X[30:] = 50.0 + 10.0 * rng.standard_normal((10, 3))  # ... test rows far off
+    y = np.concatenate([rng.standard_normal(30), 100.0 + rng.standard_normal(10)])
+    train = np.arange(30)
+    sphere, features, y_std = standardize(X, y, train, regression=True)
+    assert features.shape == (40, 2)  # the column constant on the training rows is dropped
+    np.testing.assert_allclose(features[train].mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(features[train].std(axis=0), 1.0, rtol=1e-12)
+    assert abs(y_std[train].mean()) < 1e-12 and abs(y_std[train].std() - 1.0) < 1e-12
+    np.testing.assert_allclose(
+        features[30:], (X[30:, :2] - X[train, :2].mean(0)) / X[train, :2].std(0)
+    )
+    assert y_std[30:].min() > 10  # on all rows the test rows would sit near +1.7 instead
+    np.testing.assert_allclose(sphere, features / np.linalg.norm(features, axis=1, keepdims=True))
+    data = real_cv("diabetes", n=None, folds=5, trial=1, seed=np.random.SeedSequence(5))
+    tr = data.train
+    np.testing.assert_allclose(data.X_features[tr].mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(data.X_features[tr].std(axis=0), 1.0, rtol=1e-12)
+    assert abs(data.y[tr].mean()) < 1e-12 and abs(data.y[tr].std() - 1.0) < 1e-12
+    assert abs(data.y.mean()) > 1e-6  # the test rows were not part of the fit
+
+
+def test_trees_split_the_unprojected_features():
+    """Rows whose features are informative but whose sphere rows ``X`` are pure noise: a
+    forest reading ``X_features`` classifies them; one reading ``X`` would be at chance."""
+    from ntklab.store import TrialRecord
+    from ntklab.study import TrialContext
+    from ntklab.tuned import run_tuned
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((200, 2))
+    y = (features[:, 0] > 0).astype(np.float64)
+    noise = rng.standard_normal((200, 2))
+    X = noise / np.linalg.norm(noise, axis=1, keepdims=True)
+    data = Dataset(X, y, np.arange(150), np.arange(150, 200), 2, features)
+    record = TrialRecord(point=0, trial=0, seed="0")
+    run_tuned(MethodConfig(name="RF", kind="random_forest"), TrialContext(data), record, seed=0)
+    got = {k: v for _, k, _, v in record.rows}
+    assert got["error"] <= 0.1  # chance: 0.5, SE 0.07 on 50 test rows
 
 
 def test_loo_ridge_equals_brute_force_leave_one_out():
@@ -144,7 +198,7 @@ def test_diabetes_gp_with_learned_ntk_hyperparameters():
     """ConstantKernel · NTKKernel(depth 2, `paper`) + WhiteKernel, with σ_w, β, amplitude
     and noise by marginal likelihood, on three folds of the benchmark's 5-fold split of all
     442 rows: it beats the ridgeless NTK (λ = 0, which interpolates the noise) on every fold,
-    and its mean test RMSE on the standardized target is consistent with ≤ 0.70 (mean − 2 SE;
+    and its mean test RMSE on the target standardized by the training rows is consistent with ≤ 0.70 (mean − 2 SE;
     one fold's RMSE varies by about ±0.05 with its 88 test rows)."""
     from ntklab import Architecture
     from ntklab.predict import kernel_regression

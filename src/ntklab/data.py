@@ -31,6 +31,8 @@ __all__ = [
     "gp_sample",
     "split",
     "load_dataset",
+    "load_raw",
+    "standardize",
     "n_test_from_fraction",
     "fit_rows",
     "TASKS",
@@ -73,6 +75,9 @@ class Dataset:
     classes : int
         0 for a real-valued target; else the number of classes, and ``y`` holds the labels
         0, 1, ..., classes - 1 (as floats).
+    X_features : ndarray (n, d) or None
+        Real data: the rows standardized on the training rows but not projected onto the
+        sphere, for methods that split on one feature at a time (trees); ``None``: ``X``.
     """
 
     X: np.ndarray
@@ -80,6 +85,7 @@ class Dataset:
     train: np.ndarray
     test: np.ndarray
     classes: int = 0
+    X_features: np.ndarray | None = None
 
     @property
     def X_train(self) -> np.ndarray:
@@ -196,12 +202,11 @@ def split(n: int, n_train: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A real data set: features standardized column by column, each row projected onto the
-    unit sphere; a regression target standardized, class labels as 0, 1, ... (floats).
+def load_raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A real data set as scikit-learn ships it: float64 features, and the target as float64
+    values (regression) or class labels 0, 1, ... (floats).
 
     ``linnerud`` has three targets (weight, waist, pulse); its first, weight, is used.
-    Constant feature columns (digits' blank pixels) are dropped before standardizing.
     """
     if name not in DATASETS:
         raise ValueError(
@@ -213,16 +218,44 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
     if y.ndim == 2:  # linnerud: weight, waist, pulse
         y = y[:, 0]
-    X = np.asarray(X, dtype=np.float64)
-    std = X.std(axis=0)
-    X = X[:, std > 0]
-    X = _unit_rows((X - X.mean(axis=0)) / std[std > 0])
     y = np.asarray(y, dtype=np.float64)
-    if TASKS[name] == "regression":
-        y = (y - y.mean()) / y.std()
-    else:
+    if TASKS[name] == "classification":
         y = np.unique(y, return_inverse=True)[1].astype(np.float64)
-    check_target(y, name)
+    return np.asarray(X, dtype=np.float64), check_target(y, name)
+
+
+def standardize(
+    X: np.ndarray, y: np.ndarray, train: np.ndarray, *, regression: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Preprocessing fitted on the rows ``train`` only and applied to every row.
+
+    Feature columns constant on the training rows are dropped; the others are centred and
+    scaled by the training rows' mean and standard deviation. A regression target is
+    standardized the same way (class labels are left alone).
+
+    Returns
+    -------
+    X : ndarray (n, d')
+        The standardized rows projected onto the unit sphere (kernels, GPs, networks).
+    features : ndarray (n, d')
+        The standardized rows, not projected (trees).
+    y : ndarray (n,)
+    """
+    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
+    keep = std > 0
+    features = (X[:, keep] - mean[keep]) / std[keep]
+    if regression:
+        y = (y - y[train].mean()) / y[train].std()
+    return _unit_rows(features), features, y
+
+
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A real data set standardized on all its rows (:func:`standardize`), each row projected
+    onto the unit sphere: for looking at a data set. A trial (:func:`real`, :func:`real_cv`)
+    standardizes on its training rows only.
+    """
+    X, y = load_raw(name)
+    X, _, y = standardize(X, y, np.arange(X.shape[0]), regression=TASKS[name] == "regression")
     return X, y
 
 
@@ -282,14 +315,21 @@ def simulate(
 
 
 def real(name: str, *, n: int | None, n_train: int, rng: np.random.Generator) -> Dataset:
-    """Rows of a real data set (a random subset of ``n`` rows if given) and a random split."""
-    X, y = load_dataset(name)
+    """Rows of a real data set (a random subset of ``n`` rows if given) and a random split,
+    standardized on the training rows only (:func:`standardize`)."""
+    X, y = load_raw(name)
     if n is not None and n < X.shape[0]:
         rows = np.sort(rng.choice(X.shape[0], size=n, replace=False))
         X, y = X[rows], y[rows]
     train, test = split(X.shape[0], n_train, rng)
+    return _trial_data(name, X, y, train, test)
+
+
+def _trial_data(name: str, X, y, train: np.ndarray, test: np.ndarray) -> Dataset:
+    """The :class:`Dataset` of one split of raw rows, standardized on ``train`` only."""
     classes = int(y.max()) + 1 if TASKS[name] == "classification" else 0
-    return Dataset(X, y, train, test, classes)
+    X, features, y = standardize(X, y, train, regression=not classes)
+    return Dataset(X, y, train, test, classes, features)
 
 
 def cv_split(
@@ -327,9 +367,10 @@ def real_cv(
     Trial ``t`` is fold ``t % folds`` of repeat ``t // folds``. The repeat's randomness
     (``SeedSequence(seed.entropy, spawn_key=(repeat, 2))``) picks the subset of ``n`` rows (if
     ``n`` is given and smaller than the data set) and the folds, so all folds of a repeat
-    partition the same rows and every method sees the same folds.
+    partition the same rows and every method sees the same folds. The rows are standardized
+    on the fold's training rows only (:func:`standardize`).
     """
-    X, y = load_dataset(name)
+    X, y = load_raw(name)
     repeat, fold = divmod(int(trial), int(folds))
     ss = np.random.SeedSequence(seed.entropy, spawn_key=(repeat, 2))
     rng = np.random.default_rng(ss)
@@ -339,7 +380,7 @@ def real_cv(
     classes = int(y.max()) + 1 if TASKS[name] == "classification" else 0
     fold_seed = int(rng.integers(2**31 - 1))
     train, test = cv_split(X.shape[0], folds, fold, fold_seed, y if classes else None)
-    return Dataset(X, y, train, test, classes)
+    return _trial_data(name, X, y, train, test)
 
 
 def n_test_from_fraction(n: int, test_fraction: float) -> int:

@@ -14,7 +14,9 @@ its training rows:
 * ``ntk_cv``, ``nngp_cv``, ``rbf_cv``, ``laplacian_cv``: kernel ridge regression with the
   kernel's fixed constants and the ridge :math:`\lambda` of the smallest exact leave-one-out
   error (:func:`loo_ridge`) on a grid relative to the mean diagonal of the kernel;
-* ``random_forest``, ``gradient_boosting``: scikit-learn's, at their default settings;
+* ``random_forest``, ``gradient_boosting``: scikit-learn's, at their default settings, on the
+  standardized features not projected onto the sphere (``Dataset.X_features``; the
+  projection would mix every feature into each coordinate a tree splits on);
 * ``network_cv``: networks of the method's architecture on the training rows minus a
   validation part, one per point of a width × learning-rate grid (the rate a multiple of
   ``lr = "auto"``), stopped early at the recorded epoch of the smallest validation error;
@@ -42,6 +44,7 @@ import warnings
 import numpy as np
 
 from .config import KernelSpec, MethodConfig
+from .config.kinds import FEATURE_KINDS
 from .config.schema import TUNED_KINDS
 from .data import Dataset, check_target
 from .metrics import rmse
@@ -190,8 +193,11 @@ def _predict(method: MethodConfig, data: Dataset, kernel, *, seed: int, device=N
     X, X_test = data.X[fit], data.X_test
     Y = one_hot(data.y[fit], data.classes) if data.classes else data.y[fit][:, None]
     mean = Y.mean(axis=0)
-    if method.kind in ("random_forest", "gradient_boosting"):
-        pred, hp = _trees(method, X, data.y[fit], X_test, data.classes, seed)
+    if method.kind in FEATURE_KINDS:
+        features = data.X if data.X_features is None else data.X_features
+        pred, hp = _trees(
+            method, features[fit], data.y[fit], features[data.test], data.classes, seed
+        )
         return (one_hot(pred, data.classes) if data.classes else pred[:, None]), hp
     if method.kind.startswith("gp_"):
         gp, hp = _gp(method, X, Y - mean, seed)

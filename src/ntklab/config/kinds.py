@@ -1,5 +1,6 @@
 """The keys each kind of method accepts in a study config (:data:`KINDS`), which kinds are
-tuned on the training rows (:data:`TUNED_KINDS`) or can generate data
+tuned on the training rows (:data:`TUNED_KINDS`; of them, :data:`FEATURE_KINDS` read the
+features rather than the rows on the sphere) or can generate data
 (:data:`GENERATOR_KINDS`), and which keys a kernel method takes from its network method
 (:data:`FROM_NETWORK`)."""
 
@@ -13,6 +14,7 @@ __all__ = [
     "COMMON_FIELDS",
     "KINDS",
     "TUNED_KINDS",
+    "FEATURE_KINDS",
     "GENERATOR_KINDS",
     "FROM_NETWORK",
     "PUBLISHED_NAMES",
@@ -69,6 +71,10 @@ TUNED_KINDS = (
     "gp_ntk", "gp_nngp", "gp_rbf", "gp_matern", "ntk_cv", "nngp_cv", "rbf_cv",
     "laplacian_cv", "random_forest", "gradient_boosting", "network_cv",
 )  # fmt: skip
+#: Tuned kinds that split on one feature at a time (trees): on real data they read the
+#: standardized features, not the rows projected onto the sphere (``Dataset.X_features``),
+#: since the projection mixes every feature into each coordinate.
+FEATURE_KINDS = ("random_forest", "gradient_boosting")
 GENERATOR_KINDS = ("ntk", "nngp", "laplacian", "rbf", "published")
 COMMON_FIELDS = ("name", "kind", "label", "family", "trials")
 #: Keys a kernel method with ``network = "NAME"`` takes from that network method.

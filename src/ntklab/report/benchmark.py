@@ -2,8 +2,8 @@ r"""The real-data benchmark: mean ± SE per data set, average ranks, paired comp
 NTK against each baseline, and every method's chosen hyperparameters.
 
 A benchmark run is a study with repeated k-fold cross-validation (``data.folds``), usually
-swept over ``data.dataset``; its methods record ``error`` (test RMSE on a standardized
-target, or the misclassification rate) and their chosen hyperparameters as ``hp_<name>``
+swept over ``data.dataset``; its methods record ``error`` (test RMSE on the target
+standardized by the fold's training rows, or the misclassification rate) and their chosen hyperparameters as ``hp_<name>``
 (:mod:`ntklab.tuned`).
 
 * :func:`benchmark_table` -- mean ± SE of ``error`` per data set (rows) and method.
@@ -260,7 +260,8 @@ def benchmark_parts(run: Run) -> list[dict]:
     notes = [
         "Mean ± SE over the folds (SE = sample SD / √n, which ignores the overlap of "
         "cross-validation training sets and so understates the uncertainty); RMSE on the "
-        "standardized target, or the misclassification rate; bold: the best mean of the row.",
+        "target standardized by each fold's training rows, or the misclassification rate; "
+        "bold: the best mean of the row.",
         protocol + ".",
     ]
     max_rows = (run.config.get("data") or {}).get("max_rows")
